@@ -1,0 +1,38 @@
+# Hookline's everyday commands. `make run` tries it out; `make test` runs every check.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+DEMO_ENV := WEBHOOKS_REQUIRE_HTTPS=false WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST=127.0.0.0/8
+
+.PHONY: run test lint worker beat web bench install
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(DEMO_ENV) $(PY) manage.py demo
+
+test: install lint
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+web: install
+	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:8000
+
+worker: install
+	$(VENV)/bin/celery -A config worker --loglevel INFO
+
+beat: install
+	$(VENV)/bin/celery -A config beat --loglevel INFO
+
+bench: install
+	$(PY) manage.py benchmark

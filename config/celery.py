@@ -1,0 +1,24 @@
+"""The Celery app: `celery -A config worker` and `celery -A config beat` start from here."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("hookline")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def schedule_sweeper(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        settings.WEBHOOKS_SWEEP_INTERVAL,
+        sender.signature("deliveries.tasks.sweep_due_deliveries"),
+        name="sweep due deliveries",
+    )

@@ -1,0 +1,117 @@
+"""A worker's unit of work: claim a batch of due deliveries, POST each, record the outcomes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.utils import timezone
+
+from deliveries import transport
+from deliveries.models import Attempt, Delivery
+from deliveries.retry import decide
+from deliveries.services import (
+    Claim,
+    Outcome,
+    deliveries_claim_due,
+    deliveries_record,
+    deliveries_release,
+)
+from webhooks.signing import secret_key
+from webhooks.wire import message_body, signed_headers
+
+logger = logging.getLogger(__name__)
+
+# Stop starting attempts this long before the lease ends, so a slow last one still fits.
+LEASE_MARGIN_SECONDS = 5.0
+
+
+def deliver_due_batch(*, limit: int, on_full_batch: Callable[[], None] | None = None) -> int:
+    """Attempt up to `limit` due deliveries once each; returns how many were claimed.
+
+    `on_full_batch` runs before the attempts when the claim came back full, so another worker can
+    start on the rest of the backlog in parallel.
+    """
+    claim = deliveries_claim_due(limit=limit)
+    if not claim.deliveries:
+        return 0
+    if on_full_batch is not None and len(claim.deliveries) == limit:
+        on_full_batch()
+    outcomes = _attempt_all(claim)
+    deliveries_record(claim=claim, outcomes=outcomes)
+    attempted = {outcome.delivery.id for outcome in outcomes}
+    leftover = [d.id for d in claim.deliveries if d.id not in attempted]
+    if leftover:
+        deliveries_release(claim=claim, delivery_ids=leftover)
+    return len(claim.deliveries)
+
+
+def _attempt_all(claim: Claim) -> list[Outcome]:
+    stop_at = (
+        time.monotonic() + _seconds_left(claim) - settings.WEBHOOKS_TIMEOUT - LEASE_MARGIN_SECONDS
+    )
+    keys: dict[int, list[bytes]] = {}
+    bodies: dict[int, bytes] = {}
+    outcomes = []
+    for delivery in claim.deliveries:
+        if time.monotonic() > stop_at:
+            break
+        endpoint = delivery.endpoint
+        if endpoint.id not in keys:
+            keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
+        if delivery.event_id not in bodies:
+            bodies[delivery.event_id] = message_body(delivery.event, delivery.event.event_type.name)
+        outcomes.append(_attempt(delivery, bodies[delivery.event_id], keys[endpoint.id]))
+    return outcomes
+
+
+def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
+    endpoint = delivery.endpoint
+    started_at = timezone.now()
+    headers = signed_headers(
+        msg_id=delivery.event.public_id,
+        timestamp=int(started_at.timestamp()),
+        body=body,
+        keys=keys,
+        extra=endpoint.headers,
+    )
+    result = transport.post(endpoint.url, body, headers)
+    number = delivery.attempt_count + 1
+    attempt = Attempt(
+        delivery=delivery,
+        number=number,
+        trigger=delivery.next_trigger,
+        started_at=started_at,
+        duration_ms=result.duration_ms,
+        url=endpoint.url,
+        request_headers=headers,
+        response_status=result.status,
+        response_headers=result.headers,
+        response_body=result.body,
+        error_kind=result.error_kind,
+        error_message=result.error_message,
+    )
+    decision = decide(
+        attempt_number=number,
+        status=result.status,
+        error_kind=result.error_kind,
+        retry_after=result.retry_after,
+        schedule=settings.WEBHOOKS_RETRY_SCHEDULE,
+    )
+    logger.info(
+        "attempt delivery=%s endpoint=%s event=%s number=%s status=%s error=%s duration_ms=%.1f",
+        delivery.id,
+        endpoint.id,
+        delivery.event.public_id,
+        number,
+        result.status,
+        result.error_kind or "-",
+        result.duration_ms,
+    )
+    return Outcome(delivery=delivery, attempt=attempt, decision=decision)
+
+
+def _seconds_left(claim: Claim) -> float:
+    return (claim.expires_at - timezone.now()).total_seconds()

@@ -1,0 +1,47 @@
+"""The test inbox: a receiver Hookline serves itself, which records what arrives and checks it."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+
+from deliveries.models import Inbox, InboxRequest
+from subscriptions.models import Endpoint
+from webhooks.signing import VerificationError, verify
+
+MAX_STORED_BODY = 256 * 1024
+
+
+@csrf_exempt
+def receive(request: HttpRequest, token: str) -> JsonResponse:
+    inbox = get_object_or_404(Inbox, token=token)
+    body = request.body[:MAX_STORED_BODY]
+    headers = dict(request.headers)
+    InboxRequest.objects.create(
+        inbox=inbox,
+        method=request.method or "",
+        headers=headers,
+        body=body.decode("utf-8", errors="replace"),
+        webhook_id=request.headers.get("webhook-id", "")[:64],
+        signature_valid=_signature_valid(inbox, headers, body),
+        response_status=inbox.respond_status,
+    )
+    return JsonResponse({"received": True}, status=inbox.respond_status)
+
+
+def _signature_valid(inbox: Inbox, headers: dict[str, str], body: bytes) -> bool | None:
+    """True if a secret of an endpoint aimed at this inbox signed the request; None if none is."""
+    endpoints = Endpoint.objects.filter(
+        tenant=inbox.tenant_id, url__contains=f"/inbox/{inbox.token}/"
+    )
+    secrets = [secret for endpoint in endpoints for secret in endpoint.signing_secrets()]
+    if not secrets:
+        return None
+    for secret in secrets:
+        try:
+            verify(secret, headers, body)
+        except VerificationError:
+            continue
+        return True
+    return False

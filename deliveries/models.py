@@ -1,0 +1,130 @@
+"""Deliveries (one event to one endpoint), their attempts, and the built-in test inbox."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+
+class Delivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"  # retries exhausted: the dead-letter queue
+
+    event = models.ForeignKey("webhooks.Event", on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        "subscriptions.Endpoint", on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_trigger = models.CharField(max_length=16, default="scheduled", editable=False)
+    # A worker holds a delivery while it attempts it; an expired lease frees it for another.
+    leased_by = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-id"]
+        indexes = [
+            # The claim scans only due rows, however many finished rows pile up.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_due_idx",
+            ),
+            models.Index(
+                fields=["endpoint", "status", "-created_at"], name="delivery_endpoint_idx"
+            ),
+            models.Index(fields=["status", "-created_at"], name="delivery_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.status})"
+
+
+class Attempt(models.Model):
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled"
+        REPLAY = "replay"
+        MANUAL = "manual"
+        TEST = "test"
+
+    class ErrorKind(models.TextChoices):
+        NONE = "", "none"
+        HTTP_STATUS = "http_status"
+        TIMEOUT = "timeout"
+        CONNECTION = "connection"
+        TLS = "tls"
+        BLOCKED = "blocked"
+        INVALID_RESPONSE = "invalid_response"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULED)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    url = models.URLField(max_length=2048)
+    request_headers = models.JSONField(default=dict)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True, default="", help_text="The start of the body.")
+    error_kind = models.CharField(max_length=32, choices=ErrorKind.choices, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        indexes = [models.Index(fields=["delivery", "number"], name="attempt_delivery_idx")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300
+
+
+def new_inbox_token() -> str:
+    return "ibx_" + secrets.token_urlsafe(18)
+
+
+class Inbox(models.Model):
+    """A URL Hookline serves itself that captures what it receives: a receiver for trying things."""
+
+    tenant = models.ForeignKey(
+        "subscriptions.Tenant", on_delete=models.CASCADE, related_name="inboxes"
+    )
+    token = models.CharField(max_length=64, unique=True, default=new_inbox_token)
+    respond_status = models.PositiveSmallIntegerField(default=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "inboxes"
+
+    def __str__(self) -> str:
+        return self.token
+
+
+class InboxRequest(models.Model):
+    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="requests")
+    received_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=10)
+    headers = models.JSONField(default=dict)
+    body = models.TextField(blank=True)
+    webhook_id = models.CharField(max_length=64, blank=True, db_index=True)
+    signature_valid = models.BooleanField(null=True, help_text="Empty when no endpoint matched.")
+    response_status = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.webhook_id or '(no webhook-id)'}"

@@ -1,0 +1,29 @@
+"""Reads for the delivery path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from deliveries.models import Delivery
+from subscriptions.models import Endpoint, EventType, Tenant
+
+
+def endpoint_ids_subscribed(*, tenant: Tenant, event_type: EventType) -> list[int]:
+    """Active endpoints of `tenant` that want `event_type`; an endpoint with no types wants all."""
+    return list(
+        Endpoint.objects.filter(tenant=tenant, is_active=True)
+        .filter(Q(event_types__isnull=True) | Q(event_types=event_type))
+        .values_list("id", flat=True)
+        .distinct()
+    )
+
+
+def deliveries_due(*, at: datetime) -> QuerySet[Delivery]:
+    """Pending deliveries whose time has come, not held by a live lease, to active endpoints."""
+    return Delivery.objects.filter(
+        status=Delivery.Status.PENDING,
+        next_attempt_at__lte=at,
+        endpoint__is_active=True,
+    ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at))

@@ -1,0 +1,123 @@
+"""Writes on the delivery path: create deliveries, claim due ones, record what happened."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deliveries.dispatch import wake_workers
+from deliveries.models import Attempt, Delivery
+from deliveries.retry import Action, Decision
+from deliveries.selectors import deliveries_due, endpoint_ids_subscribed
+from subscriptions.models import Endpoint
+from webhooks.models import Event
+
+
+def deliveries_create_for_event(event: Event) -> int:
+    """Create one pending delivery per subscribed endpoint; wake workers once the caller commits."""
+    endpoint_ids = endpoint_ids_subscribed(tenant=event.tenant, event_type=event.event_type)
+    now = timezone.now()
+    Delivery.objects.bulk_create(
+        Delivery(event=event, endpoint_id=endpoint_id, next_attempt_at=now, created_at=now)
+        for endpoint_id in endpoint_ids
+    )
+    if endpoint_ids:
+        transaction.on_commit(wake_workers)
+    return len(endpoint_ids)
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    expires_at: datetime
+    deliveries: list[Delivery]
+
+
+def deliveries_claim_due(*, limit: int) -> Claim:
+    """Lease up to `limit` due deliveries; concurrent callers never get the same one."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    expires_at = now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS)
+    with transaction.atomic():
+        ids = list(
+            deliveries_due(at=now)
+            .order_by("next_attempt_at")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)[:limit]
+        )
+        Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
+    deliveries = list(
+        Delivery.objects.filter(id__in=ids)
+        .select_related("event__event_type", "endpoint")
+        .order_by("next_attempt_at", "id")
+    )
+    return Claim(token=token, expires_at=expires_at, deliveries=deliveries)
+
+
+def deliveries_release(*, claim: Claim, delivery_ids: list[int]) -> None:
+    """Give back leased deliveries that were not attempted, so any worker may take them at once."""
+    Delivery.objects.filter(id__in=delivery_ids, leased_by=claim.token).update(
+        leased_by="", lease_expires_at=None
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery: Delivery
+    attempt: Attempt
+    decision: Decision
+
+
+def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
+    """Store the attempts and move each delivery on, in one transaction.
+
+    A delivery whose lease was lost meanwhile keeps its attempt but is left to its new holder.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        Attempt.objects.bulk_create(outcome.attempt for outcome in outcomes)
+        for outcome in outcomes:
+            Delivery.objects.filter(id=outcome.delivery.id, leased_by=claim.token).update(
+                **_delivery_changes(outcome, now)
+            )
+        _disable_gone_endpoints(outcomes, now)
+
+
+def _delivery_changes(outcome: Outcome, now: datetime) -> dict[str, object]:
+    attempt, decision = outcome.attempt, outcome.decision
+    changes: dict[str, object] = {
+        "attempt_count": attempt.number,
+        "last_attempt_at": attempt.started_at,
+        "last_response_status": attempt.response_status,
+        "last_error": attempt.error_message,
+        "leased_by": "",
+        "lease_expires_at": None,
+        "next_trigger": Attempt.Trigger.SCHEDULED,
+    }
+    if decision.action is Action.RETRY:
+        changes["next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
+        return changes
+    succeeded = decision.action is Action.SUCCEED
+    changes.update(
+        status=Delivery.Status.SUCCEEDED if succeeded else Delivery.Status.FAILED,
+        next_attempt_at=None,
+        finished_at=now,
+    )
+    return changes
+
+
+def _disable_gone_endpoints(outcomes: list[Outcome], now: datetime) -> None:
+    gone = {
+        o.delivery.endpoint_id for o in outcomes if o.decision.action is Action.DISABLE_ENDPOINT
+    }
+    if gone:
+        Endpoint.objects.filter(id__in=gone, is_active=True).update(
+            is_active=False,
+            disabled_at=now,
+            disabled_reason="The endpoint answered 410 Gone.",
+        )

@@ -1,0 +1,153 @@
+"""The one outbound HTTP module: every request to a tenant's URL goes through `post`.
+
+One pooled keep-alive session per worker process; no redirects; connect and read timeouts plus a
+wall-clock deadline while the body streams; the body read only up to a cap; the target's addresses
+checked against the network policy before each request.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+
+from subscriptions.addresses import BlockedAddressError, resolve_allowed
+
+STORED_BODY_CHARS = 4096
+MAX_CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class TransportResult:
+    """What one HTTP attempt produced: a response, or an error kind with a message."""
+
+    duration_ms: float
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    error_kind: str = ""
+    error_message: str = ""
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.headers.get("retry-after"))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header given in seconds; None when absent or a date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+
+
+def _get_session() -> requests.Session:
+    # A session must not cross a fork: its pooled sockets would be shared between processes.
+    global _session, _session_pid
+    if _session is None or _session_pid != os.getpid():
+        _session = requests.Session()
+        # Reading proxy settings from the environment on every request costs a quarter of its time.
+        _session.trust_env = False
+        if settings.WEBHOOKS_EGRESS_PROXY:
+            proxy = settings.WEBHOOKS_EGRESS_PROXY
+            _session.proxies = {"http": proxy, "https": proxy}
+        _session_pid = os.getpid()
+    return _session
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
+    """POST `body` to `url` once. Never raises for network trouble: it is in the result."""
+    started = time.monotonic()
+    try:
+        _check_target(url)
+        return _send(url, body, headers, started)
+    except BlockedAddressError as error:
+        return _failure(started, "blocked", str(error))
+    except requests.exceptions.SSLError as error:
+        return _failure(started, "tls", f"TLS error: {error}")
+    except requests.exceptions.Timeout:
+        return _failure(started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s")
+    except requests.exceptions.ConnectionError as error:
+        return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
+    except requests.exceptions.RequestException as error:
+        return _failure(started, "invalid_response", f"invalid response: {_root_cause(error)}")
+
+
+def _check_target(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "http" and settings.WEBHOOKS_REQUIRE_HTTPS:
+        raise BlockedAddressError("plain http:// is refused while WEBHOOKS_REQUIRE_HTTPS is on")
+    resolve_allowed(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+
+
+def _send(url: str, body: bytes, headers: dict[str, str], started: float) -> TransportResult:
+    timeout = settings.WEBHOOKS_TIMEOUT
+    response = _get_session().post(
+        url,
+        data=body,
+        headers=headers,
+        timeout=(min(MAX_CONNECT_TIMEOUT, timeout), timeout),
+        allow_redirects=False,
+        stream=True,
+    )
+    with response:
+        excerpt, complete = _read_capped(response, deadline=started + timeout)
+    if not complete:
+        return _failure(started, "timeout", f"response body not received within {timeout:g} s")
+    return _response_result(response, excerpt, started)
+
+
+def _read_capped(response: requests.Response, *, deadline: float) -> tuple[bytes, bool]:
+    """Read up to the body cap; False when the deadline passed first."""
+    limit = settings.WEBHOOKS_RESPONSE_BODY_LIMIT
+    received = bytearray()
+    for chunk in response.iter_content(chunk_size=8192):
+        received += chunk
+        if time.monotonic() > deadline:
+            return bytes(received), False
+        if len(received) >= limit:
+            break
+    return bytes(received[:limit]), True
+
+
+def _response_result(response: requests.Response, body: bytes, started: float) -> TransportResult:
+    status = response.status_code
+    error_kind, error_message = "", ""
+    if not 200 <= status < 300:
+        error_kind = "http_status"
+        error_message = f"HTTP {status}"
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            error_message = f"HTTP {status}: redirect to {location or '(no location)'} not followed"
+    return TransportResult(
+        duration_ms=_elapsed_ms(started),
+        status=status,
+        headers={name.lower(): value for name, value in response.headers.items()},
+        body=body.decode("utf-8", errors="replace")[:STORED_BODY_CHARS],
+        error_kind=error_kind,
+        error_message=error_message,
+    )
+
+
+def _failure(started: float, kind: str, message: str) -> TransportResult:
+    return TransportResult(duration_ms=_elapsed_ms(started), error_kind=kind, error_message=message)
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__context__ is not None and error.__context__ is not error:
+        error = error.__context__
+    return str(error) or type(error).__name__

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    fields = ("name", "prefix", "is_staff", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        # Keys are issued with `createtenant` or the API, which show the key once.
+        return False
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "is_active", "created_at")
+    search_fields = ("slug", "name")
+    filter_horizontal = ("members",)
+    inlines = [ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "tenant", "name", "is_staff", "last_used_at", "revoked_at")
+    list_select_related = ("tenant",)
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+    exclude = ("key_hash",)
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "archived", "created_at")
+    list_filter = ("archived",)
+    search_fields = ("name",)
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ("url", "tenant", "is_active", "disabled_reason", "created_at")
+    list_filter = ("is_active",)
+    list_select_related = ("tenant",)
+    search_fields = ("url", "tenant__slug")
+    filter_horizontal = ("event_types",)
+    exclude = ("secret", "previous_secret", "previous_secret_expires_at")
+    readonly_fields = ("disabled_at", "created_at", "updated_at")

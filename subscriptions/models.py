@@ -1,0 +1,117 @@
+"""Who wants which events, where, and with which secret."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from subscriptions.encryption import EncryptedTextField
+from subscriptions.validators import validate_endpoint_url
+
+SECRET_PREFIX = "whsec_"
+
+
+def generate_signing_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(unique=True, max_length=64)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="tenants")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ApiKey(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=16, help_text="The start of the key, to recognise it.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    is_staff = models.BooleanField(default=False, help_text="May change the event-type catalog.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.tenant.slug})"
+
+
+event_type_name_validator = RegexValidator(
+    r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+    "Use letters, digits, '_' and '-', in dot-separated parts, such as order.paid.",
+)
+
+
+class EventType(models.Model):
+    name = models.CharField(max_length=200, unique=True, validators=[event_type_name_validator])
+    description = models.TextField(blank=True)
+    schema = models.JSONField(
+        null=True, blank=True, help_text="JSON Schema that every payload of this type must match."
+    )
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Endpoint(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="endpoints")
+    url = models.URLField(max_length=2048, validators=[validate_endpoint_url])
+    description = models.CharField(max_length=500, blank=True)
+    event_types = models.ManyToManyField(
+        EventType,
+        blank=True,
+        related_name="endpoints",
+        help_text="Leave empty to receive every event type.",
+    )
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    secret = EncryptedTextField(default=generate_signing_secret)
+    previous_secret = EncryptedTextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="Extra headers sent each time.")
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most deliveries per second; empty for no limit."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["tenant", "is_active"])]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def signing_secrets(self, at: datetime | None = None) -> list[str]:
+        """The secrets that sign a message now: the current one, and the previous during overlap."""
+        at = at or timezone.now()
+        if (
+            self.previous_secret
+            and self.previous_secret_expires_at
+            and at < self.previous_secret_expires_at
+        ):
+            return [self.secret, self.previous_secret]
+        return [self.secret]

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from deliveries.models import Delivery
+from webhooks.models import Event
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = ("endpoint", "status", "attempt_count", "last_response_status", "next_attempt_at")
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "tenant", "event_type", "created_at")
+    list_select_related = ("tenant", "event_type")
+    search_fields = ("public_id", "idempotency_key")
+    show_full_result_count = False
+    readonly_fields = (
+        "public_id",
+        "tenant",
+        "event_type",
+        "payload",
+        "idempotency_key",
+        "created_at",
+    )
+    inlines = [DeliveryInline]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False

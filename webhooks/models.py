@@ -1,0 +1,35 @@
+"""Events emitted by the host application."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from webhooks.ids import new_message_id
+
+
+class Event(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=new_message_id, editable=False)
+    tenant = models.ForeignKey(
+        "subscriptions.Tenant", on_delete=models.CASCADE, related_name="events"
+    )
+    event_type = models.ForeignKey(
+        "subscriptions.EventType", on_delete=models.PROTECT, related_name="events"
+    )
+    payload = models.JSONField()
+    # NULL, not "", so that the unique constraint below skips events without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="event_idempotency_key_unique_per_tenant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id

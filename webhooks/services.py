@@ -1,0 +1,119 @@
+"""Emitting events: validation, the Event row, and one Delivery per subscribed endpoint."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from deliveries.services import deliveries_create_for_event
+from subscriptions.models import EventType, Tenant
+from webhooks.errors import (
+    InvalidPayloadError,
+    PayloadTooLargeError,
+    UnknownEventTypeError,
+    UnknownTenantError,
+)
+from webhooks.models import Event
+
+logger = logging.getLogger(__name__)
+
+
+def event_send(
+    *,
+    tenant: Tenant | str,
+    event_type: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Event:
+    """Store an event and one pending delivery per subscribed active endpoint, in one transaction.
+
+    Workers are woken once the transaction commits; a rolled-back caller sends nothing. A repeated
+    `idempotency_key` for the same tenant returns the first event and creates nothing.
+    Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, or a
+    payload that is not a JSON object, fails the type's schema, or is over the size limit.
+    """
+    tenant = _resolve_tenant(tenant)
+    if idempotency_key is not None:
+        existing = _event_by_idempotency_key(tenant, idempotency_key)
+        if existing is not None:
+            return existing
+    kind = _resolve_event_type(event_type)
+    _validate_payload(kind, payload)
+    try:
+        with transaction.atomic():
+            event = Event.objects.create(
+                tenant=tenant, event_type=kind, payload=payload, idempotency_key=idempotency_key
+            )
+            deliveries_create_for_event(event)
+    except IntegrityError:
+        # Another call with the same idempotency key committed first.
+        existing = _event_by_idempotency_key(tenant, idempotency_key)
+        if existing is None:
+            raise
+        return existing
+    return event
+
+
+def _resolve_tenant(tenant: Tenant | str) -> Tenant:
+    if isinstance(tenant, Tenant):
+        if not tenant.is_active:
+            raise UnknownTenantError(f"Tenant {tenant.slug!r} is not active.")
+        return tenant
+    found = Tenant.objects.filter(slug=tenant, is_active=True).first()
+    if found is None:
+        raise UnknownTenantError(f"No active tenant with slug {tenant!r}.")
+    return found
+
+
+def _resolve_event_type(name: str) -> EventType:
+    kind = EventType.objects.filter(name=name).first()
+    if kind is None:
+        raise UnknownEventTypeError(
+            f"Unknown event type {name!r}: add it with `manage.py createeventtype {name}` first."
+        )
+    if kind.archived:
+        raise UnknownEventTypeError(f"Event type {name!r} is archived and accepts no new events.")
+    return kind
+
+
+def _event_by_idempotency_key(tenant: Tenant, key: str | None) -> Event | None:
+    return Event.objects.filter(tenant=tenant, idempotency_key=key).first()
+
+
+def _validate_payload(kind: EventType, payload: Any) -> None:
+    if not isinstance(payload, dict):
+        raise InvalidPayloadError(
+            f"The payload must be a JSON object, not {type(payload).__name__}."
+        )
+    try:
+        size = len(
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        )
+    except (TypeError, ValueError) as error:
+        raise InvalidPayloadError(f"The payload is not JSON-serialisable: {error}.") from None
+    limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
+    if size > limit:
+        raise PayloadTooLargeError(f"The payload is {size} bytes; the limit is {limit} bytes.")
+    if kind.schema:
+        error = jsonschema.exceptions.best_match(
+            _schema_validator(json.dumps(kind.schema)).iter_errors(payload)
+        )
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+            raise InvalidPayloadError(
+                f"The payload does not match the schema of {kind.name!r} at {where}: "
+                f"{error.message}"
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_validator(schema_json: str) -> jsonschema.protocols.Validator:
+    schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema)
+    return validator_class(schema)
