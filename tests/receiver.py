@@ -1,0 +1,90 @@
+"""A real HTTP receiver on 127.0.0.1 for tests: records every request, answers as scripted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+class Receiver:
+    """`script(path, [500, 500, 200])` sets the answers for a path; any other request gets 200."""
+
+    def __init__(self) -> None:
+        self._requests: list[Received] = []
+        self._scripts: dict[str, deque[int]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def url(self, path: str = "/hook") -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{path}"
+
+    def script(self, path: str, statuses: list[int]) -> None:
+        with self._lock:
+            self._scripts[path].extend(statuses)
+
+    def requests(self, path: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self._requests if path is None or r.path == path]
+
+    def wait_for(self, count: int, path: str | None = None, timeout: float = 20) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            received = self.requests(path)
+            if len(received) >= count:
+                return received
+            time.sleep(0.05)
+        raise AssertionError(
+            f"expected {count} requests to {path or 'any path'} within {timeout} s, "
+            f"got {len(self.requests(path))}"
+        )
+
+    def _answer(self, received: Received) -> int:
+        with self._lock:
+            self._requests.append(received)
+            script = self._scripts[received.path]
+            return script.popleft() if script else 200
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                status = receiver._answer(Received(self.path, headers, body, time.time()))
+                reply = b'{"ok": true}' if status < 300 else b'{"error": "scripted failure"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler

@@ -1,0 +1,56 @@
+"""Settings for the test suite: real PostgreSQL and Redis when reachable, SQLite and the embedded
+broker otherwise (tests marked `services` are then skipped), or a hard failure when
+REQUIRE_SERVICES=1."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+_BASE_DIR = Path(__file__).resolve().parent.parent
+_REQUIRE = os.environ.get("REQUIRE_SERVICES", "") == "1"
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hookline")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("HOOKLINE_VAR_DIR", str(_BASE_DIR / "var" / "test"))
+# Test receivers are plain HTTP on 127.0.0.1; tests about these rules switch them back on.
+os.environ.setdefault("WEBHOOKS_REQUIRE_HTTPS", "false")
+os.environ.setdefault("WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST", "127.0.0.0/8")
+os.environ.setdefault("WEBHOOKS_RETRY_SCHEDULE", "0.2,0.4,0.6")
+os.environ.setdefault("WEBHOOKS_TIMEOUT", "2")
+os.environ.setdefault("WEBHOOKS_SWEEP_INTERVAL", "0.5")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+SERVICES_MISSING: list[str] = []
+if os.environ["DATABASE_URL"].startswith("postgres") and not _reachable(
+    os.environ["DATABASE_URL"], 5432
+):
+    SERVICES_MISSING.append(f"PostgreSQL at {os.environ['DATABASE_URL']}")
+if os.environ["CELERY_BROKER_URL"].startswith("redis") and not _reachable(
+    os.environ["CELERY_BROKER_URL"], 6379
+):
+    SERVICES_MISSING.append(f"Redis at {os.environ['CELERY_BROKER_URL']}")
+if SERVICES_MISSING:
+    if _REQUIRE:
+        raise RuntimeError(
+            "REQUIRE_SERVICES=1 but these are unreachable: " + ", ".join(SERVICES_MISSING)
+        )
+    os.environ["DATABASE_URL"] = f"sqlite:///{_BASE_DIR / 'var' / 'test' / 'fallback.sqlite3'}"
+    os.environ["CELERY_BROKER_URL"] = "filesystem://"
+
+from config.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
