@@ -6,7 +6,9 @@ import base64
 import secrets
 from datetime import datetime
 
+import jsonschema
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -73,6 +75,20 @@ class EventType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.schema is None:
+            return
+        if not isinstance(self.schema, dict):
+            raise ValidationError(
+                {"schema": "The schema is not a valid JSON Schema: not an object."}
+            )
+        try:
+            jsonschema.validators.validator_for(self.schema).check_schema(self.schema)
+        except jsonschema.SchemaError as error:
+            raise ValidationError(
+                {"schema": f"The schema is not a valid JSON Schema: {error.message}"}
+            ) from None
 
 
 class Endpoint(models.Model):

@@ -41,9 +41,13 @@ def receiver():
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker):
-    """A real `celery -A config worker` process (with beat) on the real broker and test database."""
+    """A real `celery -A config worker` process (with beat) on the real broker and test database.
+
+    Module-scoped: it sweeps the shared test database, so it must not outlive the module that
+    asked for it and race with in-process tests elsewhere.
+    """
     with CeleryWorker() as worker:
         yield worker
 

@@ -38,7 +38,11 @@ class CeleryWorker:
 
     def __enter__(self) -> CeleryWorker:
         flush_broker()
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""One event, end to end: send_event → real Celery worker on the real broker → real HTTP receiver."""
+"""End to end: send_event → a real Celery worker on the real broker → a real HTTP receiver."""
 
 from __future__ import annotations
 
@@ -77,9 +77,13 @@ def test_rolled_back_transaction_sends_nothing(worker, receiver):
     EventTypeFactory(name="order.paid")
     EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        send_event(tenant, "order.paid", {"rolled": "back"})
-        raise RuntimeError("the caller's transaction fails")
+    def failing_caller() -> None:
+        with transaction.atomic():
+            send_event(tenant, "order.paid", {"rolled": "back"})
+            raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        failing_caller()
     committed = send_event(tenant, "order.paid", {"rolled": "no"})
 
     wait_until_finished(committed)

@@ -1,0 +1,17 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOOKLINE_VAR_DIR=/app/var
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY webhooks ./webhooks
+COPY subscriptions ./subscriptions
+COPY deliveries ./deliveries
+COPY templates ./templates
+COPY manage.py ./
+RUN pip install --no-cache-dir . \
+    && SECRET_KEY=build-only python manage.py collectstatic --noinput \
+    && useradd --system --home /app hookline && chown -R hookline /app/var
+USER hookline
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000"]

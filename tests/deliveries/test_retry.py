@@ -1,0 +1,197 @@
+"""The retry policy `deliveries.retry.decide`: a pure function, tested without I/O."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deliveries.retry import RETRY_AFTER_CAP, Action, Decision, decide
+
+SCHEDULE = (5.0, 300.0, 1800.0)
+
+
+def decide_after(
+    status: int | None,
+    *,
+    attempt_number: int = 1,
+    error_kind: str = "",
+    retry_after: float | None = None,
+    schedule: tuple[float, ...] = SCHEDULE,
+    retry_client_errors: bool = True,
+    seed: int = 1,
+) -> Decision:
+    if status is not None and not 200 <= status < 300 and not error_kind:
+        error_kind = "http_status"
+    return decide(
+        attempt_number=attempt_number,
+        status=status,
+        error_kind=error_kind,
+        retry_after=retry_after,
+        schedule=schedule,
+        retry_client_errors=retry_client_errors,
+        rng=random.Random(seed),
+    )
+
+
+def assert_retried_on_schedule(decision: Decision, attempt_number: int) -> None:
+    base = SCHEDULE[attempt_number - 1]
+    assert decision.action is Action.RETRY
+    assert decision.delay is not None
+    assert 0.8 * base <= decision.delay <= 1.2 * base
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+def test_any_2xx_succeeds_without_delay(status):
+    assert decide_after(status) == Decision(Action.SUCCEED)
+
+
+def test_2xx_succeeds_even_after_the_schedule_ran_out():
+    assert decide_after(200, attempt_number=len(SCHEDULE) + 5).action is Action.SUCCEED
+
+
+def test_410_gone_disables_the_endpoint():
+    assert decide_after(410) == Decision(Action.DISABLE_ENDPOINT)
+
+
+def test_410_disables_the_endpoint_even_when_client_errors_are_not_retried():
+    assert decide_after(410, retry_client_errors=False).action is Action.DISABLE_ENDPOINT
+
+
+def test_410_disables_the_endpoint_even_after_the_schedule_ran_out():
+    assert decide_after(410, attempt_number=len(SCHEDULE) + 1).action is Action.DISABLE_ENDPOINT
+
+
+def test_target_blocked_by_network_policy_is_given_up_at_once():
+    assert decide_after(None, error_kind="blocked") == Decision(Action.GIVE_UP)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_kind"),
+    [
+        (500, "http_status"),
+        (502, "http_status"),
+        (503, "http_status"),
+        (None, "timeout"),
+        (None, "connection"),
+        (None, "tls"),
+        (None, "invalid_response"),
+        (408, "http_status"),
+        (429, "http_status"),
+    ],
+)
+@pytest.mark.parametrize("attempt_number", [1, 2, 3])
+def test_transient_failure_is_retried_with_jittered_scheduled_delay(
+    status, error_kind, attempt_number
+):
+    decision = decide_after(status, error_kind=error_kind, attempt_number=attempt_number)
+    assert_retried_on_schedule(decision, attempt_number)
+
+
+def test_delay_is_jittered_not_the_bare_scheduled_value():
+    delays = {decide_after(503, seed=seed).delay for seed in range(20)}
+    assert len(delays) == 20
+    assert all(4.0 <= delay <= 6.0 for delay in delays)
+    assert min(delays) < 4.8
+    assert max(delays) > 5.2
+
+
+def test_same_seed_gives_same_delay():
+    assert decide_after(503, seed=42).delay == decide_after(503, seed=42).delay
+
+
+@pytest.mark.parametrize(("status", "error_kind"), [(503, "http_status"), (None, "timeout")])
+def test_failure_after_last_scheduled_delay_gives_up(status, error_kind):
+    decision = decide_after(status, error_kind=error_kind, attempt_number=len(SCHEDULE) + 1)
+    assert decision == Decision(Action.GIVE_UP)
+
+
+def test_last_scheduled_attempt_is_still_retried():
+    assert_retried_on_schedule(decide_after(503, attempt_number=len(SCHEDULE)), len(SCHEDULE))
+
+
+def test_empty_schedule_never_retries():
+    assert decide_after(503, schedule=()).action is Action.GIVE_UP
+
+
+def test_retry_after_longer_than_the_schedule_raises_the_delay():
+    decision = decide_after(503, retry_after=120.0)
+    assert decision == Decision(Action.RETRY, 120.0)
+
+
+def test_retry_after_shorter_than_the_schedule_does_not_shorten_the_delay():
+    decision = decide_after(429, attempt_number=2, retry_after=1.0)
+    assert_retried_on_schedule(decision, 2)
+
+
+def test_retry_after_is_capped_at_an_hour():
+    decision = decide_after(429, retry_after=10 * RETRY_AFTER_CAP)
+    assert RETRY_AFTER_CAP == 3600.0
+    assert decision == Decision(Action.RETRY, RETRY_AFTER_CAP)
+
+
+def test_retry_after_does_not_extend_the_schedule():
+    decision = decide_after(503, attempt_number=len(SCHEDULE) + 1, retry_after=10.0)
+    assert decision.action is Action.GIVE_UP
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+def test_client_error_is_retried_by_default(status):
+    assert_retried_on_schedule(decide_after(status), 1)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 499])
+def test_client_error_gives_up_when_client_errors_are_not_retried(status):
+    assert decide_after(status, retry_client_errors=False) == Decision(Action.GIVE_UP)
+
+
+@pytest.mark.parametrize("status", [408, 429])
+def test_408_and_429_are_retried_even_when_client_errors_are_not(status):
+    assert_retried_on_schedule(decide_after(status, retry_client_errors=False), 1)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_error_is_retried_when_client_errors_are_not(status):
+    assert_retried_on_schedule(decide_after(status, retry_client_errors=False), 1)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_is_a_failed_attempt_that_is_retried(status):
+    assert_retried_on_schedule(decide_after(status), 1)
+    assert_retried_on_schedule(decide_after(status, retry_client_errors=False), 1)
+
+
+failure_statuses = st.integers(min_value=100, max_value=599).filter(
+    lambda status: not 200 <= status < 300 and status != 410
+)
+
+
+@given(
+    schedule=st.lists(
+        st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=10
+    ),
+    data=st.data(),
+    status=failure_statuses,
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_delay_stays_within_20_percent_of_the_schedule_without_retry_after(
+    schedule, data, status, seed
+):
+    attempt_number = data.draw(st.integers(min_value=1, max_value=len(schedule)))
+    base = schedule[attempt_number - 1]
+
+    decision = decide(
+        attempt_number=attempt_number,
+        status=status,
+        error_kind="http_status",
+        retry_after=None,
+        schedule=schedule,
+        rng=random.Random(seed),
+    )
+
+    assert decision.action is Action.RETRY
+    assert decision.delay is not None
+    slack = 1e-9 * base  # rounding of base * uniform(0.8, 1.2)
+    assert 0.8 * base - slack <= decision.delay <= 1.2 * base + slack
