@@ -47,9 +47,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin: {base}/admin/  user {username!r}, password {password!r}")
         if no_serve:
             return
-        # `kill` and a closed terminal stop the demo like Ctrl-C does, children included.
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGHUP, _interrupt)
+        # Ctrl-C, `kill` and a closed terminal all stop the children too.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _interrupt)
         processes = _start_processes(port)
         try:
             _wait_for_web(base, processes)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from deliveries.models import Inbox, InboxRequest
+from tests.factories import EndpointFactory, TenantFactory
+from webhooks.signing import secret_key, signature_header
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def inbox():
+    return Inbox.objects.create(tenant=TenantFactory())
+
+
+def signed(secret: str, body: bytes) -> dict[str, str]:
+    now = int(time.time())
+    return {
+        "HTTP_WEBHOOK_ID": "msg_1",
+        "HTTP_WEBHOOK_TIMESTAMP": str(now),
+        "HTTP_WEBHOOK_SIGNATURE": signature_header([secret_key(secret)], "msg_1", now, body),
+    }
+
+
+def test_inbox_records_the_request_and_checks_the_signature(client, inbox):
+    endpoint = EndpointFactory(
+        tenant=inbox.tenant, url=f"http://127.0.0.1:8000/inbox/{inbox.token}/"
+    )
+    body = json.dumps({"type": "order.paid", "data": {}}).encode()
+
+    response = client.post(
+        f"/inbox/{inbox.token}/",
+        body,
+        content_type="application/json",
+        **signed(endpoint.secret, body),
+    )
+
+    assert response.status_code == 200
+    stored = InboxRequest.objects.get(inbox=inbox)
+    assert (stored.webhook_id, stored.signature_valid, stored.response_status) == (
+        "msg_1",
+        True,
+        200,
+    )
+    assert json.loads(stored.body)["type"] == "order.paid"
+
+
+def test_inbox_flags_a_signature_from_another_secret(client, inbox):
+    EndpointFactory(tenant=inbox.tenant, url=f"http://127.0.0.1:8000/inbox/{inbox.token}/")
+    other = EndpointFactory(url="http://127.0.0.1:8000/elsewhere/")
+    body = b"{}"
+
+    client.post(
+        f"/inbox/{inbox.token}/",
+        body,
+        content_type="application/json",
+        **signed(other.secret, body),
+    )
+
+    assert InboxRequest.objects.get().signature_valid is False
+
+
+def test_inbox_answers_with_its_configured_status(client, inbox):
+    inbox.respond_status = 503
+    inbox.save(update_fields=["respond_status"])
+
+    response = client.post(f"/inbox/{inbox.token}/", b"{}", content_type="application/json")
+
+    assert response.status_code == 503
+    assert InboxRequest.objects.get().signature_valid is None
+
+
+def test_unknown_inbox_is_404_and_records_nothing(client):
+    assert (
+        client.post("/inbox/ibx_nope/", b"{}", content_type="application/json").status_code == 404
+    )
+    assert not InboxRequest.objects.exists()
