@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -47,7 +48,9 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}")
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
     return value
@@ -66,6 +69,8 @@ def env_seconds_list(name: str, default: str) -> tuple[float, ...]:
         raise ImproperlyConfigured(
             f"{name} must be comma-separated seconds, such as 5,300,1800; got {items!r}"
         ) from None
+    if not all(math.isfinite(value) for value in values):
+        raise ImproperlyConfigured(f"{name} must hold finite numbers of seconds: {items!r}")
     if any(value < 0 for value in values):
         raise ImproperlyConfigured(f"{name} cannot hold negative delays: {items!r}")
     return values

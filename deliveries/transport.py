@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
@@ -79,15 +79,21 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
         return _failure(started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s")
     except requests.exceptions.ConnectionError as error:
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
-    except requests.exceptions.RequestException as error:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as error:
         return _failure(started, "invalid_response", f"invalid response: {_root_cause(error)}")
 
 
 def _check_target(url: str) -> None:
-    parts = urlsplit(url)
+    # Parsed by urllib3, the parser that picks the host the connection goes to.
+    try:
+        parts = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError as error:
+        raise BlockedAddressError(f"not a valid URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise BlockedAddressError(f"not an http(s) URL with a host: {url}")
     if parts.scheme == "http" and settings.WEBHOOKS_REQUIRE_HTTPS:
         raise BlockedAddressError("plain http:// is refused while WEBHOOKS_REQUIRE_HTTPS is on")
-    resolve_allowed(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    resolve_allowed(parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80))
 
 
 def _send(url: str, body: bytes, headers: dict[str, str], started: float) -> TransportResult:
@@ -108,16 +114,28 @@ def _send(url: str, body: bytes, headers: dict[str, str], started: float) -> Tra
 
 
 def _read_capped(response: requests.Response, *, deadline: float) -> tuple[bytes, bool]:
-    """Read up to the body cap; False when the deadline passed first."""
+    """Read up to the body cap; False when the deadline passed first.
+
+    Each read returns as soon as any bytes arrive and may wait only until the deadline, so a
+    receiver that drips one byte at a time cannot hold the worker past it.
+    """
     limit = settings.WEBHOOKS_RESPONSE_BODY_LIMIT
+    sock = getattr(response.raw.connection, "sock", None)
     received = bytearray()
-    for chunk in response.iter_content(chunk_size=8192):
-        received += chunk
-        if time.monotonic() > deadline:
+    while len(received) < limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return bytes(received), False
-        if len(received) >= limit:
+        if sock is not None:
+            sock.settimeout(remaining)
+        try:
+            chunk = response.raw.read1(min(8192, limit - len(received)))
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            return bytes(received), False
+        if not chunk:
             break
-    return bytes(received[:limit]), True
+        received += chunk
+    return bytes(received), True
 
 
 def _response_result(response: requests.Response, body: bytes, started: float) -> TransportResult:

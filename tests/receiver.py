@@ -71,6 +71,8 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Buffered, so headers and body leave in one packet: no Nagle/delayed-ACK stalls.
+            wbufsize = 64 * 1024
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))

@@ -1,0 +1,189 @@
+"""The typed environment readers of config/env.py: good values parse, malformed ones fail loudly."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_seconds_list,
+    env_str,
+)
+
+NAME = "HOOKLINE_TEST_SETTING"
+
+
+@pytest.fixture
+def setenv(monkeypatch):
+    def set_value(value: str) -> None:
+        monkeypatch.setenv(NAME, value)
+
+    monkeypatch.delenv(NAME, raising=False)
+    return set_value
+
+
+def test_str_reads_the_value_or_the_default(setenv):
+    assert env_str(NAME, "fallback") == "fallback"
+    setenv("value with spaces ")
+    assert env_str(NAME, "fallback") == "value with spaces "
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("Yes", True),
+        (" on ", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
+)
+def test_bool_parses_the_usual_spellings(setenv, raw, expected):
+    setenv(raw)
+    assert env_bool(NAME, not expected) is expected
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_bool_unset_gives_the_default(setenv, default):
+    assert env_bool(NAME, default) is default
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "y", "enabled"])
+def test_bool_rejects_anything_else_naming_the_variable(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be true or false.*{raw!r}"):
+        env_bool(NAME, True)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("10", 10), (" 42 ", 42), ("0", 0), ("-0", 0)])
+def test_int_parses_integers(setenv, raw, expected):
+    setenv(raw)
+    assert env_int(NAME, 7) == expected
+
+
+def test_int_unset_gives_the_default(setenv):
+    assert env_int(NAME, 7) == 7
+
+
+@pytest.mark.parametrize("raw", ["ten", "1.5", "", "1e3"])
+def test_int_rejects_a_non_integer_naming_the_variable(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be an integer"):
+        env_int(NAME, 7)
+
+
+def test_int_rejects_a_negative_value_under_the_default_minimum(setenv):
+    setenv("-1")
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be at least 0, not -1"):
+        env_int(NAME, 7)
+
+
+def test_int_rejects_a_value_below_a_custom_minimum(setenv):
+    setenv("0")
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be at least 1, not 0"):
+        env_int(NAME, 7, minimum=1)
+
+
+def test_int_accepts_the_minimum_itself(setenv):
+    setenv("1")
+    assert env_int(NAME, 7, minimum=1) == 1
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("2", 2.0), ("0.25", 0.25), ("1e1", 10.0)])
+def test_float_parses_numbers(setenv, raw, expected):
+    setenv(raw)
+    assert env_float(NAME, 3.0) == expected
+
+
+def test_float_unset_gives_the_default(setenv):
+    assert env_float(NAME, 3.0) == 3.0
+
+
+@pytest.mark.parametrize("raw", ["fast", "", "1,5"])
+def test_float_rejects_a_non_number_naming_the_variable(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be a number"):
+        env_float(NAME, 3.0)
+
+
+def test_float_rejects_a_value_below_the_minimum(setenv):
+    setenv("0.05")
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be at least 0.1"):
+        env_float(NAME, 3.0, minimum=0.1)
+
+
+def test_float_rejects_a_negative_value_under_the_default_minimum(setenv):
+    setenv("-0.5")
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be at least 0"):
+        env_float(NAME, 3.0)
+
+
+def test_list_splits_on_commas_and_drops_blanks(setenv):
+    assert env_list(NAME, "a,b") == ["a", "b"]
+    setenv(" x , y,,z , ")
+    assert env_list(NAME, "a,b") == ["x", "y", "z"]
+    setenv("")
+    assert env_list(NAME, "a,b") == []
+
+
+def test_seconds_list_parses_delays(setenv):
+    assert env_seconds_list(NAME, "5,300") == (5.0, 300.0)
+    setenv("0.2, 0.4 ,1800")
+    assert env_seconds_list(NAME, "5,300") == (0.2, 0.4, 1800.0)
+    setenv("")
+    assert env_seconds_list(NAME, "5,300") == ()
+
+
+def test_seconds_list_rejects_a_non_number_naming_the_variable(setenv):
+    setenv("5,x")
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be comma-separated seconds"):
+        env_seconds_list(NAME, "5")
+
+
+def test_seconds_list_rejects_a_negative_delay_naming_the_variable(setenv):
+    setenv("5,-1,30")
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} cannot hold negative delays"):
+        env_seconds_list(NAME, "5")
+
+
+def test_networks_parse_cidrs_and_single_addresses(setenv):
+    assert env_networks(NAME, "") == ()
+    setenv("10.0.0.0/8, 192.168.1.7, fd00::/8, 172.16.5.0/12")
+    assert env_networks(NAME, "") == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("192.168.1.7/32"),
+        ipaddress.ip_network("fd00::/8"),
+        ipaddress.ip_network("172.16.0.0/12"),  # host bits are dropped, not an error
+    )
+
+
+@pytest.mark.parametrize("raw", ["10.0.0.0/33", "not-a-cidr", "10.0.0.0/8,300.1.2.3", "fd00::/129"])
+def test_networks_reject_a_bad_cidr_naming_the_variable(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=rf"{NAME} must be comma-separated CIDRs"):
+        env_networks(NAME, "")
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda: env_float(NAME, 3.0, minimum=0.1), id="float"),
+        pytest.param(lambda: env_seconds_list(NAME, "5"), id="seconds_list"),
+    ],
+)
+def test_nan_is_rejected_as_malformed(setenv, read):
+    setenv("nan")
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        read()
