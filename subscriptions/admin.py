@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 
@@ -52,3 +53,4 @@ class EndpointAdmin(admin.ModelAdmin):
     filter_horizontal = ("event_types",)
     exclude = ("secret", "previous_secret", "previous_secret_expires_at")
     readonly_fields = ("disabled_at", "created_at", "updated_at")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

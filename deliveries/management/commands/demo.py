@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -180,11 +181,13 @@ def _check_alive(processes: dict[str, subprocess.Popen]) -> None:
 
 
 def _stop(processes: dict[str, subprocess.Popen]) -> None:
+    # SIGTERM to each main process lets it shut its own children down cleanly (a Celery worker
+    # finishes its running tasks); whatever is left after the grace period is killed.
     for process in processes.values():
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
     for process in processes.values():
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

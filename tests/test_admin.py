@@ -1,0 +1,101 @@
+"""In the admin an operator sets up a tenant, an event type and an endpoint, and sees deliveries."""
+
+from __future__ import annotations
+
+import pytest
+
+from deliveries.models import Attempt, Delivery
+from subscriptions.models import Endpoint, EventType, Tenant
+from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from webhooks import send_event
+
+pytestmark = pytest.mark.django_db
+
+
+def test_operator_creates_tenant_event_type_and_endpoint(admin_client):
+    response = admin_client.post(
+        "/admin/subscriptions/tenant/add/",
+        {"slug": "acme", "name": "Acme", "is_active": "on", "created_at_0": "2026-11-29",
+         "created_at_1": "10:00:00", "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content
+    response = admin_client.post(
+        "/admin/subscriptions/eventtype/add/",
+        {"name": "order.paid", "description": "Paid", "schema": "null",
+         "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content
+    tenant, paid = Tenant.objects.get(slug="acme"), EventType.objects.get(name="order.paid")
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/hook", "event_types": [paid.pk],
+         "is_active": "on", "headers": "{}", "created_at_0": "2026-11-29",
+         "created_at_1": "10:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content
+    endpoint = Endpoint.objects.get(tenant=tenant)
+    assert list(endpoint.event_types.all()) == [paid]
+    assert endpoint.secret.startswith("whsec_")
+
+
+def test_admin_refuses_an_endpoint_on_a_private_address(admin_client, settings):
+    settings.WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = ()
+    tenant = TenantFactory()
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/hook", "is_active": "on",
+         "headers": "{}", "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert b"private or reserved address" in response.content
+    assert not Endpoint.objects.exists()
+
+
+def test_admin_shows_deliveries_with_their_attempts(admin_client):
+    tenant = TenantFactory()
+    EventTypeFactory(name="order.paid")
+    EndpointFactory(tenant=tenant, url="http://127.0.0.1:8000/hook")
+    event = send_event(tenant, "order.paid", {"n": 1})
+    delivery = Delivery.objects.get(event=event)
+    Attempt.objects.create(
+        delivery=delivery, number=1, started_at=delivery.created_at, duration_ms=12.5,
+        url="http://127.0.0.1:8000/hook", response_status=503, error_kind="http_status",
+        error_message="HTTP 503",
+    )  # fmt: skip
+
+    listing = admin_client.get("/admin/deliveries/delivery/")
+    detail = admin_client.get(f"/admin/deliveries/delivery/{delivery.pk}/change/")
+    event_page = admin_client.get(f"/admin/webhooks/event/{event.pk}/change/")
+
+    assert listing.status_code == detail.status_code == event_page.status_code == 200
+    assert event.public_id.encode() in listing.content
+    assert b"HTTP 503" in detail.content
+    assert b"http://127.0.0.1:8000/hook" in event_page.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/subscriptions/tenant/",
+        "/admin/subscriptions/apikey/",
+        "/admin/subscriptions/eventtype/",
+        "/admin/subscriptions/endpoint/",
+        "/admin/webhooks/event/",
+        "/admin/deliveries/delivery/",
+        "/admin/deliveries/attempt/",
+        "/admin/deliveries/inbox/",
+    ],
+)
+def test_every_admin_list_renders(admin_client, path):
+    assert admin_client.get(path).status_code == 200
+
+
+def test_endpoint_secret_is_never_shown_in_the_admin(admin_client):
+    endpoint = EndpointFactory(url="http://127.0.0.1:8000/hook")
+    page = admin_client.get(f"/admin/subscriptions/endpoint/{endpoint.pk}/change/")
+    assert page.status_code == 200
+    assert endpoint.secret.encode() not in page.content
