@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -22,3 +23,11 @@ def schedule_sweeper(sender: Celery, **_: object) -> None:
         sender.signature("deliveries.tasks.sweep_due_deliveries"),
         name="sweep due deliveries",
     )
+
+
+@task_prerun.connect
+def recycle_broken_database_connections(**_: object) -> None:
+    """Reconnect after a database restart or a killed connection; keep healthy connections."""
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
     env_bool,
@@ -132,6 +133,18 @@ LOGGING = {
     },
 }
 
+# --- Email (endpoint-disabled notices) ----------------------------------------------------------
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hookline@localhost")
+# Operators told about every disabled endpoint, as "Name <address>" pairs separated by commas.
+WEBHOOKS_OPERATOR_EMAILS = env_list("WEBHOOKS_OPERATOR_EMAILS", "")
+
 # --- Celery -------------------------------------------------------------------------------------
 
 _BROKER_DIR = VAR_DIR / "broker"
@@ -147,7 +160,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Far above any task's run time, so Redis never hands a running task to a second worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -157,6 +170,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Celery's Django fixup would close the database connection around every task (a new PostgreSQL
+# connection per batch); config/celery.py closes only broken or expired ones instead.
+CELERY_DB_REUSE_MAX = 10**9
+# When the broker is down, fail fast: the delivery rows exist and the sweeper wakes workers later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 
 # --- Hookline -----------------------------------------------------------------------------------
 
@@ -164,6 +182,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WEBHOOKS_RETRY_SCHEDULE = env_seconds_list(
     "WEBHOOKS_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
 )
+WEBHOOKS_RETRY_CLIENT_ERRORS = env_bool("WEBHOOKS_RETRY_CLIENT_ERRORS", True)
 WEBHOOKS_TIMEOUT = env_float("WEBHOOKS_TIMEOUT", 15.0, minimum=0.1)
 WEBHOOKS_MAX_PAYLOAD_BYTES = env_int("WEBHOOKS_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1)
 WEBHOOKS_REQUIRE_HTTPS = env_bool("WEBHOOKS_REQUIRE_HTTPS", True)
@@ -175,5 +194,10 @@ WEBHOOKS_SECRET_ROTATION_OVERLAP = env_int("WEBHOOKS_SECRET_ROTATION_OVERLAP", 2
 # Fernet keys for endpoint secrets at rest, newest first; derived from SECRET_KEY when unset.
 WEBHOOKS_ENCRYPTION_KEYS = env_list("WEBHOOKS_ENCRYPTION_KEYS", "")
 WEBHOOKS_BATCH_SIZE = env_int("WEBHOOKS_BATCH_SIZE", 100, minimum=1)
-WEBHOOKS_LEASE_SECONDS = env_int("WEBHOOKS_LEASE_SECONDS", 120, minimum=1)
+WEBHOOKS_LEASE_SECONDS = env_float("WEBHOOKS_LEASE_SECONDS", 120.0, minimum=1.0)
+if WEBHOOKS_LEASE_SECONDS < 2 * WEBHOOKS_TIMEOUT + 2:
+    raise ImproperlyConfigured(
+        "WEBHOOKS_LEASE_SECONDS must be at least twice WEBHOOKS_TIMEOUT plus 2 seconds, so that "
+        "a batch can finish an attempt before another worker may take its deliveries."
+    )
 WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, minimum=0)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from deliveries.models import Attempt, Delivery, Inbox, InboxRequest
+from deliveries.models import Attempt, DeadLetter, Delivery, Inbox, InboxRequest
+from deliveries.services import deliveries_replay
 
 
 class ReadOnlyAdminMixin:
@@ -28,6 +31,19 @@ class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     )
 
 
+@admin.action(description="Replay selected deliveries (one attempt each)")
+def replay_deliveries(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> None:
+    selected = queryset.count()
+    queued = deliveries_replay(deliveries=Delivery.objects.filter(pk__in=queryset.values("pk")))
+    skipped = selected - queued
+    message = f"Queued {queued} deliveries for replay."
+    if skipped:
+        message += f" {skipped} still pending were left in the queue as they are."
+    modeladmin.message_user(request, message, messages.SUCCESS)
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -43,7 +59,32 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status",)
     list_select_related = ("event", "endpoint")
     show_full_result_count = False
+    actions = [replay_deliveries]
     inlines = [AttemptInline]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "endpoint",
+        "event_type",
+        "attempt_count",
+        "last_response_status",
+        "last_error",
+        "finished_at",
+    )
+    list_select_related = ("endpoint", "event__event_type")
+    list_filter = ("event__event_type",)
+    search_fields = ("endpoint__url", "event__public_id")
+    show_full_result_count = False
+    actions = [replay_deliveries]
+    inlines = [AttemptInline]
+    ordering = ["-finished_at"]
+
+    @admin.display(description="event type", ordering="event__event_type__name")
+    def event_type(self, dead_letter: DeadLetter) -> str:
+        return dead_letter.event.event_type.name
 
 
 @admin.register(Attempt)

@@ -25,7 +25,7 @@ from webhooks.wire import message_body, signed_headers
 logger = logging.getLogger(__name__)
 
 # Stop starting attempts this long before the lease ends, so a slow last one still fits.
-LEASE_MARGIN_SECONDS = 5.0
+LEASE_MARGIN_SECONDS = 1.0
 
 
 def deliver_due_batch(*, limit: int, on_full_batch: Callable[[], None] | None = None) -> int:
@@ -99,6 +99,8 @@ def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
         error_kind=result.error_kind,
         retry_after=result.retry_after,
         schedule=settings.WEBHOOKS_RETRY_SCHEDULE,
+        retry_client_errors=settings.WEBHOOKS_RETRY_CLIENT_ERRORS,
+        single_attempt=delivery.next_trigger != Attempt.Trigger.SCHEDULED,
     )
     logger.info(
         "attempt delivery=%s endpoint=%s event=%s number=%s status=%s error=%s duration_ms=%.1f",

@@ -51,6 +51,21 @@ class Delivery(models.Model):
         return f"delivery {self.pk} ({self.status})"
 
 
+class DeadLetterManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet[Delivery]:
+        return super().get_queryset().filter(status=Delivery.Status.FAILED)
+
+
+class DeadLetter(Delivery):
+    """Deliveries whose retries ran out: the dead-letter queue, for the admin's own list."""
+
+    objects = DeadLetterManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead letter"
+
+
 class Attempt(models.Model):
     class Trigger(models.TextChoices):
         SCHEDULED = "scheduled"

@@ -32,6 +32,7 @@ def decide(
     retry_after: float | None,
     schedule: Sequence[float],
     retry_client_errors: bool = True,
+    single_attempt: bool = False,
     rng: random.Random | None = None,
 ) -> Decision:
     """What to do after attempt `attempt_number` (1-based) of a delivery.
@@ -39,7 +40,8 @@ def decide(
     2xx succeeds; 410 disables the endpoint; a target refused by the network policy is never
     retried; anything else is retried on `schedule` (delays with ±20 % jitter, at least what
     `Retry-After` asks, up to an hour) until the schedule runs out. Client errors other than 408 and
-    429 are retried too unless `retry_client_errors` is off, as Svix and Stripe do.
+    429 are retried too unless `retry_client_errors` is off, as Svix and Stripe do. A
+    `single_attempt` (a replay, manual or test send, as in Svix) gives up on its first failure.
     """
     if status is not None and 200 <= status < 300:
         return Decision(Action.SUCCEED)
@@ -49,7 +51,7 @@ def decide(
         return Decision(Action.GIVE_UP)
     if _is_final_client_error(status) and not retry_client_errors:
         return Decision(Action.GIVE_UP)
-    if attempt_number > len(schedule):
+    if single_attempt or attempt_number > len(schedule):
         return Decision(Action.GIVE_UP)
     base = schedule[attempt_number - 1]
     delay = base * (rng or random).uniform(1 - JITTER, 1 + JITTER)

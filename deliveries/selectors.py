@@ -27,3 +27,10 @@ def deliveries_due(*, at: datetime) -> QuerySet[Delivery]:
         next_attempt_at__lte=at,
         endpoint__is_active=True,
     ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at))
+
+
+def deliveries_failed_since(*, endpoint: Endpoint, since: datetime) -> QuerySet[Delivery]:
+    """The endpoint's dead letters created at or after `since`."""
+    return Delivery.objects.filter(
+        endpoint=endpoint, status=Delivery.Status.FAILED, created_at__gte=since
+    )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from deliveries.dispatch import wake_workers
@@ -15,6 +16,7 @@ from deliveries.models import Attempt, Delivery
 from deliveries.retry import Action, Decision
 from deliveries.selectors import deliveries_due, endpoint_ids_subscribed
 from subscriptions.models import Endpoint
+from subscriptions.services import endpoint_disable
 from webhooks.models import Event
 
 
@@ -85,7 +87,7 @@ def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
             Delivery.objects.filter(id=outcome.delivery.id, leased_by=claim.token).update(
                 **_delivery_changes(outcome, now)
             )
-        _disable_gone_endpoints(outcomes, now)
+        _update_endpoint_health(outcomes, now)
 
 
 def _delivery_changes(outcome: Outcome, now: datetime) -> dict[str, object]:
@@ -111,13 +113,52 @@ def _delivery_changes(outcome: Outcome, now: datetime) -> dict[str, object]:
     return changes
 
 
-def _disable_gone_endpoints(outcomes: list[Outcome], now: datetime) -> None:
+def _update_endpoint_health(outcomes: list[Outcome], now: datetime) -> None:
+    """Track each endpoint's run of failures; disable it on 410 or after the failure window."""
+    succeeded = {o.delivery.endpoint_id for o in outcomes if o.decision.action is Action.SUCCEED}
+    failed = {o.delivery.endpoint_id for o in outcomes} - succeeded
+    if succeeded:
+        Endpoint.objects.filter(id__in=succeeded).update(failing_since=None, last_success_at=now)
+    if not failed:
+        return
+    Endpoint.objects.filter(id__in=failed, failing_since__isnull=True).update(failing_since=now)
     gone = {
         o.delivery.endpoint_id for o in outcomes if o.decision.action is Action.DISABLE_ENDPOINT
     }
     if gone:
-        Endpoint.objects.filter(id__in=gone, is_active=True).update(
-            is_active=False,
-            disabled_at=now,
-            disabled_reason="The endpoint answered 410 Gone.",
+        endpoint_disable(endpoint_ids=gone, reason="The endpoint answered 410 Gone.")
+    days = settings.WEBHOOKS_DISABLE_AFTER_DAYS
+    if days > 0:
+        stale = Endpoint.objects.filter(
+            id__in=failed - gone, failing_since__lte=now - timedelta(days=days)
+        ).values_list("id", flat=True)
+        endpoint_disable(
+            endpoint_ids=stale,
+            reason=f"Disabled after {days:g} days of failed deliveries without a success.",
         )
+
+
+REPLAYABLE = (Delivery.Status.FAILED, Delivery.Status.SUCCEEDED)
+
+
+def deliveries_replay(
+    *, deliveries: QuerySet[Delivery], trigger: str = Attempt.Trigger.REPLAY
+) -> int:
+    """Queue each finished delivery in `deliveries` for one more attempt, now.
+
+    Pending deliveries are left alone: they are already queued. A replay is a single attempt (as in
+    Svix): if it fails, the delivery goes straight back to the dead-letter queue. Its attempt
+    history is kept, the new attempt is marked with `trigger`, and it carries the same
+    `webhook-id`. Returns how many deliveries were queued; workers wake once the caller commits.
+    """
+    queued = deliveries.filter(status__in=REPLAYABLE).update(
+        status=Delivery.Status.PENDING,
+        next_attempt_at=timezone.now(),
+        next_trigger=trigger,
+        finished_at=None,
+        leased_by="",
+        lease_expires_at=None,
+    )
+    if queued:
+        transaction.on_commit(wake_workers)
+    return queued

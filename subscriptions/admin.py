@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.services import endpoint_disable, endpoint_enable
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -46,11 +47,33 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
-    list_display = ("url", "tenant", "is_active", "disabled_reason", "created_at")
+    list_display = ("url", "tenant", "is_active", "disabled_reason", "failing_since", "created_at")
     list_filter = ("is_active",)
     list_select_related = ("tenant",)
     search_fields = ("url", "tenant__slug")
     filter_horizontal = ("event_types",)
     exclude = ("secret", "previous_secret", "previous_secret_expires_at")
-    readonly_fields = ("disabled_at", "created_at", "updated_at")
+    readonly_fields = (
+        "disabled_at",
+        "failing_since",
+        "last_success_at",
+        "created_at",
+        "updated_at",
+    )
+    actions = ["enable", "disable"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.action(description="Enable selected endpoints (waiting deliveries resume)")
+    def enable(self, request, queryset) -> None:  # noqa: ANN001
+        endpoints = list(queryset)
+        for endpoint in endpoints:
+            endpoint_enable(endpoint=endpoint)
+        self.message_user(request, f"Enabled {len(endpoints)} endpoints.", messages.SUCCESS)
+
+    @admin.action(description="Disable selected endpoints")
+    def disable(self, request, queryset) -> None:  # noqa: ANN001
+        who = request.user.get_username()
+        disabled = endpoint_disable(
+            endpoint_ids=queryset.values_list("id", flat=True), reason=f"Disabled by {who}."
+        )
+        self.message_user(request, f"Disabled {len(disabled)} endpoints.", messages.SUCCESS)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.notifications import notify_endpoint_disabled
 
 API_KEY_PREFIX = "hl_"
 
@@ -68,3 +71,34 @@ def endpoint_create(
         endpoint.save()
         endpoint.event_types.set(list(event_types))
     return endpoint
+
+
+def endpoint_disable(*, endpoint_ids: Iterable[int], reason: str) -> list[Endpoint]:
+    """Disable the active endpoints among `endpoint_ids`; pending deliveries to them wait.
+
+    Returns the endpoints this call disabled. Once the caller's transaction commits, the
+    `endpoint_disabled` signal fires and the tenant's members and operators are emailed.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        endpoints = list(
+            Endpoint.objects.select_for_update()
+            .filter(id__in=list(endpoint_ids), is_active=True)
+            .select_related("tenant")
+        )
+        for endpoint in endpoints:
+            endpoint.is_active, endpoint.disabled_at, endpoint.disabled_reason = False, now, reason
+        Endpoint.objects.bulk_update(endpoints, ["is_active", "disabled_at", "disabled_reason"])
+    for endpoint in endpoints:
+        transaction.on_commit(functools.partial(notify_endpoint_disabled, endpoint))
+    return endpoints
+
+
+def endpoint_enable(*, endpoint: Endpoint) -> None:
+    """Enable an endpoint again, with a clean health record; its waiting deliveries resume."""
+    Endpoint.objects.filter(id=endpoint.id).update(
+        is_active=True, disabled_at=None, disabled_reason="", failing_since=None
+    )
+    endpoint.refresh_from_db(
+        fields=["is_active", "disabled_at", "disabled_reason", "failing_since"]
+    )
