@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 
@@ -50,6 +52,25 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     """
     with CeleryWorker() as worker:
         yield worker
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Start real Celery workers with extra environment; all are stopped after the test."""
+    started: list[CeleryWorker] = []
+
+    def start(concurrency: int = 2, **env: str) -> CeleryWorker:
+        worker = CeleryWorker(concurrency=concurrency, env=env, flush=not started)
+        started.append(worker.__enter__())
+        return worker
+
+    yield start
+    for worker in started:
+        worker.__exit__(None, None, None)
+        # Shown by pytest only when the test failed.
+        (Path(settings.VAR_DIR) / "last-worker.log").write_text(worker.last_log)
+        lines = [line for line in worker.last_log.splitlines() if " attempt delivery=" not in line]
+        print("--- worker log, attempts left out ---\n" + "\n".join(lines[-150:]))
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections import defaultdict, deque
@@ -17,14 +19,24 @@ class Received:
     at: float
 
 
-class Receiver:
-    """`script(path, [500, 500, 200])` sets the answers for a path; any other request gets 200."""
+HANG = "hang"  # answer only after `hang_seconds`, past any test timeout
+RESET = "reset"  # drop the connection with a TCP reset instead of answering
 
-    def __init__(self) -> None:
+
+class Receiver:
+    """`script(path, [500, HANG, RESET, 200])` sets the answers for a path; otherwise 200.
+
+    `delay` (seconds) slows every answer, to keep work in flight while a test breaks something.
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self._requests: list[Received] = []
-        self._scripts: dict[str, deque[int]] = defaultdict(deque)
+        self._scripts: dict[str, deque[int | str]] = defaultdict(deque)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.delay = 0.0
+        self.hang_seconds = 4.0
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -40,7 +52,7 @@ class Receiver:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}{path}"
 
-    def script(self, path: str, statuses: list[int]) -> None:
+    def script(self, path: str, statuses: list[int | str]) -> None:
         with self._lock:
             self._scripts[path].extend(statuses)
 
@@ -60,7 +72,10 @@ class Receiver:
             f"got {len(self.requests(path))}"
         )
 
-    def _answer(self, received: Received) -> int:
+    def webhook_ids(self, path: str | None = None) -> list[str]:
+        return [r.headers.get("webhook-id", "") for r in self.requests(path)]
+
+    def _answer(self, received: Received) -> int | str:
         with self._lock:
             self._requests.append(received)
             script = self._scripts[received.path]
@@ -78,7 +93,19 @@ class Receiver:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                status = receiver._answer(Received(self.path, headers, body, time.time()))
+                action = receiver._answer(Received(self.path, headers, body, time.time()))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                if action == RESET:
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    return
+                if action == HANG:
+                    time.sleep(receiver.hang_seconds)
+                    action = 200
+                status = int(action)
                 reply = b'{"ok": true}' if status < 300 else b'{"error": "scripted failure"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

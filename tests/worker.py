@@ -23,21 +23,27 @@ def test_database_url() -> str:
     return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def flush_broker() -> None:
+def flush_broker(url: str) -> None:
     import redis
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    redis.Redis.from_url(url).flushdb()
 
 
 class CeleryWorker:
-    def __init__(self, concurrency: int = 2) -> None:
+    def __init__(
+        self, concurrency: int = 2, env: dict[str, str] | None = None, flush: bool = True
+    ) -> None:
         self.concurrency = concurrency
+        self.flush = flush
+        self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="hookline-worker-")
         self.log_path = Path(self._dir.name) / "worker.log"
+        self.last_log = ""
 
     def __enter__(self) -> CeleryWorker:
-        flush_broker()
+        if self.flush:
+            flush_broker(self.extra_env.get("CELERY_BROKER_URL", settings.CELERY_BROKER_URL))
         try:
             self.start()
         except BaseException:
@@ -47,6 +53,7 @@ class CeleryWorker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.last_log = self.log()
         self._dir.cleanup()
 
     def start(self) -> None:
@@ -55,12 +62,13 @@ class CeleryWorker:
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": test_database_url(),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
             "--schedule", str(Path(self._dir.name) / "beat-schedule"),
             "--concurrency", str(self.concurrency), "--loglevel", "INFO",
-            "--hostname", f"test-{os.getpid()}@%h",
+            "--hostname", f"test-{os.getpid()}-{id(self)}@%h",
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -72,6 +80,12 @@ class CeleryWorker:
             start_new_session=True,
         )
         self._wait_ready()
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as a crash or an OOM kill would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:

@@ -195,3 +195,84 @@ def test_delay_stays_within_20_percent_of_the_schedule_without_retry_after(
     assert decision.delay is not None
     slack = 1e-9 * base  # rounding of base * uniform(0.8, 1.2)
     assert 0.8 * base - slack <= decision.delay <= 1.2 * base + slack
+
+
+def decide_single_attempt(
+    status: int | None,
+    *,
+    attempt_number: int = 1,
+    error_kind: str = "",
+    retry_after: float | None = None,
+    schedule: tuple[float, ...] = SCHEDULE,
+) -> Decision:
+    if status is not None and not 200 <= status < 300 and not error_kind:
+        error_kind = "http_status"
+    return decide(
+        attempt_number=attempt_number,
+        status=status,
+        error_kind=error_kind,
+        retry_after=retry_after,
+        schedule=schedule,
+        single_attempt=True,
+        rng=random.Random(1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "error_kind"),
+    [
+        (500, "http_status"),
+        (503, "http_status"),
+        (408, "http_status"),
+        (429, "http_status"),
+        (400, "http_status"),
+        (301, "http_status"),
+        (None, "timeout"),
+        (None, "connection"),
+        (None, "tls"),
+        (None, "invalid_response"),
+    ],
+)
+def test_single_attempt_gives_up_on_its_first_failure(status, error_kind):
+    assert decide_single_attempt(status, error_kind=error_kind) == Decision(Action.GIVE_UP)
+
+
+def test_single_attempt_gives_up_whatever_the_schedule_or_retry_after_say():
+    long_schedule = (3600.0,) * 20
+    decision = decide_single_attempt(503, schedule=long_schedule, retry_after=5.0)
+    assert decision == Decision(Action.GIVE_UP)
+    assert decide_single_attempt(503, attempt_number=4, schedule=long_schedule).action is (
+        Action.GIVE_UP
+    )
+
+
+def test_the_same_failure_without_single_attempt_is_retried():
+    assert_retried_on_schedule(decide_after(503), 1)
+    assert decide_single_attempt(503).action is Action.GIVE_UP
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 299])
+@pytest.mark.parametrize("attempt_number", [1, 8])
+def test_single_attempt_2xx_still_succeeds(status, attempt_number):
+    decision = decide_single_attempt(status, attempt_number=attempt_number)
+    assert decision == Decision(Action.SUCCEED)
+
+
+@pytest.mark.parametrize("attempt_number", [1, 8])
+def test_single_attempt_410_still_disables_the_endpoint(attempt_number):
+    decision = decide_single_attempt(410, attempt_number=attempt_number)
+    assert decision == Decision(Action.DISABLE_ENDPOINT)
+
+
+@pytest.mark.parametrize("status", [400, 404])
+@pytest.mark.parametrize("attempt_number", [1, 2, 3])
+def test_without_client_error_retries_400_and_404_give_up_at_any_attempt(status, attempt_number):
+    decision = decide_after(status, attempt_number=attempt_number, retry_client_errors=False)
+    assert decision == Decision(Action.GIVE_UP)
+
+
+@pytest.mark.parametrize("status", [408, 429, 500])
+@pytest.mark.parametrize("attempt_number", [1, 2, 3])
+def test_without_client_error_retries_408_429_and_500_are_still_retried(status, attempt_number):
+    decision = decide_after(status, attempt_number=attempt_number, retry_client_errors=False)
+    assert_retried_on_schedule(decision, attempt_number)

@@ -40,6 +40,11 @@ class Command(BaseCommand):
         if not ids:
             self.stdout.write("Nothing to replay.")
             return
+        disabled = list(
+            Endpoint.objects.filter(is_active=False, deliveries__id__in=ids)
+            .values_list("url", flat=True)
+            .distinct()
+        )
         queued = 0
         with tqdm(total=len(ids), unit="delivery", file=self.stderr._out) as progress:
             for start in range(0, len(ids), CHUNK):
@@ -48,7 +53,8 @@ class Command(BaseCommand):
                     queued += deliveries_replay(deliveries=Delivery.objects.filter(id__in=chunk))
                 progress.update(len(chunk))
         self.stdout.write(f"Queued {queued} of {len(ids)} deliveries for replay.")
-        self._warn_disabled(selection)
+        for url in disabled:
+            self.stderr.write(f"Endpoint {url} is disabled: its replays wait until it is enabled.")
 
     def _selection(self, options: dict) -> QuerySet[Delivery]:
         ids, endpoint_id = options["delivery_ids"], options["endpoint"]
@@ -57,6 +63,8 @@ class Command(BaseCommand):
                 "Give delivery ids, or --endpoint ID, or --all-failed (one of them)."
             )
         if ids:
+            if options["since"]:
+                raise CommandError("--since applies to --endpoint and --all-failed, not to ids.")
             missing = set(ids) - set(
                 Delivery.objects.filter(id__in=ids).values_list("id", flat=True)
             )
@@ -72,16 +80,12 @@ class Command(BaseCommand):
             selection = selection.filter(created_at__gte=_parse_since(options["since"]))
         return selection
 
-    def _warn_disabled(self, selection: QuerySet[Delivery]) -> None:
-        disabled = Endpoint.objects.filter(
-            is_active=False, id__in=selection.values("endpoint_id")
-        ).values_list("url", flat=True)
-        for url in disabled:
-            self.stderr.write(f"Endpoint {url} is disabled: its replays wait until it is enabled.")
-
 
 def _parse_since(raw: str) -> datetime:
-    moment = parse_datetime(raw)
+    try:
+        moment = parse_datetime(raw)
+    except ValueError:
+        moment = None
     if moment is None:
         raise CommandError(
             f"--since must be an ISO 8601 time such as 2026-11-28T09:00Z, not {raw!r}"

@@ -1,0 +1,274 @@
+"""Nothing is lost: real workers, a real broker and database, real receivers, broken on purpose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from deliveries.models import Attempt, Delivery
+from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.receiver import HANG, RESET, Receiver
+from webhooks import send_event
+
+pytestmark = [pytest.mark.services]
+
+# Short leases, so that a dead worker's deliveries come back within seconds.
+FAST = {"WEBHOOKS_LEASE_SECONDS": "6", "WEBHOOKS_BATCH_SIZE": "50"}
+
+
+@pytest.fixture
+def tenant():
+    EventTypeFactory(name="order.paid")
+    return TenantFactory()
+
+
+def emit(tenant, count: int) -> set[str]:
+    return {send_event(tenant, "order.paid", {"n": n}).public_id for n in range(count)}
+
+
+def wait_for_ids(receiver: Receiver, expected: set[str], timeout: float) -> Counter[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = Counter(receiver.webhook_ids())
+        if expected <= set(seen):
+            return seen
+        time.sleep(0.1)
+    missing = expected - set(receiver.webhook_ids())
+    raise AssertionError(f"{len(missing)} of {len(expected)} events never arrived")
+
+
+def wait_until(condition, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)
+
+
+def wait_all_finished(timeout: float) -> None:
+    wait_until(
+        lambda: not Delivery.objects.filter(status=Delivery.Status.PENDING).exists(),
+        timeout,
+        "deliveries still pending",
+    )
+
+
+def assert_duplicates_are_the_same_message(receiver: Receiver) -> None:
+    bodies: dict[str, bytes] = {}
+    for request in receiver.requests():
+        webhook_id = request.headers["webhook-id"]
+        assert bodies.setdefault(webhook_id, request.body) == request.body
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("failure", ["500", "hang", "refused", "reset"])
+def test_failing_receiver_gets_every_attempt_then_dead_letters_then_admin_replay_delivers(
+    start_worker, tenant, failure, admin_client
+):
+    schedule = [0.2, 0.4, 0.6]
+    port = closed_port()
+    broken = None if failure == "refused" else Receiver(port).__enter__()
+    if broken is not None:
+        action = {"500": 500, "hang": HANG, "reset": RESET}[failure]
+        broken.script("/hook", [action] * 4)
+    EndpointFactory(tenant=tenant, url=f"http://127.0.0.1:{port}/hook")
+    start_worker(**FAST)
+
+    try:
+        event = send_event(tenant, "order.paid", {"order_id": "o1"})
+        wait_until(
+            lambda: Delivery.objects.filter(event=event, status="failed").exists(),
+            timeout=40,
+            message=f"delivery not dead-lettered after a receiver that is {failure}",
+        )
+        delivery = Delivery.objects.get(event=event)
+        attempts = list(delivery.attempts.order_by("number"))
+        assert [a.number for a in attempts] == [1, 2, 3, 4]
+        expected_kind = {"500": "http_status", "hang": "timeout", "refused": "connection",
+                         "reset": "connection"}[failure]  # fmt: skip
+        assert {a.error_kind for a in attempts} == {expected_kind}
+        for earlier, later, delay in zip(attempts, attempts[1:], schedule, strict=False):
+            gap = (later.started_at - earlier.started_at).total_seconds()
+            assert gap >= delay * 0.8 + earlier.duration_ms / 1000 - 0.05
+        dead_letters = admin_client.get("/admin/deliveries/deadletter/")
+        assert f"/admin/deliveries/deadletter/{delivery.pk}/change/" in dead_letters.text
+
+        if broken is None:
+            broken = Receiver(port).__enter__()
+        broken.script("/hook", [200])
+        response = admin_client.post(
+            "/admin/deliveries/deadletter/",
+            {"action": "replay_deliveries", "_selected_action": [delivery.pk]},
+        )
+        assert response.status_code == 302
+        wait_until(
+            lambda: Delivery.objects.filter(pk=delivery.pk, status="succeeded").exists(),
+            timeout=20,
+            message="the replayed delivery did not succeed",
+        )
+    finally:
+        if broken is not None:
+            broken.__exit__(None, None, None)
+    replayed = delivery.attempts.get(number=5)
+    assert replayed.trigger == Attempt.Trigger.REPLAY
+    assert replayed.response_status == 200
+    assert broken.webhook_ids()[-1] == event.public_id
+
+
+def test_worker_killed_mid_batch_loses_nothing(start_worker, tenant, receiver):
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    receiver.delay = 0.003
+    expected = emit(tenant, 1000)
+    first = start_worker(**FAST)
+    wait_until(lambda: len(receiver.requests()) >= 150, 30, "the first worker delivered nothing")
+
+    first.kill()
+    in_flight = Delivery.objects.exclude(leased_by="").count()
+    start_worker(**FAST)
+
+    seen = wait_for_ids(receiver, expected, timeout=60)
+    wait_all_finished(timeout=20)
+    assert set(seen) == expected
+    assert in_flight > 0, "the kill should have caught deliveries mid-batch"
+    assert_duplicates_are_the_same_message(receiver)
+    assert Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() == 1000
+
+
+def test_broker_flushed_mid_run_loses_nothing(start_worker, tenant, receiver):
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    receiver.delay = 0.003
+    start_worker(**FAST)
+    expected = emit(tenant, 500)
+    wait_until(lambda: len(receiver.requests()) >= 50, 30, "nothing delivered before the flush")
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+    seen = wait_for_ids(receiver, expected, timeout=60)
+    assert set(seen) == expected
+    assert_duplicates_are_the_same_message(receiver)
+
+
+@contextmanager
+def private_redis():
+    server = shutil.which("redis-server")
+    assert server, "redis-server is needed for the broker-restart test"
+    port = closed_port()
+    command = [
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        wait_until(lambda: _pings(client), 10, "redis-server did not start")
+        return process
+
+    state = {"process": start()}
+
+    def restart() -> None:
+        state["process"].kill()
+        state["process"].wait()
+        time.sleep(1)
+        state["process"] = start()
+
+    try:
+        yield f"redis://127.0.0.1:{port}/0", restart
+    finally:
+        state["process"].kill()
+        state["process"].wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_broker_restarted_mid_run_loses_nothing(start_worker, tenant, receiver):
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    receiver.delay = 0.003
+    with private_redis() as (broker_url, restart_broker):
+        start_worker(CELERY_BROKER_URL=broker_url, **FAST)
+        expected = emit(tenant, 500)
+        wait_until(lambda: len(receiver.requests()) >= 50, 30, "nothing delivered before restart")
+
+        restart_broker()
+
+        seen = wait_for_ids(receiver, expected, timeout=60)
+    assert set(seen) == expected
+    assert_duplicates_are_the_same_message(receiver)
+
+
+def test_database_connections_terminated_mid_run_lose_nothing(start_worker, tenant, receiver):
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    receiver.delay = 0.003
+    start_worker(**FAST)
+    expected = emit(tenant, 500)
+    wait_until(lambda: len(receiver.requests()) >= 50, 30, "nothing delivered before the kill")
+
+    for _ in range(3):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        time.sleep(0.3)
+
+    seen = wait_for_ids(receiver, expected, timeout=60)
+    wait_all_finished(timeout=30)
+    assert set(seen) == expected
+    assert_duplicates_are_the_same_message(receiver)
+
+
+def test_two_workers_never_attempt_a_delivery_twice(start_worker, tenant, receiver):
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    start_worker(**FAST)
+    start_worker(**FAST)
+
+    expected = emit(tenant, 1000)
+
+    seen = wait_for_ids(receiver, expected, timeout=60)
+    wait_all_finished(timeout=20)
+    assert max(seen.values()) == 1
+    assert Attempt.objects.count() == 1000
+    assert json.loads(receiver.requests()[0].body)["type"] == "order.paid"
+
+
+def test_expired_lease_is_taken_over_by_the_sweeper(start_worker, tenant, receiver):
+    """A delivery claimed by a worker that vanished before attempting it is not stranded."""
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    event = send_event(tenant, "order.paid", {})
+    Delivery.objects.filter(event=event).update(
+        leased_by="a-worker-that-died",
+        lease_expires_at=Delivery.objects.get(event=event).created_at + timedelta(seconds=1),
+    )
+    start_worker(**FAST)
+
+    wait_for_ids(receiver, {event.public_id}, timeout=20)
