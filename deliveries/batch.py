@@ -15,6 +15,7 @@ from deliveries.retry import decide
 from deliveries.services import (
     Claim,
     Outcome,
+    deliveries_claim,
     deliveries_claim_due,
     deliveries_record,
     deliveries_release,
@@ -39,13 +40,26 @@ def deliver_due_batch(*, limit: int, on_full_batch: Callable[[], None] | None = 
         return 0
     if on_full_batch is not None and len(claim.deliveries) == limit:
         on_full_batch()
+    deliver_claimed(claim)
+    return len(claim.deliveries)
+
+
+def deliver_now(delivery_id: int) -> Attempt | None:
+    """Attempt one pending delivery in this process, now; None if another worker holds it."""
+    claim = deliveries_claim(delivery_ids=[delivery_id])
+    outcomes = deliver_claimed(claim)
+    return outcomes[0].attempt if outcomes else None
+
+
+def deliver_claimed(claim: Claim) -> list[Outcome]:
+    """Attempt the claimed deliveries while the lease lasts, record them, release the rest."""
     outcomes = _attempt_all(claim)
     deliveries_record(claim=claim, outcomes=outcomes)
     attempted = {outcome.delivery.id for outcome in outcomes}
     leftover = [d.id for d in claim.deliveries if d.id not in attempted]
     if leftover:
         deliveries_release(claim=claim, delivery_ids=leftover)
-    return len(claim.deliveries)
+    return outcomes
 
 
 def _attempt_all(claim: Claim) -> list[Outcome]:

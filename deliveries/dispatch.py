@@ -17,3 +17,13 @@ def wake_workers() -> None:
         logger.warning(
             "Broker unreachable; the sweeper will dispatch due deliveries", exc_info=True
         )
+
+
+def dispatch_replay_job(job_id: int) -> None:
+    """Hand a replay job to a worker; if the broker is down, the sweeper starts it later."""
+    from deliveries.tasks import run_replay_job
+
+    try:
+        run_replay_job.delay(job_id)
+    except Exception:
+        logger.warning("Broker unreachable; replay job %s starts at the next sweep", job_id)

@@ -143,3 +143,32 @@ class InboxRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.webhook_id or '(no webhook-id)'}"
+
+
+class ReplayJob(models.Model):
+    """A bulk replay running in the background: "every failed delivery of this endpoint since T"."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+
+    tenant = models.ForeignKey("subscriptions.Tenant", on_delete=models.CASCADE)
+    endpoint = models.ForeignKey(
+        "subscriptions.Endpoint", on_delete=models.CASCADE, related_name="replay_jobs"
+    )
+    since = models.DateTimeField()
+    requested_by = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(
+        default=0, help_text="Failed deliveries found at the start."
+    )
+    replayed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"replay job {self.pk} ({self.status}, {self.replayed}/{self.total})"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from deliveries.models import Delivery
+from deliveries.models import Delivery, ReplayJob
 from subscriptions.models import Endpoint, EventType, Tenant
 
 
@@ -33,4 +33,16 @@ def deliveries_failed_since(*, endpoint: Endpoint, since: datetime) -> QuerySet[
     """The endpoint's dead letters created at or after `since`."""
     return Delivery.objects.filter(
         endpoint=endpoint, status=Delivery.Status.FAILED, created_at__gte=since
+    )
+
+
+STALLED_JOB_AFTER = timedelta(seconds=30)
+
+
+def replay_jobs_stalled(*, at: datetime) -> list[int]:
+    """Replay jobs still queued well after they were created: their start message was lost."""
+    return list(
+        ReplayJob.objects.filter(
+            status=ReplayJob.Status.QUEUED, created_at__lt=at - STALLED_JOB_AFTER
+        ).values_list("id", flat=True)
     )

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from deliveries.dispatch import wake_workers
-from deliveries.models import Attempt, Delivery
+from deliveries.dispatch import dispatch_replay_job, wake_workers
+from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
-from deliveries.selectors import deliveries_due, endpoint_ids_subscribed
+from deliveries.selectors import (
+    deliveries_due,
+    deliveries_failed_since,
+    endpoint_ids_subscribed,
+)
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event
@@ -33,6 +38,19 @@ def deliveries_create_for_event(event: Event) -> int:
     return len(endpoint_ids)
 
 
+def delivery_create_test(*, event: Event, endpoint: Endpoint) -> Delivery:
+    """A test delivery of `event` to `endpoint` alone, for the caller to attempt at once.
+
+    It falls due a minute later, so workers attempt it only if the caller never does.
+    """
+    return Delivery.objects.create(
+        event=event,
+        endpoint=endpoint,
+        next_attempt_at=timezone.now() + timedelta(minutes=1),
+        next_trigger=Attempt.Trigger.TEST,
+    )
+
+
 @dataclass(frozen=True)
 class Claim:
     token: str
@@ -43,14 +61,26 @@ class Claim:
 def deliveries_claim_due(*, limit: int) -> Claim:
     """Lease up to `limit` due deliveries; concurrent callers never get the same one."""
     now = timezone.now()
+    return _claim(deliveries_due(at=now).order_by("next_attempt_at"), limit=limit, now=now)
+
+
+def deliveries_claim(*, delivery_ids: list[int]) -> Claim:
+    """Lease these pending, unleased deliveries now, whether or not they are due yet."""
+    now = timezone.now()
+    free = Delivery.objects.filter(
+        id__in=delivery_ids, status=Delivery.Status.PENDING, endpoint__is_active=True
+    ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+    return _claim(free.order_by("id"), limit=len(delivery_ids), now=now)
+
+
+def _claim(candidates: QuerySet[Delivery], *, limit: int, now: datetime) -> Claim:
     token = uuid.uuid4().hex
     expires_at = now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS)
     with transaction.atomic():
         ids = list(
-            deliveries_due(at=now)
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", flat=True)[:limit]
+            candidates.select_for_update(skip_locked=True, of=("self",)).values_list(
+                "id", flat=True
+            )[:limit]
         )
         Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
     deliveries = list(
@@ -162,3 +192,51 @@ def deliveries_replay(
     if queued:
         transaction.on_commit(wake_workers)
     return queued
+
+
+REPLAY_CHUNK = 500
+
+
+def replay_job_start(*, endpoint: Endpoint, since: datetime, requested_by: str = "") -> ReplayJob:
+    """Start replaying every failed delivery of `endpoint` created since `since`, in the background.
+
+    The job counts its deliveries now and runs once the caller commits; if the broker is down, the
+    sweeper starts it later.
+    """
+    total = deliveries_failed_since(endpoint=endpoint, since=since).count()
+    job = ReplayJob.objects.create(
+        tenant_id=endpoint.tenant_id,
+        endpoint=endpoint,
+        since=since,
+        requested_by=requested_by,
+        total=total,
+    )
+    transaction.on_commit(functools.partial(dispatch_replay_job, job.id))
+    return job
+
+
+def replay_job_run(*, job_id: int) -> ReplayJob:
+    """Replay the job's deliveries in chunks, counting progress as it goes. Safe to run twice."""
+    started = ReplayJob.objects.filter(id=job_id, status=ReplayJob.Status.QUEUED).update(
+        status=ReplayJob.Status.RUNNING
+    )
+    job = ReplayJob.objects.select_related("endpoint").get(id=job_id)
+    if not started:
+        return job
+    ids = list(
+        deliveries_failed_since(endpoint=job.endpoint, since=job.since)
+        .filter(created_at__lte=job.created_at)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    for start in range(0, len(ids), REPLAY_CHUNK):
+        with transaction.atomic():
+            queued = deliveries_replay(
+                deliveries=Delivery.objects.filter(id__in=ids[start : start + REPLAY_CHUNK])
+            )
+            ReplayJob.objects.filter(id=job_id).update(replayed=F("replayed") + queued)
+    ReplayJob.objects.filter(id=job_id).update(
+        status=ReplayJob.Status.DONE, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job

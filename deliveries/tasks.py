@@ -7,8 +7,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from deliveries.batch import deliver_due_batch
-from deliveries.dispatch import wake_workers
-from deliveries.selectors import deliveries_due
+from deliveries.dispatch import dispatch_replay_job, wake_workers
+from deliveries.selectors import deliveries_due, replay_jobs_stalled
+from deliveries.services import replay_job_run
 
 
 @shared_task(name="deliveries.tasks.deliver_due")
@@ -20,10 +21,22 @@ def deliver_due() -> int:
     return deliver_due_batch(limit=settings.WEBHOOKS_BATCH_SIZE, on_full_batch=wake_workers)
 
 
+@shared_task(name="deliveries.tasks.run_replay_job")
+def run_replay_job(job_id: int) -> int:
+    """Run a bulk replay job; returns how many deliveries it queued."""
+    return replay_job_run(job_id=job_id).replayed
+
+
 @shared_task(name="deliveries.tasks.sweep_due_deliveries")
 def sweep_due_deliveries() -> bool:
-    """Wake a worker if anything is due: a retry whose time came, or work whose wake-up was lost."""
-    if deliveries_due(at=timezone.now()).exists():
+    """Wake a worker if anything is due: a retry whose time came, or work whose wake-up was lost.
+
+    Also starts replay jobs whose start message was lost.
+    """
+    now = timezone.now()
+    for job_id in replay_jobs_stalled(at=now):
+        dispatch_replay_job(job_id)
+    if deliveries_due(at=now).exists():
         wake_workers()
         return True
     return False

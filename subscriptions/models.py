@@ -14,9 +14,15 @@ from django.db import models
 from django.utils import timezone
 
 from subscriptions.encryption import EncryptedTextField
-from subscriptions.validators import validate_endpoint_url
+from subscriptions.validators import (
+    validate_endpoint_headers,
+    validate_endpoint_url,
+    validate_signing_secret,
+)
 
 SECRET_PREFIX = "whsec_"
+# Sent by "send test event"; created by a migration, delivered only to the endpoint under test.
+TEST_EVENT_TYPE = "hookline.test"
 
 
 def generate_signing_secret() -> str:
@@ -47,6 +53,9 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    # An API key is the request's principal in the REST API.
+    is_authenticated = True
 
     class Meta:
         verbose_name = "API key"
@@ -107,10 +116,17 @@ class Endpoint(models.Model):
     # Health: the start of the current run of failed attempts (None after a success).
     failing_since = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
-    secret = EncryptedTextField(default=generate_signing_secret)
+    secret = EncryptedTextField(
+        default=generate_signing_secret, validators=[validate_signing_secret]
+    )
     previous_secret = EncryptedTextField(blank=True, default="")
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
-    headers = models.JSONField(default=dict, blank=True, help_text="Extra headers sent each time.")
+    headers = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_endpoint_headers],
+        help_text="Extra headers sent each time.",
+    )
     rate_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most deliveries per second; empty for no limit."
     )

@@ -6,12 +6,14 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.models import ApiKey, Endpoint, EventType, Tenant, generate_signing_secret
 from subscriptions.notifications import notify_endpoint_disabled
 
 API_KEY_PREFIX = "hl_"
@@ -102,3 +104,23 @@ def endpoint_enable(*, endpoint: Endpoint) -> None:
     endpoint.refresh_from_db(
         fields=["is_active", "disabled_at", "disabled_reason", "failing_since"]
     )
+
+
+def endpoint_rotate_secret(*, endpoint: Endpoint, overlap_seconds: int | None = None) -> str:
+    """Give the endpoint a new signing secret; the old one keeps signing alongside for the overlap.
+
+    Returns the new secret. `overlap_seconds` defaults to WEBHOOKS_SECRET_ROTATION_OVERLAP; 0
+    retires the old secret at once (for a leaked one).
+    """
+    overlap = (
+        settings.WEBHOOKS_SECRET_ROTATION_OVERLAP if overlap_seconds is None else overlap_seconds
+    )
+    with transaction.atomic():
+        locked = Endpoint.objects.select_for_update().get(id=endpoint.id)
+        new_secret = generate_signing_secret()
+        locked.previous_secret = locked.secret
+        locked.previous_secret_expires_at = timezone.now() + timedelta(seconds=overlap)
+        locked.secret = new_secret
+        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
+    endpoint.refresh_from_db()
+    return new_secret

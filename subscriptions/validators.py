@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -33,3 +36,41 @@ def validate_endpoint_url(url: str) -> None:
         resolve_allowed(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     except BlockedAddressError as error:
         raise ValidationError(f"URL is not allowed: {error}.") from None
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "transfer-encoding",
+                    "connection"}  # fmt: skip
+MAX_HEADERS = 20
+
+
+def validate_endpoint_headers(headers: object) -> None:
+    """Custom headers: a small object of names to strings, none of which Hookline sets itself."""
+    if not isinstance(headers, dict):
+        raise ValidationError("Headers must be an object of header names to string values.")
+    if len(headers) > MAX_HEADERS:
+        raise ValidationError(f"At most {MAX_HEADERS} custom headers are allowed.")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.match(name) or len(name) > 100:
+            raise ValidationError(f"{name!r} is not a valid header name.")
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise ValidationError(f"Header {name!r} is set by Hookline and cannot be overridden.")
+        if not isinstance(value, str) or len(value) > 4096:
+            raise ValidationError(
+                f"Header {name!r} must have a string value up to 4096 characters."
+            )
+        if any(char in value for char in "\r\n\0"):
+            raise ValidationError(f"Header {name!r} must not contain line breaks.")
+
+
+def validate_signing_secret(secret: str) -> None:
+    """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes."""
+    if not secret.startswith("whsec_"):
+        raise ValidationError("A signing secret starts with whsec_.")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("A signing secret is whsec_ followed by base64.") from None
+    if not 24 <= len(key) <= 64:
+        raise ValidationError("A signing secret holds 24 to 64 bytes of key.")

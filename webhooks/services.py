@@ -11,8 +11,9 @@ import jsonschema
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from deliveries.services import deliveries_create_for_event
-from subscriptions.models import EventType, Tenant
+from deliveries.models import Delivery
+from deliveries.services import deliveries_create_for_event, delivery_create_test
+from subscriptions.models import TEST_EVENT_TYPE, Endpoint, EventType, Tenant
 from webhooks.errors import (
     InvalidPayloadError,
     PayloadTooLargeError,
@@ -58,6 +59,23 @@ def event_send(
             raise
         return existing
     return event
+
+
+def event_send_test(
+    *, endpoint: Endpoint, event_type: str = TEST_EVENT_TYPE, payload: dict[str, Any] | None = None
+) -> Delivery:
+    """Store a test event for `endpoint` alone and return its delivery, not yet attempted.
+
+    The caller attempts it (`deliveries.batch.deliver_now`); the same validation as `event_send`
+    applies, and raises the same errors.
+    """
+    kind = _resolve_event_type(event_type)
+    if payload is None:
+        payload = {"message": "A test message from Hookline.", "endpoint_id": endpoint.id}
+    _validate_payload(kind, payload)
+    with transaction.atomic():
+        event = Event.objects.create(tenant_id=endpoint.tenant_id, event_type=kind, payload=payload)
+        return delivery_create_test(event=event, endpoint=endpoint)
 
 
 def _resolve_tenant(tenant: Tenant | str) -> Tenant:

@@ -1,0 +1,71 @@
+"""One JSON shape for every API error: `{"code": …, "detail": "…", "fields": {…}}`.
+
+`detail` is one sentence a person can act on; `fields` (for validation errors) maps each bad
+field to its messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from webhooks.errors import EventError, PayloadTooLargeError
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = _translate(exc)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    response.data = _body(exc, response.data)
+    return response
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, PayloadTooLargeError):
+        return PayloadTooLarge(str(exc))
+    if isinstance(exc, EventError):
+        return exceptions.ValidationError({"payload": [str(exc)]}, code="invalid")
+    if isinstance(exc, DjangoValidationError):
+        return exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
+    if isinstance(exc, Http404):
+        return exceptions.NotFound("Not found.")
+    return exc
+
+
+def _body(exc: Exception, data: Any) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        fields = data if isinstance(data, dict) else {"non_field_errors": data}
+        return {"code": "invalid", "detail": _first_message(fields), "fields": fields}
+    if isinstance(exc, exceptions.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        return {"code": code, "detail": str(exc.detail)}
+    return {"code": "error", "detail": str(data)}
+
+
+def _first_message(fields: dict[str, Any]) -> str:
+    for name, messages in fields.items():
+        message = messages
+        while isinstance(message, list | dict) and message:
+            message = next(iter(message.values())) if isinstance(message, dict) else message[0]
+        prefix = "" if name == "non_field_errors" else f"{name}: "
+        return f"{prefix}{message}"
+    return "Invalid input."

@@ -1,0 +1,15 @@
+from rest_framework.routers import DefaultRouter
+
+from deliveries.api import DeliveryViewSet, ReplayJobViewSet
+from subscriptions.api import EndpointViewSet, EventTypeViewSet
+from webhooks.api import EventViewSet
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("event-types", EventTypeViewSet, basename="event-type")
+router.register("endpoints", EndpointViewSet, basename="endpoint")
+router.register("events", EventViewSet, basename="event")
+router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("replay-jobs", ReplayJobViewSet, basename="replay-job")
+
+urlpatterns = router.urls

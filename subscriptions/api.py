@@ -1,0 +1,206 @@
+"""REST API for event types and endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api_errors import Conflict
+from deliveries.api import AttemptSerializer, ReplayJobSerializer
+from deliveries.batch import deliver_now
+from deliveries.services import replay_job_start
+from subscriptions.models import Endpoint, EventType
+from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
+from subscriptions.validators import validate_signing_secret
+from webhooks.services import event_send_test
+
+
+class IsStaffKeyOrReadOnly(permissions.BasePermission):
+    message = "Changing the event-type catalog needs a staff API key."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.method in permissions.SAFE_METHODS or bool(request.auth.is_staff)
+
+
+class EventTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EventType
+        fields = ["name", "description", "schema", "archived", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        candidate = EventType(**{**self._current(), **attrs})
+        candidate.clean()
+        return attrs
+
+    def _current(self) -> dict[str, Any]:
+        if self.instance is None:
+            return {}
+        return {"name": self.instance.name, "schema": self.instance.schema}
+
+
+class EventTypeViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The global event-type catalog. Reading is open to every key; changes need a staff key."""
+
+    serializer_class = EventTypeSerializer
+    permission_classes = [permissions.IsAuthenticated, IsStaffKeyOrReadOnly]
+    lookup_field = "name"
+    lookup_value_regex = r"[^/]+"
+    queryset = EventType.objects.order_by("name")
+
+
+class EventTypeNameField(serializers.SlugRelatedField):
+    default_error_messages = {
+        "does_not_exist": "Unknown or archived event type {value!r}.",
+        "invalid": "Event types are given by name.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            slug_field="name", queryset=EventType.objects.filter(archived=False), **kwargs
+        )
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    event_types = EventTypeNameField(many=True, required=False)
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id",
+            "url",
+            "description",
+            "event_types",
+            "is_active",
+            "disabled_reason",
+            "disabled_at",
+            "headers",
+            "rate_limit",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "disabled_reason", "disabled_at", "created_at", "updated_at"]
+
+
+class EndpointCreateSerializer(EndpointSerializer):
+    """Creating an endpoint returns its signing secret, once."""
+
+    secret = serializers.CharField(
+        required=False,
+        validators=[validate_signing_secret],
+        help_text="whsec_…; generated if omitted.",
+    )
+
+    class Meta(EndpointSerializer.Meta):
+        fields = [*EndpointSerializer.Meta.fields, "secret"]
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    overlap_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=7 * 24 * 3600,
+        help_text="How long the old secret keeps signing (default 24 h; 0 for a leaked secret).",
+    )  # fmt: skip
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField()
+    previous_secret_expires_at = serializers.DateTimeField()
+
+
+class TestEventSerializer(serializers.Serializer):
+    event_type = serializers.CharField(required=False, max_length=200)
+    payload = serializers.DictField(required=False)
+
+
+class TestResultSerializer(serializers.Serializer):
+    delivery_id = serializers.IntegerField()
+    attempt = AttemptSerializer(allow_null=True)
+
+
+class RecoverSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+
+
+class EndpointViewSet(viewsets.ModelViewSet):
+    """The calling key's tenant's endpoints. Other tenants' ids answer 404."""
+
+    http_method_names = ["get", "post", "put", "patch", "delete"]
+
+    def get_queryset(self) -> QuerySet[Endpoint]:
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
+            return Endpoint.objects.none()
+        return Endpoint.objects.filter(tenant=self.request.auth.tenant).prefetch_related(
+            "event_types"
+        )
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return EndpointCreateSerializer if self.action == "create" else EndpointSerializer
+
+    def perform_create(self, serializer: EndpointSerializer) -> None:
+        serializer.save(tenant=self.request.auth.tenant)
+
+    def perform_update(self, serializer: EndpointSerializer) -> None:
+        was_active = serializer.instance.is_active
+        wants_active = serializer.validated_data.pop("is_active", was_active)
+        endpoint = serializer.save()
+        if wants_active and not was_active:
+            endpoint_enable(endpoint=endpoint)
+        elif was_active and not wants_active:
+            endpoint_disable(endpoint_ids=[endpoint.id], reason="Disabled through the API.")
+            endpoint.refresh_from_db()
+
+    @extend_schema(request=RotateSecretSerializer, responses=RotatedSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str) -> Response:
+        endpoint = self.get_object()
+        params = RotateSecretSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        secret = endpoint_rotate_secret(
+            endpoint=endpoint, overlap_seconds=params.validated_data.get("overlap_seconds")
+        )
+        return Response(
+            {"secret": secret, "previous_secret_expires_at": endpoint.previous_secret_expires_at}
+        )
+
+    @extend_schema(request=TestEventSerializer, responses=TestResultSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str) -> Response:
+        """Send a test event to this endpoint now and return the attempt."""
+        endpoint = self.get_object()
+        if not endpoint.is_active:
+            raise Conflict("The endpoint is disabled; enable it before sending a test event.")
+        params = TestEventSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        delivery = event_send_test(endpoint=endpoint, **params.validated_data)
+        attempt = deliver_now(delivery.id)
+        body = {
+            "delivery_id": delivery.id,
+            "attempt": AttemptSerializer(attempt).data if attempt else None,
+        }
+        return Response(body, status=status.HTTP_200_OK if attempt else status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=RecoverSerializer, responses={202: ReplayJobSerializer})
+    @action(detail=True, methods=["post"])
+    def recover(self, request: Request, pk: str) -> Response:
+        """Replay, in the background, the failed deliveries of this endpoint since `since`."""
+        endpoint = self.get_object()
+        params = RecoverSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        job = replay_job_start(
+            endpoint=endpoint,
+            since=params.validated_data["since"],
+            requested_by=f"API key {request.auth.prefix}…",
+        )
+        return Response(ReplayJobSerializer(job, context={"request": request}).data, status=202)

@@ -1,0 +1,111 @@
+"""REST API for emitting events and reading them back."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api_errors import Conflict, PayloadTooLarge
+from deliveries.api import DeliverySerializer
+from webhooks.models import Event
+from webhooks.services import event_send
+
+# Room for the envelope around the payload ({"event_type": …, "idempotency_key": …}).
+ENVELOPE_BYTES = 16 * 1024
+
+
+class EventCreateSerializer(serializers.Serializer):
+    event_type = serializers.CharField(max_length=200)
+    payload = serializers.DictField(help_text="A JSON object; becomes `data` in the webhook body.")
+    idempotency_key = serializers.CharField(
+        max_length=255, required=False, help_text="Or send an Idempotency-Key header."
+    )
+
+
+class EventSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="public_id")
+    event_type = serializers.CharField(source="event_type.name")
+
+    class Meta:
+        model = Event
+        fields = ["id", "event_type", "payload", "idempotency_key", "created_at"]
+
+
+class EventCreatedSerializer(EventSerializer):
+    deliveries = serializers.IntegerField(source="deliveries.count")
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "deliveries"]
+
+
+class EventDetailSerializer(EventSerializer):
+    deliveries = DeliverySerializer(many=True)
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "deliveries"]
+
+
+class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Emit events for the calling key's tenant, and read one back with its deliveries."""
+
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+    serializer_class = EventDetailSerializer
+
+    def get_queryset(self) -> QuerySet[Event]:
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
+            return Event.objects.none()
+        return (
+            Event.objects.filter(tenant=self.request.auth.tenant)
+            .select_related("event_type")
+            .prefetch_related("deliveries__event__event_type")
+        )
+
+    @extend_schema(
+        request=EventCreateSerializer,
+        responses={202: EventCreatedSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
+    def create(self, request: Request) -> Response:
+        """Emit an event: one delivery per subscribed endpoint. A repeated idempotency key
+        returns the first event (with `Idempotent-Replayed: true`) and sends nothing."""
+        _refuse_oversized(request)
+        params = EventCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        wanted = params.validated_data
+        key = wanted.get("idempotency_key") or request.headers.get("Idempotency-Key") or None
+        tenant = request.auth.tenant
+        first = Event.objects.filter(tenant=tenant, idempotency_key=key).first() if key else None
+        if first is not None:
+            return _replayed(first, wanted)
+        event = event_send(
+            tenant=tenant,
+            event_type=wanted["event_type"],
+            payload=wanted["payload"],
+            idempotency_key=key,
+        )
+        return Response(EventCreatedSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _refuse_oversized(request: Request) -> None:
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.WEBHOOKS_MAX_PAYLOAD_BYTES + ENVELOPE_BYTES:
+        raise PayloadTooLarge(
+            f"The request body is {length} bytes; payloads are limited to "
+            f"{settings.WEBHOOKS_MAX_PAYLOAD_BYTES} bytes."
+        )
+
+
+def _replayed(first: Event, wanted: dict) -> Response:
+    if first.event_type.name != wanted["event_type"] or first.payload != wanted["payload"]:
+        raise Conflict("This idempotency key was already used for a different event.")
+    response = Response(EventCreatedSerializer(first).data, status=status.HTTP_202_ACCEPTED)
+    response["Idempotent-Replayed"] = "true"
+    return response
