@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -69,3 +70,17 @@ def _first_message(fields: dict[str, Any]) -> str:
         prefix = "" if name == "non_field_errors" else f"{name}: "
         return f"{prefix}{message}"
     return "Invalid input."
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        detail = "Internal error; it has been logged. Please retry later."
+        return JsonResponse({"code": "server_error", "detail": detail}, status=500)
+    return defaults.server_error(request)

@@ -202,6 +202,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": "deliveries.models.Delivery.Status",
         "ReplayJobStatusEnum": "deliveries.models.ReplayJob.Status",

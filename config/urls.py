@@ -11,3 +11,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("inbox/<str:token>/", inbox_views.receive, name="inbox-receive"),
 ]
+
+handler404 = "config.api_errors.not_found"
+handler500 = "config.api_errors.server_error"
