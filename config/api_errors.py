@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from webhooks.errors import EventError, PayloadTooLargeError
+from webhooks.errors import EventError, PayloadTooLargeError, UnknownEventTypeError
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -41,6 +41,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def _translate(exc: Exception) -> Exception:
     if isinstance(exc, PayloadTooLargeError):
         return PayloadTooLarge(str(exc))
+    if isinstance(exc, UnknownEventTypeError):
+        return exceptions.ValidationError({"event_type": [str(exc)]}, code="invalid")
     if isinstance(exc, EventError):
         return exceptions.ValidationError({"payload": [str(exc)]}, code="invalid")
     if isinstance(exc, DjangoValidationError):

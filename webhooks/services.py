@@ -93,7 +93,7 @@ def _resolve_event_type(name: str) -> EventType:
     kind = EventType.objects.filter(name=name).first()
     if kind is None:
         raise UnknownEventTypeError(
-            f"Unknown event type {name!r}: add it with `manage.py createeventtype {name}` first."
+            f"Unknown event type {name!r}: add it to the event-type catalog first."
         )
     if kind.archived:
         raise UnknownEventTypeError(f"Event type {name!r} is archived and accepts no new events.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,12 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
         )  # fmt: skip
     try:
         output = wait_for_line(log_path, demo, "Hookline is running", timeout=60)
+        key = re.search(r"key for tenant 'demo': (hl_\S+)", output).group(1)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/endpoints/", headers={"Authorization": f"Bearer {key}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            endpoints = json.load(response)
         started = {
             pid for session in demo_children_sessions(demo.pid) for pid in children_of(session)
         }
@@ -63,6 +71,7 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
     assert re.search(r"Admin: http://127\.0\.0\.1:\d+/admin/  user 'admin', password '\S+'", output)
     assert re.search(r"Delivery \d+: succeeded after 1 attempt\(s\), HTTP 200", output)
     assert "/admin/deliveries/delivery/" in output
+    assert endpoints[0]["url"].startswith(f"http://127.0.0.1:{port}/inbox/ibx_")
     assert started, "web, worker and beat should have been running"
     time.sleep(0.5)
     assert [pid for pid in started if pid_alive(pid)] == []

@@ -14,10 +14,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from deliveries.models import Delivery, Inbox
-from subscriptions.models import Endpoint, EventType, Tenant
-from subscriptions.services import endpoint_create, event_type_create, tenant_create
+from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.services import (
+    api_key_create,
+    endpoint_create,
+    event_type_create,
+    tenant_create,
+)
 from webhooks import send_event
 
 DEMO_TENANT = "demo"
@@ -46,6 +52,9 @@ class Command(BaseCommand):
         endpoint = _ensure_demo_endpoint(port)
         base = f"http://127.0.0.1:{port}"
         self.stdout.write(f"Admin: {base}/admin/  user {username!r}, password {password!r}")
+        self.stdout.write(
+            f"API:   {base}/api/docs/  key for tenant {DEMO_TENANT!r}: {_fresh_api_key()}"
+        )
         if no_serve:
             return
         # Ctrl-C, `kill` and a closed terminal all stop the children too.
@@ -97,6 +106,15 @@ def _ensure_admin() -> tuple[str, str]:
     user.set_password(password)
     user.save(update_fields=["password"])
     return "admin", password
+
+
+def _fresh_api_key() -> str:
+    """A new key for the demo tenant each run; the previous run's demo key is revoked."""
+    tenant = Tenant.objects.get(slug=DEMO_TENANT)
+    ApiKey.objects.filter(tenant=tenant, name="demo", revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    return api_key_create(tenant=tenant, name="demo")[1]
 
 
 def _ensure_demo_endpoint(port: int) -> Endpoint:
