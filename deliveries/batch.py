@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -20,8 +21,9 @@ from deliveries.services import (
     deliveries_record,
     deliveries_release,
 )
+from deliveries.transport import TransportResult
 from webhooks.signing import secret_key
-from webhooks.wire import message_body, signed_headers
+from webhooks.wire import message_body, redacted, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +75,27 @@ def _attempt_all(claim: Claim) -> list[Outcome]:
         if time.monotonic() > stop_at:
             break
         endpoint = delivery.endpoint
-        if endpoint.id not in keys:
-            keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
-        if delivery.event_id not in bodies:
-            bodies[delivery.event_id] = message_body(delivery.event, delivery.event.event_type.name)
-        outcomes.append(_attempt(delivery, bodies[delivery.event_id], keys[endpoint.id]))
+        try:
+            if endpoint.id not in keys:
+                keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
+            if delivery.event_id not in bodies:
+                event = delivery.event
+                bodies[delivery.event_id] = message_body(event, event.event_type.name)
+            outcomes.append(_attempt(delivery, bodies[delivery.event_id], keys[endpoint.id]))
+        except Exception as error:
+            # One broken delivery must not take the rest of the batch down with it.
+            logger.exception("Could not attempt delivery=%s", delivery.id)
+            outcomes.append(_attempt_failed_internally(delivery, error))
     return outcomes
+
+
+def _attempt_failed_internally(delivery: Delivery, error: Exception) -> Outcome:
+    result = transport.TransportResult(
+        duration_ms=0.0,
+        error_kind=Attempt.ErrorKind.INTERNAL,
+        error_message=f"Hookline could not build the request: {type(error).__name__}: {error}",
+    )
+    return _outcome(delivery, timezone.now(), {}, result)
 
 
 def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
@@ -92,6 +109,13 @@ def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
         extra=endpoint.headers,
     )
     result = transport.post(endpoint.url, body, headers)
+    return _outcome(delivery, started_at, headers, result)
+
+
+def _outcome(
+    delivery: Delivery, started_at: datetime, headers: dict[str, str], result: TransportResult
+) -> Outcome:
+    endpoint = delivery.endpoint
     number = delivery.attempt_count + 1
     attempt = Attempt(
         delivery=delivery,
@@ -100,7 +124,7 @@ def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
         started_at=started_at,
         duration_ms=result.duration_ms,
         url=endpoint.url,
-        request_headers=headers,
+        request_headers=redacted(headers),
         response_status=result.status,
         response_headers=result.headers,
         response_body=result.body,

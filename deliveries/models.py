@@ -81,6 +81,8 @@ class Attempt(models.Model):
         TLS = "tls"
         BLOCKED = "blocked"
         INVALID_RESPONSE = "invalid_response"
+        INVALID_REQUEST = "invalid_request"
+        INTERNAL = "internal"
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()

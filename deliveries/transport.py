@@ -79,8 +79,12 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
         return _failure(started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s")
     except requests.exceptions.ConnectionError as error:
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
+    except requests.exceptions.InvalidHeader as error:
+        return _failure(started, "invalid_request", f"invalid request header: {error}")
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as error:
         return _failure(started, "invalid_response", f"invalid response: {_root_cause(error)}")
+    except (UnicodeError, ValueError) as error:
+        return _failure(started, "invalid_request", f"the request cannot be sent: {error}")
 
 
 def _check_target(url: str) -> None:

@@ -19,6 +19,7 @@ from subscriptions.validators import (
     validate_endpoint_url,
     validate_signing_secret,
 )
+from webhooks.payloads import contains_nul
 
 SECRET_PREFIX = "whsec_"
 # Sent by "send test event"; created by a migration, delivered only to the endpoint under test.
@@ -92,11 +93,21 @@ class EventType(models.Model):
             raise ValidationError(
                 {"schema": "The schema is not a valid JSON Schema: not an object."}
             )
+        if contains_nul(self.schema):
+            raise ValidationError({"schema": "The schema cannot contain the NUL character."})
+        validator_class = jsonschema.validators.validator_for(self.schema)
         try:
-            jsonschema.validators.validator_for(self.schema).check_schema(self.schema)
+            validator_class.check_schema(self.schema)
+            # Applying it to a few values resolves its references: a dangling $ref fails here.
+            for probe in ({}, [], "", 0, None):
+                list(validator_class(self.schema).iter_errors(probe))
         except jsonschema.SchemaError as error:
             raise ValidationError(
                 {"schema": f"The schema is not a valid JSON Schema: {error.message}"}
+            ) from None
+        except Exception as error:  # unresolvable references and the like
+            raise ValidationError(
+                {"schema": f"The schema is not a valid JSON Schema: {error}"}
             ) from None
 
 

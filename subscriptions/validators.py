@@ -62,6 +62,12 @@ def validate_endpoint_headers(headers: object) -> None:
             )
         if any(char in value for char in "\r\n\0"):
             raise ValidationError(f"Header {name!r} must not contain line breaks.")
+        if value != value.strip() or not value.isprintable():
+            raise ValidationError(
+                f"Header {name!r} must be printable, without leading or trailing whitespace."
+            )
+        if not value.isascii():
+            raise ValidationError(f"Header {name!r} must be plain ASCII, as HTTP headers are.")
 
 
 def validate_signing_secret(secret: str) -> None:

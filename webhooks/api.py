@@ -16,13 +16,16 @@ from webhooks.services import event_send
 
 # Room for the envelope around the payload ({"event_type": …, "idempotency_key": …}).
 ENVELOPE_BYTES = 16 * 1024
+MAX_IDEMPOTENCY_KEY = 255
 
 
 class EventCreateSerializer(serializers.Serializer):
     event_type = serializers.CharField(max_length=200)
     payload = serializers.DictField(help_text="A JSON object; becomes `data` in the webhook body.")
     idempotency_key = serializers.CharField(
-        max_length=255, required=False, help_text="Or send an Idempotency-Key header."
+        max_length=MAX_IDEMPOTENCY_KEY,
+        required=False,
+        help_text="Or send an Idempotency-Key header.",
     )
 
 
@@ -77,7 +80,7 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         params = EventCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         wanted = params.validated_data
-        key = wanted.get("idempotency_key") or request.headers.get("Idempotency-Key") or None
+        key = wanted.get("idempotency_key") or _idempotency_header(request)
         tenant = request.auth.tenant
         first = Event.objects.filter(tenant=tenant, idempotency_key=key).first() if key else None
         if first is not None:
@@ -89,6 +92,15 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             idempotency_key=key,
         )
         return Response(EventCreatedSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _idempotency_header(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise serializers.ValidationError(
+            {"idempotency_key": [f"The Idempotency-Key is over {MAX_IDEMPOTENCY_KEY} characters."]}
+        )
+    return key
 
 
 def _refuse_oversized(request: Request) -> None:

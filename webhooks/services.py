@@ -21,6 +21,7 @@ from webhooks.errors import (
     UnknownTenantError,
 )
 from webhooks.models import Event
+from webhooks.payloads import contains_nul
 
 logger = logging.getLogger(__name__)
 
@@ -109,25 +110,44 @@ def _validate_payload(kind: EventType, payload: Any) -> None:
         raise InvalidPayloadError(
             f"The payload must be a JSON object, not {type(payload).__name__}."
         )
-    try:
-        size = len(
-            json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    serialized = _serialize(payload)
+    limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
+    if len(serialized) > limit:
+        raise PayloadTooLargeError(
+            f"The payload is {len(serialized)} bytes; the limit is {limit} bytes."
         )
+    if kind.schema:
+        _check_schema(kind, payload)
+
+
+def _serialize(payload: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidPayloadError(f"The payload is not JSON-serialisable: {error}.") from None
-    limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
-    if size > limit:
-        raise PayloadTooLargeError(f"The payload is {size} bytes; the limit is {limit} bytes.")
-    if kind.schema:
-        error = jsonschema.exceptions.best_match(
-            _schema_validator(json.dumps(kind.schema)).iter_errors(payload)
+    except RecursionError:
+        raise InvalidPayloadError("The payload is nested too deeply.") from None
+    if contains_nul(payload):
+        # PostgreSQL's JSON type cannot store it, and many receivers choke on it.
+        raise InvalidPayloadError("The payload cannot contain the NUL character (\\u0000).")
+    return text.encode()
+
+
+def _check_schema(kind: EventType, payload: dict[str, Any]) -> None:
+    try:
+        errors = _schema_validator(json.dumps(kind.schema)).iter_errors(payload)
+        error = jsonschema.exceptions.best_match(errors)
+    except jsonschema.exceptions.ValidationError:
+        raise
+    except Exception as problem:  # a schema that checks but cannot be applied, e.g. a bad $ref
+        raise InvalidPayloadError(
+            f"The payload cannot be checked: the schema of {kind.name!r} is broken ({problem})."
+        ) from None
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        raise InvalidPayloadError(
+            f"The payload does not match the schema of {kind.name!r} at {where}: {error.message}"
         )
-        if error is not None:
-            where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-            raise InvalidPayloadError(
-                f"The payload does not match the schema of {kind.name!r} at {where}: "
-                f"{error.message}"
-            )
 
 
 @functools.lru_cache(maxsize=256)

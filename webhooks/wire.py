@@ -36,3 +36,17 @@ def signed_headers(
         }
     )
     return headers
+
+
+_SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "cookie", "password")
+
+
+def redacted(headers: dict[str, str]) -> dict[str, str]:
+    """Headers as stored with an attempt: custom credentials masked, the signature kept."""
+    return {
+        name: "[redacted]"
+        if any(word in name.lower() for word in _SECRET_HEADER_WORDS)
+        and not name.lower().startswith("webhook-")
+        else value
+        for name, value in headers.items()
+    }
