@@ -30,6 +30,10 @@ class Delivery(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The bulk replay that last queued this delivery, for its progress counts.
+    replay_job = models.ForeignKey(
+        "deliveries.ReplayJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         verbose_name_plural = "deliveries"

@@ -172,7 +172,10 @@ REPLAYABLE = (Delivery.Status.FAILED, Delivery.Status.SUCCEEDED)
 
 
 def deliveries_replay(
-    *, deliveries: QuerySet[Delivery], trigger: str = Attempt.Trigger.REPLAY
+    *,
+    deliveries: QuerySet[Delivery],
+    trigger: str = Attempt.Trigger.REPLAY,
+    job: ReplayJob | None = None,
 ) -> int:
     """Queue each finished delivery in `deliveries` for one more attempt, now.
 
@@ -188,6 +191,7 @@ def deliveries_replay(
         finished_at=None,
         leased_by="",
         lease_expires_at=None,
+        replay_job=job,
     )
     if queued:
         transaction.on_commit(wake_workers)
@@ -232,7 +236,8 @@ def replay_job_run(*, job_id: int) -> ReplayJob:
     for start in range(0, len(ids), REPLAY_CHUNK):
         with transaction.atomic():
             queued = deliveries_replay(
-                deliveries=Delivery.objects.filter(id__in=ids[start : start + REPLAY_CHUNK])
+                deliveries=Delivery.objects.filter(id__in=ids[start : start + REPLAY_CHUNK]),
+                job=job,
             )
             ReplayJob.objects.filter(id=job_id).update(replayed=F("replayed") + queued)
     ReplayJob.objects.filter(id=job_id).update(

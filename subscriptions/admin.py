@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db import models
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
-from subscriptions.services import endpoint_disable, endpoint_enable
+from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -60,7 +60,50 @@ class EndpointAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    actions = ["enable", "disable"]
+    actions = ["send_test_event", "rotate_secret", "enable", "disable"]
+
+    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        if not change:
+            self.message_user(
+                request,
+                f"Signing secret of {obj.url}, shown only now: {obj.secret}",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Send a test event to selected endpoints")
+    def send_test_event(self, request, queryset) -> None:  # noqa: ANN001
+        from deliveries.batch import deliver_now
+        from webhooks.services import event_send_test
+
+        for endpoint in queryset.filter(is_active=True):
+            attempt = deliver_now(event_send_test(endpoint=endpoint).id)
+            if attempt is None:
+                self.message_user(request, f"Test event to {endpoint.url} queued.", messages.INFO)
+            elif attempt.succeeded:
+                self.message_user(
+                    request,
+                    f"Test event delivered to {endpoint.url}: HTTP {attempt.response_status} "
+                    f"in {attempt.duration_ms:.0f} ms.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Test event to {endpoint.url} failed: {attempt.error_message}.",
+                    messages.ERROR,
+                )
+
+    @admin.action(description="Rotate the signing secret (the old one keeps signing for 24 h)")
+    def rotate_secret(self, request, queryset) -> None:  # noqa: ANN001
+        for endpoint in queryset:
+            secret = endpoint_rotate_secret(endpoint=endpoint)
+            self.message_user(
+                request,
+                f"New signing secret of {endpoint.url}, shown only now: {secret}",
+                messages.WARNING,
+            )
+
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.action(description="Enable selected endpoints (waiting deliveries resume)")

@@ -1,0 +1,73 @@
+"""The dashboard's status vocabulary: derived from a delivery, shown the same everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from deliveries.models import Attempt, Delivery
+
+
+@dataclass(frozen=True)
+class Pill:
+    label: str
+    icon: str
+    css: str
+    meaning: str
+
+
+PENDING = Pill("Pending", "…", "pending", "Queued for its first attempt.")
+SENDING = Pill("Sending", "⇡", "sending", "A worker is delivering it right now.")
+RETRYING = Pill("Retrying", "↻", "retrying", "Failed so far; the next attempt is scheduled.")
+DELIVERED = Pill("Delivered", "✓", "delivered", "The receiver answered 2xx.")
+DEAD = Pill("Dead", "✕", "dead", "Every attempt failed. Replay it once the receiver is fixed.")
+
+FILTERS = {
+    "pending": {"status": Delivery.Status.PENDING, "attempt_count": 0},
+    "retrying": {"status": Delivery.Status.PENDING, "attempt_count__gt": 0},
+    "delivered": {"status": Delivery.Status.SUCCEEDED},
+    "dead": {"status": Delivery.Status.FAILED},
+}
+
+
+def delivery_pill(delivery: Delivery, now: datetime) -> Pill:
+    if delivery.status == Delivery.Status.SUCCEEDED:
+        return DELIVERED
+    if delivery.status == Delivery.Status.FAILED:
+        return DEAD
+    if delivery.lease_expires_at and delivery.lease_expires_at > now:
+        return SENDING
+    return RETRYING if delivery.attempt_count else PENDING
+
+
+LAST_RESULT_LABELS = (
+    ("refused", "refused"),
+    ("no response", "timeout"),
+    ("not received within", "timeout"),
+    ("tls", "TLS"),
+    ("private or reserved", "blocked"),
+    ("connection", "connection"),
+)
+
+
+def last_result(delivery: Delivery) -> str:
+    """A short human summary of the last attempt: `503`, `timeout`, `refused`, `—`."""
+    if delivery.last_response_status:
+        return str(delivery.last_response_status)
+    error = delivery.last_error.lower()
+    for needle, label in LAST_RESULT_LABELS:
+        if needle in error:
+            return label
+    return "error" if error else "—"
+
+
+ERROR_HINTS = {
+    Attempt.ErrorKind.TIMEOUT: "The receiver did not answer in time: answer 2xx first, then work.",
+    Attempt.ErrorKind.CONNECTION: "Nothing accepted the connection: is the receiver up?",
+    Attempt.ErrorKind.TLS: "Certificate expired or hostname mismatch.",
+    Attempt.ErrorKind.BLOCKED: "The URL resolves to a private address; Hookline will not call it.",
+    Attempt.ErrorKind.HTTP_STATUS: "The receiver answered, but not with 2xx.",
+    Attempt.ErrorKind.INVALID_RESPONSE: "The receiver's answer was not valid HTTP.",
+    Attempt.ErrorKind.INVALID_REQUEST: "The request could not be built: check the custom headers.",
+    Attempt.ErrorKind.INTERNAL: "Hookline failed to build the request; see the worker log.",
+}
