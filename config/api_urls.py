@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from deliveries.api import DeliveryViewSet, ReplayJobViewSet
+from deliveries.api import DeliveryViewSet, PortalLinkView, ReplayJobViewSet
 from subscriptions.api import EndpointViewSet, EventTypeViewSet
 from webhooks.api import EventViewSet
 
@@ -12,4 +13,7 @@ router.register("events", EventViewSet, basename="event")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 router.register("replay-jobs", ReplayJobViewSet, basename="replay-job")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("portal-links/", PortalLinkView.as_view(), name="portal-links"),
+    *router.urls,
+]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db.models import QuerySet
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
@@ -13,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
+from deliveries.dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_token
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
 
@@ -173,3 +177,46 @@ class ReplayJobViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return ReplayJob.objects.none()
         return ReplayJob.objects.filter(tenant=self.request.auth.tenant)
+
+
+class PortalLinkRequestSerializer(serializers.Serializer):
+    capabilities = serializers.ListField(
+        child=serializers.ChoiceField(choices=CAPABILITIES),
+        required=False,
+        default=["view"],
+        help_text="view (always), replay, manage_endpoints.",
+    )
+    expires_in = serializers.IntegerField(
+        required=False, default=3600, min_value=60, max_value=MAX_LIFETIME,
+        help_text="Seconds the link (and the session it opens) stays valid.",
+    )  # fmt: skip
+
+
+class PortalLinkSerializer(serializers.Serializer):
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+    capabilities = serializers.ListField(child=serializers.CharField())
+
+
+class PortalLinkView(generics.GenericAPIView):
+    """A short-lived signed link opening the dashboard for the key's tenant, no account needed."""
+
+    serializer_class = PortalLinkRequestSerializer
+
+    @extend_schema(request=PortalLinkRequestSerializer, responses={201: PortalLinkSerializer})
+    def post(self, request: Request) -> Response:
+        params = PortalLinkRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        capabilities = sorted(set(params.validated_data["capabilities"]) | {"view"})
+        token, expires_at = portal_token(
+            tenant_id=request.auth.tenant_id,
+            capabilities=capabilities,
+            lifetime=params.validated_data["expires_in"],
+        )
+        url = request.build_absolute_uri(reverse("dashboard:portal", args=[token]))
+        body = {
+            "url": url,
+            "expires_at": datetime.fromtimestamp(expires_at, tz=UTC),
+            "capabilities": capabilities,
+        }
+        return Response(PortalLinkSerializer(body).data, status=status.HTTP_201_CREATED)

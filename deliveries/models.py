@@ -103,7 +103,11 @@ class Attempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
-        indexes = [models.Index(fields=["delivery", "number"], name="attempt_delivery_idx")]
+        indexes = [
+            models.Index(fields=["delivery", "number"], name="attempt_delivery_idx"),
+            # The dashboard's windows ("last 24 h") and retention purge by time.
+            models.Index(fields=["started_at"], name="attempt_started_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}"

@@ -5,6 +5,7 @@ from django.db import models
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
+from webhooks.errors import EventError
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -77,7 +78,11 @@ class EndpointAdmin(admin.ModelAdmin):
         from webhooks.services import event_send_test
 
         for endpoint in queryset.filter(is_active=True):
-            attempt = deliver_now(event_send_test(endpoint=endpoint).id)
+            try:
+                attempt = deliver_now(event_send_test(endpoint=endpoint).id)
+            except EventError as error:
+                self.message_user(request, f"No test event sent: {error}", messages.ERROR)
+                return
             if attempt is None:
                 self.message_user(request, f"Test event to {endpoint.url} queued.", messages.INFO)
             elif attempt.succeeded:

@@ -70,6 +70,12 @@ def event_send_test(
     The caller attempts it (`deliveries.batch.deliver_now`); the same validation as `event_send`
     applies, and raises the same errors.
     """
+    if event_type == TEST_EVENT_TYPE:
+        # Made by a migration; re-created should anyone have deleted it.
+        EventType.objects.get_or_create(
+            name=TEST_EVENT_TYPE,
+            defaults={"description": "A test message sent from Hookline on request."},
+        )
     kind = _resolve_event_type(event_type)
     if payload is None:
         payload = {"message": "A test message from Hookline.", "endpoint_id": endpoint.id}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from deliveries.dashboard.portal import CAPABILITIES, SESSION_KEY, PortalGrant
 from deliveries.models import Delivery, ReplayJob
 from subscriptions.models import Endpoint, Tenant
 
@@ -21,6 +26,20 @@ class Viewer:
     tenants: QuerySet[Tenant]
     tenant: Tenant | None  # None: staff looking at every tenant
     is_staff: bool
+    capabilities: tuple[str, ...] = CAPABILITIES
+    portal_expires_at: datetime | None = None  # set for a portal-link session
+
+    @property
+    def can_replay(self) -> bool:
+        return "replay" in self.capabilities
+
+    @property
+    def can_manage(self) -> bool:
+        return "manage_endpoints" in self.capabilities
+
+    def require(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise PermissionDenied(f"This session may not {capability.replace('_', ' ')}.")
 
     def scope(self) -> QuerySet[Tenant]:
         if self.tenant is not None:
@@ -37,8 +56,34 @@ class Viewer:
         return ReplayJob.objects.filter(tenant__in=self.scope())
 
 
+def portal_grant_of(request: HttpRequest) -> PortalGrant | None:
+    data = request.session.get(SESSION_KEY)
+    if not data:
+        return None
+    grant = PortalGrant.from_session(data)
+    if grant.expired:
+        del request.session[SESSION_KEY]
+        return None
+    return grant
+
+
+def dashboard_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Let in signed-in users and valid portal-link sessions; send others to sign in."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if request.user.is_authenticated or portal_grant_of(request) is not None:
+            return view(request, *args, **kwargs)
+        return redirect_to_login(request.get_full_path())
+
+    return guarded
+
+
 def viewer_for(request: HttpRequest) -> Viewer:
     """Resolve the viewer; `?tenant=slug` switches tenant and is remembered in the session."""
+    grant = portal_grant_of(request)
+    if grant is not None:
+        return _portal_viewer(grant)
     user = request.user
     tenants = Tenant.objects.all() if user.is_staff else user.tenants.filter(is_active=True)
     tenants = tenants.order_by("slug")
@@ -52,3 +97,17 @@ def viewer_for(request: HttpRequest) -> Viewer:
         if tenant is None:
             raise PermissionDenied("You are not a member of any tenant.")
     return Viewer(tenants=tenants, tenant=tenant, is_staff=user.is_staff)
+
+
+def _portal_viewer(grant: PortalGrant) -> Viewer:
+    tenants = Tenant.objects.filter(id=grant.tenant_id, is_active=True)
+    tenant = tenants.first()
+    if tenant is None:
+        raise PermissionDenied("This tenant is no longer active.")
+    return Viewer(
+        tenants=tenants,
+        tenant=tenant,
+        is_staff=False,
+        capabilities=grant.capabilities,
+        portal_expires_at=datetime.fromtimestamp(grant.expires_at, tz=UTC),
+    )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Max, Min, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -16,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from deliveries.dashboard.access import Viewer, viewer_for
+from deliveries.dashboard.access import Viewer, dashboard_login_required, viewer_for
 from deliveries.dashboard.pages import render_page
 from deliveries.dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
 from deliveries.models import Delivery, ReplayJob
@@ -27,7 +26,7 @@ SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(day
          "30d": timedelta(days=30)}  # fmt: skip
 
 
-@login_required
+@dashboard_login_required
 def delivery_list(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
     context = _list_context(request, viewer, viewer.deliveries())
@@ -37,7 +36,7 @@ def delivery_list(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
 
 
-@login_required
+@dashboard_login_required
 def dead_letters(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
     dead = viewer.deliveries().filter(status=Delivery.Status.FAILED)
@@ -51,7 +50,7 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
 
 
-@login_required
+@dashboard_login_required
 def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
     viewer = viewer_for(request)
     delivery = get_object_or_404(
@@ -83,11 +82,12 @@ def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
     )
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def replay_selected(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
-    ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+    viewer.require("replay")
+    ids = [number for value in request.POST.getlist("ids") if (number := _int(value))]
     selected = viewer.deliveries().filter(id__in=ids)
     queued = deliveries_replay(deliveries=selected)
     skipped = len(ids) - queued
@@ -96,10 +96,11 @@ def replay_selected(request: HttpRequest) -> HttpResponse:
     return redirect(_safe_next(request, reverse("dashboard:deliveries")))
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def replay_one(request: HttpRequest, delivery_id: int) -> HttpResponse:
     viewer = viewer_for(request)
+    viewer.require("replay")
     delivery = get_object_or_404(viewer.deliveries(), pk=delivery_id)
     if deliveries_replay(deliveries=Delivery.objects.filter(pk=delivery.pk)):
         messages.success(request, "Replay queued: one more attempt, with the same webhook-id.")
@@ -108,11 +109,12 @@ def replay_one(request: HttpRequest, delivery_id: int) -> HttpResponse:
     return redirect("dashboard:delivery", delivery_id=delivery.pk)
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def recover(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Start a replay job for every dead delivery of an endpoint since the chosen time."""
     viewer = viewer_for(request)
+    viewer.require("replay")
     endpoint = get_object_or_404(viewer.endpoints(), pk=endpoint_id)
     since = _parse_since(request.POST.get("since", ""))
     if since is None:
@@ -122,7 +124,7 @@ def recover(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     return redirect("dashboard:replay-job", job_id=job.pk)
 
 
-@login_required
+@dashboard_login_required
 def replay_job(request: HttpRequest, job_id: int) -> HttpResponse:
     viewer = viewer_for(request)
     job = get_object_or_404(viewer.replay_jobs().select_related("endpoint"), pk=job_id)
@@ -187,8 +189,8 @@ def _filter(
 ) -> QuerySet[Delivery]:
     if status in FILTERS:
         deliveries = deliveries.filter(**FILTERS[status])
-    if params.get("endpoint", "").isdigit():
-        deliveries = deliveries.filter(endpoint_id=int(params["endpoint"]))
+    if endpoint_id := _int(params.get("endpoint", "")):
+        deliveries = deliveries.filter(endpoint_id=endpoint_id)
     if params.get("event_type"):
         deliveries = deliveries.filter(event__event_type__name=params["event_type"])
     if params.get("since") in SINCE:
@@ -208,15 +210,15 @@ def _page(
 ) -> tuple[list[Delivery], int | None, int | None]:
     """Keyset pagination on the id: `before` pages to older rows, `after` to newer ones."""
     deliveries = deliveries.select_related("endpoint", "event__event_type")
-    if params.get("after", "").isdigit():
-        rows = list(deliveries.filter(id__gt=int(params["after"])).order_by("id")[: PAGE_SIZE + 1])
+    if after := _int(params.get("after", "")):
+        rows = list(deliveries.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
         has_more_newer = len(rows) > PAGE_SIZE
         rows = list(reversed(rows[:PAGE_SIZE]))
         newer = rows[0].id if rows and has_more_newer else None
         older = rows[-1].id if rows else None
         return rows, newer, older
-    if params.get("before", "").isdigit():
-        deliveries = deliveries.filter(id__lt=int(params["before"]))
+    if before := _int(params.get("before", "")):
+        deliveries = deliveries.filter(id__lt=before)
     rows = list(deliveries.order_by("-id")[: PAGE_SIZE + 1])
     older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
     rows = rows[:PAGE_SIZE]
@@ -246,10 +248,18 @@ def _query_without_cursor(request: HttpRequest) -> str:
     return params.urlencode()
 
 
-def _parse_since(raw: str):  # noqa: ANN202
+def _int(raw: str) -> int | None:
+    """A positive id from a query or form value, or None for anything else."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
+def _parse_since(raw: str) -> datetime | None:
     if raw in SINCE:
         return timezone.now() - SINCE[raw]
-    moment = parse_datetime(raw) if raw else None
+    try:
+        moment = parse_datetime(raw) if raw else None
+    except ValueError:
+        return None
     if moment is not None and timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from deliveries.batch import deliver_now
 from deliveries.dashboard import stats
-from deliveries.dashboard.access import viewer_for
+from deliveries.dashboard.access import dashboard_login_required, viewer_for
 from deliveries.dashboard.charts import stacked_hour_bars
 from deliveries.dashboard.pages import render_page
 from deliveries.dashboard.status import delivery_pill, last_result
@@ -43,7 +42,7 @@ RECOVER_PRESETS = {
 RECOVER_COUNT_CAP = 1000
 
 
-@login_required
+@dashboard_login_required
 def endpoint_list(request: HttpRequest) -> HttpResponse:
     """Every endpoint in scope, failing first, with its 24 h success rate and dead-letter count."""
     viewer = viewer_for(request)
@@ -56,7 +55,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     return render_page(request, viewer, "dashboard/endpoints.html", context, section="endpoints")
 
 
-@login_required
+@dashboard_login_required
 def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """One endpoint: state, facts, 24 h stats, test sending, recovery and recent deliveries."""
     viewer = viewer_for(request)
@@ -84,11 +83,12 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     )
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     """Send a test event to this endpoint alone, attempt it now, and show its delivery."""
     viewer = viewer_for(request)
+    viewer.require("manage_endpoints")
     endpoint = get_object_or_404(viewer.endpoints(), pk=endpoint_id)
     if not endpoint.is_active:
         messages.error(request, "This endpoint is disabled: enable it before sending a test event.")

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -15,7 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from deliveries.dashboard.access import viewer_for
+from deliveries.dashboard.access import dashboard_login_required, viewer_for
 from deliveries.dashboard.pages import render_page
 from deliveries.models import Inbox, InboxRequest
 from subscriptions.models import Endpoint, Tenant
@@ -38,7 +37,7 @@ class ReceivedRow:
     headers: list[tuple[str, str]]
 
 
-@login_required
+@dashboard_login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     """The tenant's inbox URL and the last requests it received; htmx polls the list every 3 s."""
     viewer = viewer_for(request)
@@ -57,11 +56,12 @@ def inbox(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def inbox_create(request: HttpRequest) -> HttpResponse:
     """Give the tenant a new inbox URL; the old ones keep receiving."""
     viewer = viewer_for(request)
+    viewer.require("manage_endpoints")
     if viewer.tenant is None:
         messages.error(request, "Pick a tenant in the top bar first.")
         return redirect("dashboard:inbox")
@@ -70,11 +70,12 @@ def inbox_create(request: HttpRequest) -> HttpResponse:
     return redirect(f"{reverse('dashboard:inbox')}?inbox={created.pk}")
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def inbox_endpoint(request: HttpRequest) -> HttpResponse:
     """Create an endpoint for the tenant pointing at its inbox (making an inbox if it has none)."""
     viewer = viewer_for(request)
+    viewer.require("manage_endpoints")
     back = _safe_next(request)
     if viewer.tenant is None:
         messages.error(request, "Pick a tenant in the top bar first.")
@@ -101,8 +102,9 @@ def _inboxes(tenant: Tenant) -> QuerySet[Inbox]:
 
 def _chosen(inboxes: QuerySet[Inbox], raw_id: str) -> Inbox | None:
     """The inbox picked by id among the tenant's, else the newest; None when it has none."""
-    if raw_id.isdigit():
-        picked = inboxes.filter(pk=int(raw_id)).first()
+    wanted = _whole_number(raw_id)
+    if wanted is not None:
+        picked = inboxes.filter(pk=wanted).first()
         if picked is not None:
             return picked
     return inboxes.first()
@@ -110,10 +112,10 @@ def _chosen(inboxes: QuerySet[Inbox], raw_id: str) -> Inbox | None:
 
 def _has_news(current: Inbox, params: Any) -> bool:
     """Whether the inbox received anything after the `latest` request id the page shows."""
-    latest = params.get("latest", "")
-    if not latest.isdigit():
+    latest = _whole_number(params.get("latest", ""))
+    if latest is None:
         return True
-    return current.requests.filter(id__gt=int(latest)).exists()
+    return current.requests.filter(id__gt=latest).exists()
 
 
 def _inbox_context(
@@ -166,9 +168,15 @@ def _json_or_none(body: str) -> Any:
 def _size(headers: dict[str, Any], body: str) -> int:
     """Bytes received: Content-Length when sent, else the stored body's size."""
     for name, value in headers.items():
-        if str(name).lower() == "content-length" and str(value).isdigit():
-            return int(value)
+        length = _whole_number(str(value)) if str(name).lower() == "content-length" else None
+        if length is not None:
+            return length
     return len(body.encode("utf-8", errors="replace"))
+
+
+def _whole_number(raw: str) -> int | None:
+    """`raw` as a non-negative int of at most 18 ASCII digits (a bigint); None otherwise."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 def _safe_next(request: HttpRequest) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from deliveries.dashboard import stats
-from deliveries.dashboard.access import Viewer, viewer_for
+from deliveries.dashboard.access import Viewer, dashboard_login_required, viewer_for
 from deliveries.dashboard.charts import stacked_hour_bars
 from deliveries.dashboard.pages import render_page
 
@@ -18,7 +17,7 @@ from deliveries.dashboard.pages import render_page
 OVERVIEW_ENDPOINTS = 50
 
 
-@login_required
+@dashboard_login_required
 def overview(request: HttpRequest) -> HttpResponse:
     """The last 24 hours in the viewer's scope, or an onboarding checklist without endpoints."""
     viewer = viewer_for(request)

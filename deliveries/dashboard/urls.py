@@ -1,6 +1,12 @@
 from django.urls import path
 
-from deliveries.dashboard import deliveries_views, endpoint_views, inbox_views, overview_views
+from deliveries.dashboard import (
+    deliveries_views,
+    endpoint_views,
+    inbox_views,
+    overview_views,
+    portal_views,
+)
 
 app_name = "dashboard"
 
@@ -21,4 +27,5 @@ urlpatterns = [
     path("inbox/", inbox_views.inbox, name="inbox"),
     path("inbox/new/", inbox_views.inbox_create, name="inbox-create"),
     path("inbox/endpoint/", inbox_views.inbox_endpoint, name="inbox-endpoint"),
+    path("portal/<str:token>/", portal_views.open_portal, name="portal"),
 ]
