@@ -45,10 +45,9 @@ class Delivery(models.Model):
                 condition=models.Q(status="pending"),
                 name="delivery_due_idx",
             ),
-            models.Index(
-                fields=["endpoint", "status", "-created_at"], name="delivery_endpoint_idx"
-            ),
-            models.Index(fields=["status", "-created_at"], name="delivery_status_idx"),
+            # Lists page newest first by id, per endpoint or per status, without sorting.
+            models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_idx"),
+            models.Index(fields=["status", "-id"], name="delivery_status_idx"),
         ]
 
     def __str__(self) -> str:

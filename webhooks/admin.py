@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from deliveries.admin import CappedCountPaginator
 from deliveries.models import Delivery
 from webhooks.models import Event
 
@@ -20,6 +21,7 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
+    paginator = CappedCountPaginator
     list_display = ("public_id", "tenant", "event_type", "created_at")
     list_select_related = ("tenant", "event_type")
     search_fields = ("public_id", "idempotency_key")
