@@ -70,7 +70,14 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "next_attempt_at",
         "created_at",
     )
-    list_filter = ("status",)
+    list_filter = (
+        "status",
+        ("created_at", admin.DateFieldListFilter),
+        ("endpoint__tenant", admin.RelatedFieldListFilter),
+        ("event__event_type", admin.RelatedFieldListFilter),
+        ("endpoint", admin.RelatedFieldListFilter),
+    )
+    search_fields = ("=event__public_id", "=event__idempotency_key")
     list_select_related = ("event", "endpoint")
     show_full_result_count = False
     actions = [replay_deliveries]
@@ -90,8 +97,12 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "finished_at",
     )
     list_select_related = ("endpoint", "event__event_type")
-    list_filter = ("event__event_type",)
-    search_fields = ("endpoint__url", "event__public_id")
+    list_filter = (
+        ("finished_at", admin.DateFieldListFilter),
+        ("endpoint__tenant", admin.RelatedFieldListFilter),
+        ("event__event_type", admin.RelatedFieldListFilter),
+    )
+    search_fields = ("=event__public_id", "endpoint__url")
     show_full_result_count = False
     actions = [replay_deliveries]
     inlines = [AttemptInline]

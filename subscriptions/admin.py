@@ -2,9 +2,15 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import models
+from django.utils import timezone
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
-from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
+from subscriptions.services import (
+    api_key_create,
+    endpoint_disable,
+    endpoint_enable,
+    endpoint_rotate_secret,
+)
 from webhooks.errors import EventError
 
 
@@ -26,12 +32,29 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name")
     filter_horizontal = ("members",)
     inlines = [ApiKeyInline]
+    actions = ["create_api_key"]
+
+    @admin.action(description="Create an API key for selected tenants (shown once)")
+    def create_api_key(self, request, queryset) -> None:  # noqa: ANN001
+        for tenant in queryset:
+            _, key = api_key_create(tenant=tenant, name=f"created by {request.user.get_username()}")
+            self.message_user(
+                request, f"API key for {tenant.slug}, shown only now: {key}", messages.WARNING
+            )
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("prefix", "tenant", "name", "is_staff", "last_used_at", "revoked_at")
+    list_filter = ("is_staff", ("revoked_at", admin.EmptyFieldListFilter))
     list_select_related = ("tenant",)
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset) -> None:  # noqa: ANN001
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} keys.", messages.SUCCESS)
+
     readonly_fields = ("prefix", "created_at", "last_used_at")
     exclude = ("key_hash",)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from deliveries.models import Attempt, Delivery
-from subscriptions.models import Endpoint, EventType, Tenant
+from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.services import hash_api_key
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 
@@ -99,3 +102,54 @@ def test_endpoint_secret_is_never_shown_in_the_admin(admin_client):
     page = admin_client.get(f"/admin/subscriptions/endpoint/{endpoint.pk}/change/")
     assert page.status_code == 200
     assert endpoint.secret.encode() not in page.content
+
+
+def test_admin_creates_an_api_key_shown_once_and_revokes_it(admin_client):
+    tenant = TenantFactory()
+
+    page = admin_client.post(
+        "/admin/subscriptions/tenant/",
+        {"action": "create_api_key", "_selected_action": [tenant.pk]},
+        follow=True,
+    )
+
+    key = re.search(rb"shown only now: (hl_[\w-]+)", page.content).group(1).decode()
+    api_key = ApiKey.objects.get(tenant=tenant)
+    assert api_key.key_hash == hash_api_key(key)
+    admin_client.post(
+        "/admin/subscriptions/apikey/", {"action": "revoke", "_selected_action": [api_key.pk]}
+    )
+    api_key.refresh_from_db()
+    assert api_key.revoked_at is not None
+    assert (
+        key.encode()
+        not in admin_client.get(f"/admin/subscriptions/tenant/{tenant.pk}/change/").content
+    )
+
+
+def test_admin_delivery_list_filters_by_tenant_endpoint_type_and_date(admin_client):
+    paid = EventTypeFactory(name="order.paid")
+    mine, other = TenantFactory(slug="mine"), TenantFactory(slug="other")
+    EndpointFactory(tenant=mine, url="http://127.0.0.1:8000/mine")
+    EndpointFactory(tenant=other, url="http://127.0.0.1:8000/other")
+    mine_event = send_event(mine, "order.paid", {})
+    other_event = send_event(other, "order.paid", {})
+
+    page = admin_client.get(f"/admin/deliveries/delivery/?endpoint__tenant__id__exact={mine.pk}")
+    mine_endpoint = Endpoint.objects.get(tenant=mine)
+    by_type = admin_client.get(
+        f"/admin/deliveries/delivery/?event__event_type__id__exact={paid.pk}"
+    )
+    by_endpoint = admin_client.get(
+        f"/admin/deliveries/delivery/?endpoint__id__exact={mine_endpoint.pk}"
+    )
+    today = admin_client.get(
+        "/admin/deliveries/delivery/?created_at__gte=2000-01-01+00:00:00%2B00:00"
+    )
+
+    assert mine_event.public_id.encode() in page.content
+    assert other_event.public_id.encode() not in page.content
+    assert by_type.status_code == today.status_code == by_endpoint.status_code == 200
+    assert other_event.public_id.encode() in by_type.content
+    assert other_event.public_id.encode() not in by_endpoint.content
+    assert mine_event.public_id.encode() in today.content
