@@ -15,3 +15,10 @@ document.addEventListener("click", (event) => {
     closer.closest("dialog").close();
   }
 });
+
+// Selects marked data-autosubmit submit their form on change (no inline handlers: CSP).
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) {
+    event.target.form.submit();
+  }
+});
