@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -68,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
+    "config.login_throttle.LoginThrottleMiddleware",
 ]
 
 # --- HTTPS and cookies ----------------------------------------------------------------------------
@@ -199,9 +201,20 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 
 # --- Cache (API rate limits) ------------------------------------------------------------------
 
+
+def _next_redis_database(url: str) -> str:
+    """The same Redis server, a neighbouring database: a cache flush must not empty the queue."""
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{number + 1 if number < 15 else number - 1}"))
+
+
 # Redis when the broker is Redis, so every web process shares one rate-limit count.
 CACHE_URL = env_str(
-    "CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "locmem://"
+    "CACHE_URL",
+    _next_redis_database(CELERY_BROKER_URL)
+    if CELERY_BROKER_URL.startswith("redis")
+    else "locmem://",
 )
 CACHES = {
     "default": (
