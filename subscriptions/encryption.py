@@ -8,7 +8,9 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import models
+from django.dispatch import receiver
 
 
 @functools.cache
@@ -18,6 +20,12 @@ def _cipher() -> MultiFernet:
         digest = hashlib.sha256(b"hookline-secrets:" + settings.SECRET_KEY.encode()).digest()
         keys = [base64.urlsafe_b64encode(digest).decode()]
     return MultiFernet([Fernet(key) for key in keys])
+
+
+@receiver(setting_changed)
+def _forget_cipher(setting: str, **_: object) -> None:
+    if setting in ("WEBHOOKS_ENCRYPTION_KEYS", "SECRET_KEY"):
+        _cipher.cache_clear()
 
 
 def encrypt(plaintext: str) -> str:
