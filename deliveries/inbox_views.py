@@ -11,6 +11,7 @@ from subscriptions.models import Endpoint
 from webhooks.signing import VerificationError, verify
 
 MAX_STORED_BODY = 256 * 1024
+KEEP_REQUESTS = 100
 
 
 @csrf_exempt
@@ -27,7 +28,17 @@ def receive(request: HttpRequest, token: str) -> JsonResponse:
         signature_valid=_signature_valid(inbox, headers, body),
         response_status=inbox.respond_status,
     )
+    _keep_latest(inbox)
     return JsonResponse({"received": True}, status=inbox.respond_status)
+
+
+def _keep_latest(inbox: Inbox) -> None:
+    """An inbox keeps its latest KEEP_REQUESTS requests: a public URL must not grow the database."""
+    oldest_kept = (
+        InboxRequest.objects.filter(inbox=inbox).order_by("-id").values_list("id", flat=True)
+    )[KEEP_REQUESTS - 1 : KEEP_REQUESTS]
+    if oldest_kept:
+        InboxRequest.objects.filter(inbox=inbox, id__lt=oldest_kept[0]).delete()
 
 
 def _signature_valid(inbox: Inbox, headers: dict[str, str], body: bytes) -> bool | None:

@@ -79,3 +79,16 @@ def test_unknown_inbox_is_404_and_records_nothing(client):
         client.post("/inbox/ibx_nope/", b"{}", content_type="application/json").status_code == 404
     )
     assert not InboxRequest.objects.exists()
+
+
+def test_inbox_keeps_only_its_latest_requests(client, inbox, monkeypatch):
+    monkeypatch.setattr("deliveries.inbox_views.KEEP_REQUESTS", 3)
+    for n in range(5):
+        client.post(f"/inbox/{inbox.token}/", f'{{"n": {n}}}', content_type="application/json")
+
+    kept = [
+        json.loads(body)["n"]
+        for body in inbox.requests.order_by("id").values_list("body", flat=True)
+    ]
+
+    assert kept == [2, 3, 4]
