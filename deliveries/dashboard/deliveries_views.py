@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, Max, Min, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +21,7 @@ from deliveries.dashboard.pages import render_page
 from deliveries.dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
 from deliveries.models import Delivery, ReplayJob
 from deliveries.services import deliveries_replay, replay_job_start
+from subscriptions.models import EventType
 
 PAGE_SIZE = 50
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
@@ -42,7 +44,7 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
     dead = viewer.deliveries().filter(status=Delivery.Status.FAILED)
     context = _list_context(request, viewer, dead, fixed_status="dead")
     context["by_endpoint"] = _dead_by_endpoint(dead)
-    context["schedule"] = ", ".join(f"{delay:g} s" for delay in _schedule())
+    context["schedule"] = ", ".join(f"{delay:g} s" for delay in settings.WEBHOOKS_RETRY_SCHEDULE)
     context["jobs"] = viewer.replay_jobs().select_related("endpoint")[:10]
     return render_page(
         request, viewer, "dashboard/dead_letters.html", context,
@@ -177,7 +179,7 @@ def _list_context(
         "fixed_status": fixed_status,
         "statuses": list(FILTERS),
         "endpoints": endpoints,
-        "event_types": sorted({name for name in _event_type_names(viewer)}),
+        "event_types": sorted(_event_type_names()),
         "since_choices": list(SINCE),
         "query_string": _query_without_cursor(request),
         "now": now,
@@ -235,9 +237,7 @@ def _dead_by_endpoint(dead: QuerySet[Delivery]) -> list[dict[str, Any]]:
     return list(summary)
 
 
-def _event_type_names(viewer: Viewer) -> QuerySet:
-    from subscriptions.models import EventType
-
+def _event_type_names() -> QuerySet:
     return EventType.objects.filter(archived=False).values_list("name", flat=True)
 
 
@@ -268,9 +268,3 @@ def _parse_since(raw: str) -> datetime | None:
 def _safe_next(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
     return target if target.startswith("/dashboard/") else default
-
-
-def _schedule() -> tuple[float, ...]:
-    from django.conf import settings
-
-    return settings.WEBHOOKS_RETRY_SCHEDULE
