@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
 import requests
 import requests.adapters
 import urllib3
+import urllib3.response
 import urllib3.util.connection
 from django.conf import settings
 
+from deliveries.watchdog import watchdog
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
 
 STORED_BODY_CHARS = 4096
@@ -81,6 +84,18 @@ class _CheckedConnectionMixin:
             self, f"Failed to establish a new connection: {last_error}"
         )
 
+    def getresponse(self) -> urllib3.response.BaseHTTPResponse:
+        # The status line and headers must arrive before the attempt's deadline, however slowly
+        # they drip; the body has its own check in _read_capped.
+        deadline = getattr(_attempt_deadline, "at", None)
+        if deadline is None or self.sock is None:
+            return super().getresponse()
+        alarm = watchdog.arm(self.sock, deadline)
+        try:
+            return super().getresponse()
+        finally:
+            watchdog.disarm(alarm)
+
 
 class _CheckedHTTPConnection(_CheckedConnectionMixin, urllib3.connection.HTTPConnection):
     pass
@@ -107,6 +122,7 @@ class _CheckedAdapter(requests.adapters.HTTPAdapter):
         }
 
 
+_attempt_deadline = threading.local()
 _session: requests.Session | None = None
 _session_pid: int | None = None
 
@@ -142,6 +158,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
     except requests.exceptions.Timeout:
         return _failure(started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s")
     except requests.exceptions.ConnectionError as error:
+        if time.monotonic() - started >= settings.WEBHOOKS_TIMEOUT:
+            # The watchdog cut a response that was still dripping in at the deadline.
+            return _failure(
+                started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s"
+            )
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
     except requests.exceptions.InvalidHeader as error:
         return _failure(started, "invalid_request", f"invalid request header: {error}")
@@ -170,14 +191,18 @@ def _check_target(url: str) -> None:
 
 def _send(url: str, body: bytes, headers: dict[str, str], started: float) -> TransportResult:
     timeout = settings.WEBHOOKS_TIMEOUT
-    response = _get_session().post(
-        url,
-        data=body,
-        headers=headers,
-        timeout=(min(MAX_CONNECT_TIMEOUT, timeout), timeout),
-        allow_redirects=False,
-        stream=True,
-    )
+    _attempt_deadline.at = started + timeout
+    try:
+        response = _get_session().post(
+            url,
+            data=body,
+            headers=headers,
+            timeout=(min(MAX_CONNECT_TIMEOUT, timeout), timeout),
+            allow_redirects=False,
+            stream=True,
+        )
+    finally:
+        _attempt_deadline.at = None
     with response:
         excerpt, complete = _read_capped(response, deadline=started + timeout)
     if not complete:

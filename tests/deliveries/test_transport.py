@@ -348,3 +348,36 @@ def test_backslash_in_authority_cannot_smuggle_a_blocked_host_past_the_policy():
     assert server.connections == 0
     assert result.status is None
     assert result.error_kind == "blocked"
+
+
+def test_status_line_and_headers_dripped_past_the_deadline_time_out_at_the_deadline():
+    def drip_headers(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        give_up = time.monotonic() + 4
+        while time.monotonic() < give_up and not stop.is_set():
+            conn.sendall(b"X-Slow: x\r\n")
+            time.sleep(0.2)
+
+    with override_settings(WEBHOOKS_TIMEOUT=1), replying_server(drip_headers) as server:
+        started = time.monotonic()
+        result = post(server.url())
+        elapsed = time.monotonic() - started
+
+    assert result.error_kind == "timeout"
+    assert elapsed < 1 + 0.8
+
+
+def test_a_worker_is_free_again_at_once_after_a_cut_off_receiver(receiver):
+    def drip_headers(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while not stop.is_set():
+            conn.sendall(b"X-Slow: x\r\n")
+            time.sleep(0.2)
+
+    with override_settings(WEBHOOKS_TIMEOUT=1), replying_server(drip_headers) as server:
+        assert post(server.url()).error_kind == "timeout"
+        started = time.monotonic()
+        healthy = post(receiver.url("/after"))
+
+    assert healthy.status == 200
+    assert time.monotonic() - started < 0.5
