@@ -7,6 +7,7 @@ checked against the network policy before each request.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import threading
@@ -163,6 +164,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
             return _failure(
                 started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s"
             )
+        if _caused_by(error, http.client.HTTPException):  # too many or too long headers
+            return _failure(started, "invalid_response", f"invalid response: {_root_cause(error)}")
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
     except requests.exceptions.InvalidHeader as error:
         return _failure(started, "invalid_request", f"invalid request header: {error}")
@@ -260,6 +263,17 @@ def _failure(started: float, kind: str, message: str) -> TransportResult:
 
 def _elapsed_ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 3)
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__context__ or (
+            seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        )
+    return False
 
 
 def _root_cause(error: BaseException) -> str:

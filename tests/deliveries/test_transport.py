@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+import pytest
 from django.conf import settings
 from django.test import override_settings
 
@@ -381,3 +382,25 @@ def test_a_worker_is_free_again_at_once_after_a_cut_off_receiver(receiver):
 
     assert healthy.status == 200
     assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"".join(b"X-Many-%d: x\r\n" % n for n in range(150)),
+        b"X-Huge: " + b"x" * 70_000 + b"\r\n",
+    ],
+    ids=["too-many-headers", "huge-header"],
+)
+def test_oversized_response_headers_are_refused_quickly(headers):
+    def reply(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 0\r\n\r\n")
+
+    with replying_server(reply) as server:
+        started = time.monotonic()
+        result = post(server.url())
+
+    assert result.status is None
+    assert result.error_kind == "invalid_response"
+    assert "header" in result.error_message.lower()
+    assert time.monotonic() - started < 1.5
