@@ -266,13 +266,15 @@ def _elapsed_ms(started: float) -> float:
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is in the chain of causes (requests and urllib3 wrap them in args)."""
     seen: BaseException | None = error
-    while seen is not None:
+    for _ in range(20):  # chains are short; a cycle must not loop forever
+        if seen is None:
+            return False
         if isinstance(seen, kind):
             return True
-        seen = seen.__context__ or (
-            seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        )
+        wrapped = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = seen.__context__ or wrapped
     return False
 
 
