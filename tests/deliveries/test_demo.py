@@ -71,6 +71,7 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
     assert re.search(r"Admin: http://127\.0\.0\.1:\d+/admin/  user 'admin', password '\S+'", output)
     assert re.search(r"Delivery \d+: succeeded after 1 attempt\(s\), HTTP 200", output)
     assert "/admin/deliveries/delivery/" in output
+    assert f"Dashboard: http://127.0.0.1:{port}/dashboard/" in output
     assert endpoints[0]["url"].startswith(f"http://127.0.0.1:{port}/inbox/ibx_")
     assert started, "web, worker and beat should have been running"
     time.sleep(0.5)

@@ -55,6 +55,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"API:   {base}/api/docs/  key for tenant {DEMO_TENANT!r}: {_fresh_api_key()}"
         )
+        self.stdout.write(f"Dashboard: {base}/dashboard/  (same user)")
         if no_serve:
             return
         # Ctrl-C, `kill` and a closed terminal all stop the children too.
