@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
@@ -164,7 +165,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
             return _failure(
                 started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s"
             )
-        if _caused_by(error, http.client.HTTPException):  # too many or too long headers
+        if _caused_by(error, _malformed_response):  # e.g. too many or too long headers
             return _failure(started, "invalid_response", f"invalid response: {_root_cause(error)}")
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
     except requests.exceptions.InvalidHeader as error:
@@ -265,13 +266,18 @@ def _elapsed_ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 3)
 
 
-def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
-    """Whether `kind` is in the chain of causes (requests and urllib3 wrap them in args)."""
+def _malformed_response(error: BaseException) -> bool:
+    # RemoteDisconnected is an HTTPException too, but a dropped connection is not malformed.
+    return isinstance(error, http.client.HTTPException) and not isinstance(error, ConnectionError)
+
+
+def _caused_by(error: BaseException, matches: Callable[[BaseException], bool]) -> bool:
+    """Whether a cause in the chain `matches` (requests and urllib3 wrap causes in args)."""
     seen: BaseException | None = error
     for _ in range(20):  # chains are short; a cycle must not loop forever
         if seen is None:
             return False
-        if isinstance(seen, kind):
+        if matches(seen):
             return True
         wrapped = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
         seen = seen.__context__ or wrapped
