@@ -7,14 +7,14 @@ import subprocess
 import sys
 import time
 
-import dj_database_url
-import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
+
+from deliveries.bench.scratch import scratch_database
 
 BUDGET_MS = 200.0
 PAGES = {
@@ -67,18 +67,11 @@ class Command(BaseCommand):
         if inside:
             self._measure(deliveries, endpoints)
             return
-        scratch = f"{settings.DATABASES['default']['NAME']}_bench_lists"
-        with _admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
-            admin.execute(f'CREATE DATABASE "{scratch}"')
-        try:
-            env = {**os.environ, "DATABASE_URL": _url_for(scratch)}
+        with scratch_database("bench_lists") as url:
+            env = {**os.environ, "DATABASE_URL": url}
             command = [sys.executable, "manage.py", "benchmark_lists", "--inside",
                        "--deliveries", str(deliveries), "--endpoints", str(endpoints)]  # fmt: skip
             result = subprocess.run(command, env=env, cwd=settings.BASE_DIR, check=False)
-        finally:
-            with _admin_connection() as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
         if result.returncode:
             raise CommandError("Some list is over budget." if result.returncode == 3 else "Failed.")
 
@@ -149,18 +142,3 @@ def _time_page(client: Client, path: str, runs: int = 7) -> list[float]:
         if response.status_code != 200:
             raise CommandError(f"{path} answered {response.status_code}")
     return timings
-
-
-def _url_for(name: str) -> str:
-    db = settings.DATABASES["default"]
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{name}"
-
-
-def _admin_connection() -> psycopg.Connection:
-    url = _url_for("postgres")
-    params = dj_database_url.parse(url)
-    return psycopg.connect(
-        dbname="postgres", user=params["USER"], password=params["PASSWORD"] or None,
-        host=params["HOST"], port=params["PORT"] or 5432, autocommit=True,
-    )  # fmt: skip
