@@ -7,7 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from deliveries.batch import deliver_due_batch
-from deliveries.dispatch import dispatch_replay_job, wake_workers
+from deliveries.dispatch import dispatch_replay_job, wake_flag_clear, wake_workers
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
 
@@ -18,6 +18,7 @@ def deliver_due() -> int:
 
     Safe to run any number of times at once: each delivery is leased to one worker.
     """
+    wake_flag_clear()
     return deliver_due_batch(limit=settings.WEBHOOKS_BATCH_SIZE, on_full_batch=wake_workers)
 
 
