@@ -21,6 +21,7 @@ def decide_after(
     retry_after: float | None = None,
     schedule: tuple[float, ...] = SCHEDULE,
     retry_client_errors: bool = True,
+    single_attempt: bool = False,
     seed: int = 1,
 ) -> Decision:
     if status is not None and not 200 <= status < 300 and not error_kind:
@@ -32,6 +33,7 @@ def decide_after(
         retry_after=retry_after,
         schedule=schedule,
         retry_client_errors=retry_client_errors,
+        single_attempt=single_attempt,
         rng=random.Random(seed),
     )
 
@@ -197,25 +199,8 @@ def test_delay_stays_within_20_percent_of_the_schedule_without_retry_after(
     assert 0.8 * base - slack <= decision.delay <= 1.2 * base + slack
 
 
-def decide_single_attempt(
-    status: int | None,
-    *,
-    attempt_number: int = 1,
-    error_kind: str = "",
-    retry_after: float | None = None,
-    schedule: tuple[float, ...] = SCHEDULE,
-) -> Decision:
-    if status is not None and not 200 <= status < 300 and not error_kind:
-        error_kind = "http_status"
-    return decide(
-        attempt_number=attempt_number,
-        status=status,
-        error_kind=error_kind,
-        retry_after=retry_after,
-        schedule=schedule,
-        single_attempt=True,
-        rng=random.Random(1),
-    )
+def decide_single_attempt(status: int | None, **options: object) -> Decision:
+    return decide_after(status, single_attempt=True, **options)
 
 
 @pytest.mark.parametrize(
