@@ -31,6 +31,35 @@ logger = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 1.0
 
 
+def deliver_until_idle(
+    *,
+    limit: int,
+    budget_seconds: float,
+    before_claim: Callable[[], None] | None = None,
+    on_full_batch: Callable[[], None] | None = None,
+) -> int:
+    """Deliver due batches until none is left or `budget_seconds` ran out; returns how many.
+
+    Claiming the next batch in the same process, rather than through a new task per batch, keeps
+    the broker out of the hot loop. `before_claim` runs before each claim; `on_full_batch` runs
+    when a claim came back full, so that another worker starts on the rest of the backlog, and
+    once more when the budget runs out with work possibly left.
+    """
+    deadline = time.monotonic() + budget_seconds
+    delivered = 0
+    while True:
+        if before_claim is not None:
+            before_claim()
+        claimed = deliver_due_batch(limit=limit, on_full_batch=on_full_batch)
+        delivered += claimed
+        if claimed < limit:
+            return delivered
+        if time.monotonic() > deadline:
+            if on_full_batch is not None:
+                on_full_batch()
+            return delivered
+
+
 def deliver_due_batch(*, limit: int, on_full_batch: Callable[[], None] | None = None) -> int:
     """Attempt up to `limit` due deliveries once each; returns how many were claimed.
 

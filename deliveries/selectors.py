@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from deliveries.models import Delivery, ReplayJob
-from subscriptions.models import Endpoint, EventType, Tenant
+from subscriptions.models import Endpoint
 
 
-def endpoint_ids_subscribed(*, tenant: Tenant, event_type: EventType) -> list[int]:
-    """Active endpoints of `tenant` that want `event_type`; an endpoint with no types wants all."""
+def endpoint_ids_subscribed(*, tenant_id: int, event_type_id: int) -> list[int]:
+    """Active endpoints of a tenant that want an event type; an endpoint with no types wants all."""
     return list(
-        Endpoint.objects.filter(tenant=tenant, is_active=True)
-        .filter(Q(event_types__isnull=True) | Q(event_types=event_type))
+        Endpoint.objects.filter(tenant_id=tenant_id, is_active=True)
+        .filter(Q(event_types__isnull=True) | Q(event_types=event_type_id))
         .values_list("id", flat=True)
         .distinct()
     )

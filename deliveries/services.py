@@ -12,30 +12,17 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from deliveries.bulk import DeliveryChange, attempts_insert, deliveries_apply
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
 from deliveries.selectors import (
     deliveries_due,
     deliveries_failed_since,
-    endpoint_ids_subscribed,
 )
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event
-
-
-def deliveries_create_for_event(event: Event) -> int:
-    """Create one pending delivery per subscribed endpoint; wake workers once the caller commits."""
-    endpoint_ids = endpoint_ids_subscribed(tenant=event.tenant, event_type=event.event_type)
-    now = timezone.now()
-    Delivery.objects.bulk_create(
-        Delivery(event=event, endpoint_id=endpoint_id, next_attempt_at=now, created_at=now)
-        for endpoint_id in endpoint_ids
-    )
-    if endpoint_ids:
-        transaction.on_commit(wake_workers)
-    return len(endpoint_ids)
 
 
 def delivery_create_test(*, event: Event, endpoint: Endpoint) -> Delivery:
@@ -85,9 +72,13 @@ def _claim(candidates: QuerySet[Delivery], *, limit: int, now: datetime) -> Clai
         Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
     deliveries = list(
         Delivery.objects.filter(id__in=ids)
-        .select_related("event__event_type", "endpoint")
+        .select_related("event__event_type")
         .order_by("next_attempt_at", "id")
     )
+    # Fetched once each rather than joined per row: their secrets are decrypted on load.
+    endpoints = Endpoint.objects.in_bulk({delivery.endpoint_id for delivery in deliveries})
+    for delivery in deliveries:
+        delivery.endpoint = endpoints[delivery.endpoint_id]
     return Claim(token=token, expires_at=expires_at, deliveries=deliveries)
 
 
@@ -106,41 +97,38 @@ class Outcome:
 
 
 def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
-    """Store the attempts and move each delivery on, in one transaction.
+    """Store the attempts and move each delivery on, in one transaction of a few statements.
 
     A delivery whose lease was lost meanwhile keeps its attempt but is left to its new holder.
     """
     now = timezone.now()
     with transaction.atomic():
-        Attempt.objects.bulk_create(outcome.attempt for outcome in outcomes)
-        for outcome in outcomes:
-            Delivery.objects.filter(id=outcome.delivery.id, leased_by=claim.token).update(
-                **_delivery_changes(outcome, now)
-            )
+        attempts_insert([outcome.attempt for outcome in outcomes])
+        deliveries_apply(
+            [_delivery_change(outcome, now) for outcome in outcomes], lease_token=claim.token
+        )
         _update_endpoint_health(outcomes, now)
 
 
-def _delivery_changes(outcome: Outcome, now: datetime) -> dict[str, object]:
+def _delivery_change(outcome: Outcome, now: datetime) -> DeliveryChange:
     attempt, decision = outcome.attempt, outcome.decision
-    changes: dict[str, object] = {
-        "attempt_count": attempt.number,
-        "last_attempt_at": attempt.started_at,
-        "last_response_status": attempt.response_status,
-        "last_error": attempt.error_message,
-        "leased_by": "",
-        "lease_expires_at": None,
-        "next_trigger": Attempt.Trigger.SCHEDULED,
-    }
-    if decision.action is Action.RETRY:
-        changes["next_attempt_at"] = now + timedelta(seconds=decision.delay or 0)
-        return changes
-    succeeded = decision.action is Action.SUCCEED
-    changes.update(
-        status=Delivery.Status.SUCCEEDED if succeeded else Delivery.Status.FAILED,
-        next_attempt_at=None,
-        finished_at=now,
+    retrying = decision.action is Action.RETRY
+    if retrying:
+        status = Delivery.Status.PENDING
+    elif decision.action is Action.SUCCEED:
+        status = Delivery.Status.SUCCEEDED
+    else:
+        status = Delivery.Status.FAILED
+    return DeliveryChange(
+        delivery_id=outcome.delivery.id,
+        status=status,
+        attempt_count=attempt.number,
+        last_attempt_at=attempt.started_at,
+        last_response_status=attempt.response_status,
+        last_error=attempt.error_message,
+        next_attempt_at=now + timedelta(seconds=decision.delay or 0) if retrying else None,
+        finished_at=None if retrying else now,
     )
-    return changes
 
 
 def _update_endpoint_health(outcomes: list[Outcome], now: datetime) -> None:

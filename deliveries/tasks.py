@@ -6,20 +6,28 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from deliveries.batch import deliver_due_batch
+from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import dispatch_replay_job, wake_flag_clear, wake_workers
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
 
+# A worker drains the backlog for this long before it hands over to a fresh task, so that other
+# tasks (replays, sweeps) get their turn.
+DRAIN_BUDGET_SECONDS = 10.0
+
 
 @shared_task(name="deliveries.tasks.deliver_due")
 def deliver_due() -> int:
-    """Attempt one batch of due deliveries; a full batch wakes another worker for the rest.
+    """Attempt due deliveries batch after batch; a full batch wakes another worker to help.
 
     Safe to run any number of times at once: each delivery is leased to one worker.
     """
-    wake_flag_clear()
-    return deliver_due_batch(limit=settings.WEBHOOKS_BATCH_SIZE, on_full_batch=wake_workers)
+    return deliver_until_idle(
+        limit=settings.WEBHOOKS_BATCH_SIZE,
+        budget_seconds=DRAIN_BUDGET_SECONDS,
+        before_claim=wake_flag_clear,
+        on_full_batch=wake_workers,
+    )
 
 
 @shared_task(name="deliveries.tasks.run_replay_job")

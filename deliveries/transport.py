@@ -252,14 +252,17 @@ def _response_result(response: requests.Response, body: bytes, started: float) -
         duration_ms=_elapsed_ms(started),
         status=status,
         headers={name.lower(): value for name, value in response.headers.items()},
-        body=body.decode("utf-8", errors="replace")[:STORED_BODY_CHARS],
+        # PostgreSQL text cannot hold NUL, and a receiver's body may.
+        body=body.decode("utf-8", errors="replace")[:STORED_BODY_CHARS].replace("\x00", "\ufffd"),
         error_kind=error_kind,
         error_message=error_message,
     )
 
 
 def _failure(started: float, kind: str, message: str) -> TransportResult:
-    return TransportResult(duration_ms=_elapsed_ms(started), error_kind=kind, error_message=message)
+    return TransportResult(
+        duration_ms=_elapsed_ms(started), error_kind=kind, error_message=message.replace("\x00", "")
+    )
 
 
 def _elapsed_ms(started: float) -> float:

@@ -9,10 +9,13 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
+from deliveries.bulk import StoredEvent, event_insert_with_deliveries
+from deliveries.dispatch import wake_workers
 from deliveries.models import Delivery
-from deliveries.services import deliveries_create_for_event, delivery_create_test
+from deliveries.services import delivery_create_test
+from subscriptions.catalog import event_type_by_name, event_types_forget
 from subscriptions.models import TEST_EVENT_TYPE, Endpoint, EventType, Tenant
 from webhooks.errors import (
     InvalidPayloadError,
@@ -45,21 +48,33 @@ def event_send(
         existing = _event_by_idempotency_key(tenant, idempotency_key)
         if existing is not None:
             return existing
-    kind = _resolve_event_type(event_type)
-    _validate_payload(kind, payload)
-    try:
-        with transaction.atomic():
-            event = Event.objects.create(
-                tenant=tenant, event_type=kind, payload=payload, idempotency_key=idempotency_key
-            )
-            deliveries_create_for_event(event)
-    except IntegrityError:
-        # Another call with the same idempotency key committed first.
+    stored = _store(tenant, event_type, payload, idempotency_key)
+    if not stored.event_type_current:
+        # The cached event type changed meanwhile: look it up afresh, and check again.
+        event_types_forget()
+        stored = _store(tenant, event_type, payload, idempotency_key)
+    if stored.event is None:
+        # Another call with the same idempotency key stored its event first.
         existing = _event_by_idempotency_key(tenant, idempotency_key)
         if existing is None:
-            raise
+            raise UnknownEventTypeError(f"Event type {event_type!r} changed; try again.")
         return existing
-    return event
+    if stored.deliveries:
+        transaction.on_commit(wake_workers)
+    return stored.event
+
+
+def _store(
+    tenant: Tenant, event_type: str, payload: dict[str, Any], idempotency_key: str | None
+) -> StoredEvent:
+    kind = _resolve_event_type(event_type)
+    return event_insert_with_deliveries(
+        tenant=tenant,
+        event_type=kind,
+        payload=payload,
+        payload_json=_validate_payload(kind, payload),
+        idempotency_key=idempotency_key,
+    )
 
 
 def event_send_test(
@@ -97,7 +112,7 @@ def _resolve_tenant(tenant: Tenant | str) -> Tenant:
 
 
 def _resolve_event_type(name: str) -> EventType:
-    kind = EventType.objects.filter(name=name).first()
+    kind = event_type_by_name(name)
     if kind is None:
         raise UnknownEventTypeError(
             f"Unknown event type {name!r}: add it to the event-type catalog first."
@@ -111,22 +126,23 @@ def _event_by_idempotency_key(tenant: Tenant, key: str | None) -> Event | None:
     return Event.objects.filter(tenant=tenant, idempotency_key=key).first()
 
 
-def _validate_payload(kind: EventType, payload: Any) -> None:
+def _validate_payload(kind: EventType, payload: Any) -> str:
+    """The payload as compact JSON, once it passed every check."""
     if not isinstance(payload, dict):
         raise InvalidPayloadError(
             f"The payload must be a JSON object, not {type(payload).__name__}."
         )
     serialized = _serialize(payload)
+    size = len(serialized.encode())
     limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
-    if len(serialized) > limit:
-        raise PayloadTooLargeError(
-            f"The payload is {len(serialized)} bytes; the limit is {limit} bytes."
-        )
+    if size > limit:
+        raise PayloadTooLargeError(f"The payload is {size} bytes; the limit is {limit} bytes.")
     if kind.schema:
         _check_schema(kind, payload)
+    return serialized
 
 
-def _serialize(payload: dict[str, Any]) -> bytes:
+def _serialize(payload: dict[str, Any]) -> str:
     try:
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -136,7 +152,7 @@ def _serialize(payload: dict[str, Any]) -> bytes:
     if contains_nul(payload):
         # PostgreSQL's JSON type cannot store it, and many receivers choke on it.
         raise InvalidPayloadError("The payload cannot contain the NUL character (\\u0000).")
-    return text.encode()
+    return text
 
 
 def _check_schema(kind: EventType, payload: dict[str, Any]) -> None:
