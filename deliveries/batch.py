@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -11,8 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from deliveries import transport
+from deliveries.lanes import SlowLane
 from deliveries.models import Attempt, Delivery
-from deliveries.retry import decide
+from deliveries.retry import Action, decide
 from deliveries.services import (
     Claim,
     Outcome,
@@ -22,6 +25,7 @@ from deliveries.services import (
     deliveries_release,
 )
 from deliveries.transport import TransportResult
+from subscriptions.models import Endpoint
 from webhooks.signing import secret_key
 from webhooks.wire import message_body, redacted, signed_headers
 
@@ -37,6 +41,7 @@ def deliver_until_idle(
     budget_seconds: float,
     before_claim: Callable[[], None] | None = None,
     on_full_batch: Callable[[], None] | None = None,
+    lane: SlowLane | None = None,
 ) -> int:
     """Deliver due batches until none is left or `budget_seconds` ran out; returns how many.
 
@@ -50,7 +55,7 @@ def deliver_until_idle(
     while True:
         if before_claim is not None:
             before_claim()
-        claimed = deliver_due_batch(limit=limit, on_full_batch=on_full_batch)
+        claimed = deliver_due_batch(limit=limit, on_full_batch=on_full_batch, lane=lane)
         delivered += claimed
         if claimed < limit:
             return delivered
@@ -60,19 +65,44 @@ def deliver_until_idle(
             return delivered
 
 
-def deliver_due_batch(*, limit: int, on_full_batch: Callable[[], None] | None = None) -> int:
+def deliver_due_batch(
+    *,
+    limit: int,
+    on_full_batch: Callable[[], None] | None = None,
+    lane: SlowLane | None = None,
+) -> int:
     """Attempt up to `limit` due deliveries once each; returns how many were claimed.
 
     `on_full_batch` runs before the attempts when the claim came back full, so another worker can
-    start on the rest of the backlog in parallel.
+    start on the rest of the backlog in parallel. With a `lane`, deliveries to endpoints marked
+    slow go to its side threads, and endpoints it is busy with are not claimed.
     """
-    claim = deliveries_claim_due(limit=limit)
+    skip = lane.busy_endpoint_ids() if lane is not None else frozenset()
+    claim = deliveries_claim_due(limit=limit, skip_endpoint_ids=skip)
     if not claim.deliveries:
         return 0
-    if on_full_batch is not None and len(claim.deliveries) == limit:
+    claimed = len(claim.deliveries)
+    if on_full_batch is not None and claimed >= limit:
         on_full_batch()
+    if lane is not None:
+        claim = _hand_slow_endpoints_to(lane, claim)
     deliver_claimed(claim)
-    return len(claim.deliveries)
+    return claimed
+
+
+def _hand_slow_endpoints_to(lane: SlowLane, claim: Claim) -> Claim:
+    """Give the lane the deliveries to slow endpoints; return the claim's other deliveries."""
+    slow: dict[int, list[Delivery]] = {}
+    rest = []
+    for delivery in claim.deliveries:
+        if delivery.endpoint.is_slow:
+            slow.setdefault(delivery.endpoint_id, []).append(delivery)
+        else:
+            rest.append(delivery)
+    for endpoint_id, deliveries in slow.items():
+        part = dataclasses.replace(claim, deliveries=deliveries)
+        lane.submit(endpoint_id, functools.partial(deliver_claimed, part))
+    return dataclasses.replace(claim, deliveries=rest)
 
 
 def deliver_now(delivery_id: int) -> Attempt | None:
@@ -99,23 +129,44 @@ def _attempt_all(claim: Claim) -> list[Outcome]:
     )
     keys: dict[int, list[bytes]] = {}
     bodies: dict[int, bytes] = {}
+    failures_in_a_row: dict[int, int] = {}
     outcomes = []
     for delivery in claim.deliveries:
         if time.monotonic() > stop_at:
             break
         endpoint = delivery.endpoint
+        if failures_in_a_row.get(endpoint.id, 0) >= _give_up_after(endpoint):
+            continue  # left for later: its circuit is about to open, or it hangs
         try:
             if endpoint.id not in keys:
                 keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
             if delivery.event_id not in bodies:
                 event = delivery.event
                 bodies[delivery.event_id] = message_body(event, event.event_type.name)
-            outcomes.append(_attempt(delivery, bodies[delivery.event_id], keys[endpoint.id]))
+            outcome = _attempt(delivery, bodies[delivery.event_id], keys[endpoint.id])
         except Exception as error:
             # One broken delivery must not take the rest of the batch down with it.
             logger.exception("Could not attempt delivery=%s", delivery.id)
-            outcomes.append(_attempt_failed_internally(delivery, error))
+            outcome = _attempt_failed_internally(delivery, error)
+        outcomes.append(outcome)
+        failures_in_a_row[endpoint.id] = _failures_after(
+            failures_in_a_row.get(endpoint.id, 0), outcome
+        )
     return outcomes
+
+
+def _give_up_after(endpoint: Endpoint) -> int:
+    """Failures in a row after which a batch leaves the endpoint's other deliveries alone."""
+    return max(1, settings.WEBHOOKS_CIRCUIT_FAILURES - endpoint.consecutive_failures)
+
+
+def _failures_after(failures: int, outcome: Outcome) -> int:
+    if outcome.decision.action is Action.SUCCEED:
+        return 0
+    if outcome.attempt.error_kind == Attempt.ErrorKind.TIMEOUT:
+        # One hang is enough: the rest of the batch would each wait as long.
+        return settings.WEBHOOKS_CIRCUIT_FAILURES + 1
+    return failures + 1
 
 
 def _attempt_failed_internally(delivery: Delivery, error: Exception) -> Outcome:

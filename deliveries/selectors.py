@@ -21,12 +21,32 @@ def endpoint_ids_subscribed(*, tenant_id: int, event_type_id: int) -> list[int]:
 
 
 def deliveries_due(*, at: datetime) -> QuerySet[Delivery]:
-    """Pending deliveries whose time has come, not held by a live lease, to active endpoints."""
-    return Delivery.objects.filter(
-        status=Delivery.Status.PENDING,
-        next_attempt_at__lte=at,
-        endpoint__is_active=True,
-    ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at))
+    """Pending deliveries whose time has come, not held by a live lease, to active endpoints.
+
+    Deliveries to an endpoint whose circuit is open wait, except that once its cooldown ended,
+    one of them may go as a probe (see `deliveries_flowing`).
+    """
+    return (
+        Delivery.objects.filter(
+            status=Delivery.Status.PENDING,
+            next_attempt_at__lte=at,
+            endpoint__is_active=True,
+        )
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at))
+        .filter(
+            Q(endpoint__circuit_open_until__isnull=True) | Q(endpoint__circuit_open_until__lte=at)
+        )
+    )
+
+
+def deliveries_flowing(*, at: datetime) -> QuerySet[Delivery]:
+    """Due deliveries to endpoints whose circuit is closed: any number may go at once."""
+    return deliveries_due(at=at).filter(endpoint__circuit_open_until__isnull=True)
+
+
+def endpoint_ids_to_probe(*, at: datetime) -> QuerySet[Endpoint]:
+    """Active endpoints whose circuit cooldown has ended: each may send one delivery."""
+    return Endpoint.objects.filter(is_active=True, circuit_open_until__lte=at)
 
 
 def deliveries_failed_since(*, endpoint: Endpoint, since: datetime) -> QuerySet[Delivery]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,16 +15,21 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from deliveries.bulk import DeliveryChange, attempts_insert, deliveries_apply
+from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
 from deliveries.selectors import (
     deliveries_due,
     deliveries_failed_since,
+    deliveries_flowing,
+    endpoint_ids_to_probe,
 )
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event
+
+logger = logging.getLogger(__name__)
 
 
 def delivery_create_test(*, event: Event, endpoint: Endpoint) -> Delivery:
@@ -45,10 +52,50 @@ class Claim:
     deliveries: list[Delivery]
 
 
-def deliveries_claim_due(*, limit: int) -> Claim:
-    """Lease up to `limit` due deliveries; concurrent callers never get the same one."""
+def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ()) -> Claim:
+    """Lease up to `limit` due deliveries; concurrent callers never get the same one.
+
+    For each endpoint whose circuit cooldown has ended, the claim includes one probe delivery,
+    and pushes the endpoint's cooldown on by an attempt's length so that no other worker probes
+    it meanwhile. Deliveries to `skip_endpoint_ids` are left for later.
+    """
     now = timezone.now()
-    return _claim(deliveries_due(at=now).order_by("next_attempt_at"), limit=limit, now=now)
+    flowing = deliveries_flowing(at=now).exclude(endpoint_id__in=skip_endpoint_ids)
+    return _claim(
+        flowing.order_by("next_attempt_at"),
+        limit=limit,
+        now=now,
+        probes=lambda: _probe_ids(now, skip_endpoint_ids),
+    )
+
+
+def _probe_ids(now: datetime, skip_endpoint_ids: Collection[int]) -> list[int]:
+    """In the claim's transaction: the oldest due delivery of each endpoint ready for a probe."""
+    endpoint_ids = list(
+        endpoint_ids_to_probe(at=now)
+        .exclude(id__in=skip_endpoint_ids)
+        .select_for_update(skip_locked=True)
+        .values_list("id", flat=True)[:PROBES_PER_CLAIM]
+    )
+    probes = []
+    for endpoint_id in endpoint_ids:
+        oldest = (
+            deliveries_due(at=now)
+            .filter(endpoint_id=endpoint_id)
+            .order_by("next_attempt_at")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)
+            .first()
+        )
+        if oldest is not None:
+            probes.append(oldest)
+    probe_window = timedelta(seconds=settings.WEBHOOKS_TIMEOUT + LEASE_MARGIN_SECONDS)
+    Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=now + probe_window)
+    return probes
+
+
+PROBES_PER_CLAIM = 10
+LEASE_MARGIN_SECONDS = 5
 
 
 def deliveries_claim(*, delivery_ids: list[int]) -> Claim:
@@ -60,7 +107,13 @@ def deliveries_claim(*, delivery_ids: list[int]) -> Claim:
     return _claim(free.order_by("id"), limit=len(delivery_ids), now=now)
 
 
-def _claim(candidates: QuerySet[Delivery], *, limit: int, now: datetime) -> Claim:
+def _claim(
+    candidates: QuerySet[Delivery],
+    *,
+    limit: int,
+    now: datetime,
+    probes: Callable[[], list[int]] | None = None,
+) -> Claim:
     token = uuid.uuid4().hex
     expires_at = now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS)
     with transaction.atomic():
@@ -69,6 +122,8 @@ def _claim(candidates: QuerySet[Delivery], *, limit: int, now: datetime) -> Clai
                 "id", flat=True
             )[:limit]
         )
+        if probes is not None:
+            ids += probes()
         Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
     deliveries = list(
         Delivery.objects.filter(id__in=ids)
@@ -84,9 +139,11 @@ def _claim(candidates: QuerySet[Delivery], *, limit: int, now: datetime) -> Clai
 
 def deliveries_release(*, claim: Claim, delivery_ids: list[int]) -> None:
     """Give back leased deliveries that were not attempted, so any worker may take them at once."""
-    Delivery.objects.filter(id__in=delivery_ids, leased_by=claim.token).update(
+    released = Delivery.objects.filter(id__in=delivery_ids, leased_by=claim.token).update(
         leased_by="", lease_expires_at=None
     )
+    if released:
+        transaction.on_commit(wake_workers)
 
 
 @dataclass(frozen=True)
@@ -132,14 +189,72 @@ def _delivery_change(outcome: Outcome, now: datetime) -> DeliveryChange:
 
 
 def _update_endpoint_health(outcomes: list[Outcome], now: datetime) -> None:
-    """Track each endpoint's run of failures; disable it on 410 or after the failure window."""
-    succeeded = {o.delivery.endpoint_id for o in outcomes if o.decision.action is Action.SUCCEED}
-    failed = {o.delivery.endpoint_id for o in outcomes} - succeeded
-    if succeeded:
-        Endpoint.objects.filter(id__in=succeeded).update(failing_since=None, last_success_at=now)
-    if not failed:
-        return
-    Endpoint.objects.filter(id__in=failed, failing_since__isnull=True).update(failing_since=now)
+    """Track each endpoint's failures: its circuit breaker, its lane, and disabling it.
+
+    An endpoint is disabled on 410 or after the failure window (WEBHOOKS_DISABLE_AFTER_DAYS).
+    """
+    by_endpoint: dict[int, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_endpoint.setdefault(outcome.delivery.endpoint_id, []).append(outcome)
+    _update_lanes(by_endpoint)
+    healthy = [
+        endpoint_id
+        for endpoint_id, results in by_endpoint.items()
+        if results[-1].decision.action is Action.SUCCEED
+    ]
+    Endpoint.objects.filter(id__in=healthy).update(
+        failing_since=None, last_success_at=now, consecutive_failures=0, circuit_open_until=None
+    )
+    failing = sorted(set(by_endpoint) - set(healthy))  # in id order: no deadlock between workers
+    for endpoint_id in failing:
+        _record_failures(endpoint_id, by_endpoint[endpoint_id], now)
+    if failing:
+        _disable_failed_endpoints(outcomes, set(failing), now)
+
+
+def _update_lanes(by_endpoint: dict[int, list[Outcome]]) -> None:
+    slow_ms = settings.WEBHOOKS_SLOW_ATTEMPT_SECONDS * 1000
+    slow = {
+        endpoint_id
+        for endpoint_id, results in by_endpoint.items()
+        if any(
+            o.attempt.duration_ms >= slow_ms or o.attempt.error_kind == Attempt.ErrorKind.TIMEOUT
+            for o in results
+        )
+    }
+    if slow:
+        Endpoint.objects.filter(id__in=slow, is_slow=False).update(is_slow=True)
+    Endpoint.objects.filter(id__in=set(by_endpoint) - slow, is_slow=True).update(is_slow=False)
+
+
+def _record_failures(endpoint_id: int, results: list[Outcome], now: datetime) -> None:
+    endpoint = (
+        Endpoint.objects.select_for_update()
+        .only("consecutive_failures", "failing_since", "circuit_open_until")
+        .get(id=endpoint_id)
+    )
+    streak = failure_streak(
+        endpoint.consecutive_failures,
+        [o.decision.action is Action.SUCCEED for o in results],
+    )
+    pause = cooldown_seconds(
+        streak,
+        threshold=settings.WEBHOOKS_CIRCUIT_FAILURES,
+        base=settings.WEBHOOKS_CIRCUIT_COOLDOWN,
+    )
+    if pause is not None and endpoint.circuit_open_until is None:
+        logger.warning(
+            "Circuit opened for endpoint=%s after %s failed attempts in a row",
+            endpoint_id,
+            streak,
+        )
+    endpoint.consecutive_failures = streak
+    endpoint.circuit_open_until = None if pause is None else now + timedelta(seconds=pause)
+    endpoint.failing_since = endpoint.failing_since or now
+    endpoint.save(update_fields=["consecutive_failures", "circuit_open_until", "failing_since"])
+
+
+def _disable_failed_endpoints(outcomes: list[Outcome], failing: set[int], now: datetime) -> None:
     gone = {
         o.delivery.endpoint_id for o in outcomes if o.decision.action is Action.DISABLE_ENDPOINT
     }
@@ -148,7 +263,7 @@ def _update_endpoint_health(outcomes: list[Outcome], now: datetime) -> None:
     days = settings.WEBHOOKS_DISABLE_AFTER_DAYS
     if days > 0:
         stale = Endpoint.objects.filter(
-            id__in=failed - gone, failing_since__lte=now - timedelta(days=days)
+            id__in=failing - gone, failing_since__lte=now - timedelta(days=days)
         ).values_list("id", flat=True)
         endpoint_disable(
             endpoint_ids=stale,

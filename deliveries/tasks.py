@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import dispatch_replay_job, wake_flag_clear, wake_workers
+from deliveries.lanes import slow_lane
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
 
@@ -27,6 +28,7 @@ def deliver_due() -> int:
         budget_seconds=DRAIN_BUDGET_SECONDS,
         before_claim=wake_flag_clear,
         on_full_batch=wake_workers,
+        lane=slow_lane(),
     )
 
 

@@ -127,6 +127,12 @@ class Endpoint(models.Model):
     # Health: the start of the current run of failed attempts (None after a success).
     failing_since = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker: failed attempts in a row, and while the circuit is open, when the next
+    # single probe may go (None: closed, deliveries flow).
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    circuit_open_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Its last attempts were slow: workers send to it from a side thread, not their main loop.
+    is_slow = models.BooleanField(default=False, editable=False)
     secret = EncryptedTextField(
         default=generate_signing_secret, validators=[validate_signing_secret]
     )

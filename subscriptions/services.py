@@ -97,13 +97,18 @@ def endpoint_disable(*, endpoint_ids: Iterable[int], reason: str) -> list[Endpoi
 
 
 def endpoint_enable(*, endpoint: Endpoint) -> None:
-    """Enable an endpoint again, with a clean health record; its waiting deliveries resume."""
-    Endpoint.objects.filter(id=endpoint.id).update(
-        is_active=True, disabled_at=None, disabled_reason="", failing_since=None
-    )
-    endpoint.refresh_from_db(
-        fields=["is_active", "disabled_at", "disabled_reason", "failing_since"]
-    )
+    """Enable an endpoint again, with a clean health record and a closed circuit; its waiting
+    deliveries resume."""
+    fresh = {
+        "is_active": True,
+        "disabled_at": None,
+        "disabled_reason": "",
+        "failing_since": None,
+        "consecutive_failures": 0,
+        "circuit_open_until": None,
+    }
+    Endpoint.objects.filter(id=endpoint.id).update(**fresh)
+    endpoint.refresh_from_db(fields=list(fresh))
 
 
 def endpoint_rotate_secret(*, endpoint: Endpoint, overlap_seconds: int | None = None) -> str:
