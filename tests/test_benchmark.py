@@ -1,4 +1,4 @@
-"""The delivery benchmark's correctness counters on a small run (its speed is not asserted)."""
+"""The delivery benchmark's correctness counters on small runs (its speed is not asserted)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,49 @@ from tests.worker import worker_database_url
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 ROOT = Path(__file__).resolve().parent.parent
+BATCH = 200  # WEBHOOKS_BATCH_SIZE: the in-process batch that counts queries delivers this many
 
 
-def test_benchmark_delivers_every_event_exactly_once_and_reports_its_figures():
+def benchmark(*flags: str, **env: str) -> dict:
     env = {"DATABASE_URL": worker_database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-           "PATH": "/usr/bin:/bin"}  # fmt: skip
+           "PATH": "/usr/bin:/bin", **env}  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "manage.py", "benchmark", "--events", "30", "--endpoints", "2",
-         "--workers", "1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+        [sys.executable, "manage.py", "benchmark", *flags],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["benchmark"] == "delivery"
-    assert (figures["received"], figures["lost"], figures["duplicated"]) == (120, 0, 0)
+    return figures
+
+
+def test_benchmark_delivers_every_event_exactly_once_and_reports_its_figures():
+    figures = benchmark("--events", "30", "--endpoints", "2", "--workers", "1",
+                        "--steady-rate", "20", "--steady-seconds", "1")  # fmt: skip
+
+    # backlog 30 x 2, burst 30 x 2, steady 20 x 2, and the batch that counts queries
+    assert figures["expected"] == 60 + 60 + 40 + BATCH
+    assert figures["received"] == figures["expected"]
+    assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
     assert figures["raw_ceiling_per_s"] > 0
     assert figures["backlog_per_s"] > 0
+    assert figures["end_to_end_per_s"] > 0
     assert figures["burst_latency_ms_p99"] >= figures["burst_latency_ms_p50"] > 0
+    assert figures["steady_latency_ms_p99"] >= figures["steady_latency_ms_p50"] > 0
+    assert 0 < figures["queries_per_delivery"] < 1
+    assert figures["queries_per_event"] >= 1
+    assert figures["worker_cpu_s_per_1000"] > 0
+
+
+def test_benchmark_with_a_failing_endpoint_keeps_the_others_whole():
+    figures = benchmark("--failing-endpoint", "--events", "20", "--workers", "1",
+                        "--steady-rate", "20", "--steady-seconds", "1",
+                        WEBHOOKS_CIRCUIT_FAILURES="3")  # fmt: skip
+
+    # nine healthy endpoints after the all-healthy first phase of ten
+    assert figures["expected"] == 20 * 10 + 20 * 9 * 2 + 20 * 9 + BATCH // 9 * 9
+    assert figures["received"] == figures["expected"]
+    assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
+    assert figures["healthy_throughput_kept_pct"] > 0
+    # The circuit opened after three failures: the failing endpoint was not sent every event.
+    assert 3 <= figures["troubled_endpoint_requests"] < 20

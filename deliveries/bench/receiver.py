@@ -1,43 +1,49 @@
-"""A fast webhook receiver for benchmarks: asyncio, HTTP/1.1 keep-alive, answers 200 at once.
+"""A fast webhook receiver for benchmarks: asyncio, HTTP/1.1 keep-alive, answers at once.
 
-Run as `python -m deliveries.bench.receiver PORT OUTFILE`. For every POST it records the path,
-the `webhook-id`, the time of receipt and the `sent_at` the benchmark put in the payload; on
-SIGTERM it writes them to OUTFILE as JSON lines.
+Run as `python -m deliveries.bench.receiver PORT OUTFILE`. A path starting with `/hang` never
+answers, one starting with `/fail` answers 500, any other 200. For every POST it records the
+path, the status it answered, the time of receipt, the `sent_at` the benchmark put in the
+payload, the webhook headers and the body; on SIGTERM it writes them to OUTFILE as JSON lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
 import time
 
-REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
 SENT_AT = re.compile(rb'"sent_at":\s*([0-9.]+)')
-received: list[tuple[str, str, float, float]] = []
+received: list[dict] = []
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            length, webhook_id = 0, ""
             path = head.split(b" ", 2)[1].decode()
-            for line in head.split(b"\r\n"):
+            headers = {}
+            for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
-                lowered = name.lower()
-                if lowered == b"content-length":
-                    length = int(value)
-                elif lowered == b"webhook-id":
-                    webhook_id = value.strip().decode()
-            body = await reader.readexactly(length)
+                headers[name.strip().lower().decode()] = value.strip().decode()
+            body = await reader.readexactly(int(headers.get("content-length", 0)))
+            if path.startswith("/hang"):
+                await asyncio.sleep(3600)
+            status = 500 if path.startswith("/fail") else 200
             match = SENT_AT.search(body)
-            sent_at = float(match.group(1)) if match else 0.0
-            received.append((path, webhook_id, time.time(), sent_at))
-            writer.write(REPLY)
-    except (asyncio.IncompleteReadError, ConnectionError):
+            received.append({
+                "path": path, "status": status, "at": time.time(),
+                "sent_at": float(match.group(1)) if match else 0.0,
+                "headers": {k: v for k, v in headers.items() if k.startswith("webhook-")},
+                "body": body.decode(),
+            })  # fmt: skip
+            writer.write(FAIL if status == 500 else OK)
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
         pass
     finally:
         writer.close()
@@ -46,14 +52,14 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 async def main(port: int, out: str) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)
-    async with server:
-        await stop.wait()
+    await stop.wait()
+    server.close()
     with open(out, "w") as file:
         for record in received:
             file.write(json.dumps(record) + "\n")
+    os._exit(0)  # connections still open (the hanging ones) need no goodbye
 
 
 if __name__ == "__main__":

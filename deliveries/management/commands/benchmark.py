@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from deliveries.bench.scratch import scratch_database
 
 # The benchmark's own Redis database, so a running Hookline's queue is never touched.
 BENCH_REDIS_DB = 12
+SCENARIO_ENDPOINTS = 10
 
 
 class Command(BaseCommand):
@@ -23,17 +25,60 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--events", type=int, default=2500)
-        parser.add_argument("--endpoints", type=int, default=2)
-        parser.add_argument("--workers", type=int, default=2)
+        parser.add_argument(
+            "--events", type=int, default=5000, help="events per phase (default 5000)"
+        )
+        parser.add_argument(
+            "--endpoints", type=int, default=1, help="endpoints each event fans out to (default 1)"
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 2,
+            help="worker processes (default: one per CPU)",
+        )
+        parser.add_argument(
+            "--steady-rate",
+            type=float,
+            default=200.0,
+            help="events per second in the steady phase (default 200)",
+        )
+        parser.add_argument("--steady-seconds", type=float, default=10.0)
+        scenario = parser.add_mutually_exclusive_group()
+        scenario.add_argument(
+            "--slow-endpoint",
+            action="store_const",
+            dest="scenario",
+            const="slow-endpoint",
+            default="",
+            help=f"{SCENARIO_ENDPOINTS} endpoints, one of which stops answering",
+        )
+        scenario.add_argument(
+            "--failing-endpoint",
+            action="store_const",
+            dest="scenario",
+            const="failing-endpoint",
+            help=f"{SCENARIO_ENDPOINTS} endpoints, one of which answers 500",
+        )
+        parser.add_argument(
+            "--prefill",
+            type=int,
+            default=0,
+            help="finished deliveries to store before measuring again",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
-    def handle(self, *args: object, events: int, endpoints: int, workers: int, inside: bool,
-               **_: object) -> None:  # fmt: skip
+    def handle(self, *args: object, inside: bool, **options: object) -> None:
+        from deliveries.bench.delivery import Options
+
+        names = {f.name for f in dataclasses.fields(Options)}
+        chosen = Options(**{name: options[name] for name in names})
+        if chosen.scenario:
+            chosen.endpoints = SCENARIO_ENDPOINTS
         if inside:
             from deliveries.bench.delivery import run
 
-            self._report(run(events=events, endpoints=endpoints, workers=workers))
+            self._report(run(chosen))
             return
         if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
             raise CommandError("The benchmark needs PostgreSQL and Redis: set DATABASE_URL and "
@@ -43,16 +88,23 @@ class Command(BaseCommand):
             env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
                    "CACHE_URL": "locmem://", "WEBHOOKS_REQUIRE_HTTPS": "false",
                    "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
-                   "WEBHOOKS_SWEEP_INTERVAL": "1"}  # fmt: skip
-            command = [
-                sys.executable, "manage.py", "benchmark", "--inside", "--events", str(events),
-                "--endpoints", str(endpoints), "--workers", str(workers),
-            ]  # fmt: skip
+                   "LOG_LEVEL": "WARNING"}  # fmt: skip
+            command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
             result = subprocess.run(command, env=env, cwd=settings.BASE_DIR, check=False)
         if result.returncode:
             raise CommandError("The benchmark failed.")
 
+    def _flags(self, options: object) -> list[str]:
+        flags = []
+        for field in dataclasses.fields(options):
+            value = getattr(options, field.name)
+            if field.name == "scenario":
+                flags += [f"--{value}"] if value else []
+            else:
+                flags += [f"--{field.name.replace('_', '-')}", str(value)]
+        return flags
+
     def _report(self, figures: dict) -> None:
         for name, value in figures.items():
-            self.stdout.write(f"{name:<34}{value:>14}")
+            self.stdout.write(f"{name:<34}{value!s:>14}")
         self.stdout.write(json.dumps({"benchmark": "delivery", **figures}))
