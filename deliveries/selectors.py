@@ -26,22 +26,22 @@ def deliveries_due(*, at: datetime) -> QuerySet[Delivery]:
     Deliveries to an endpoint whose circuit is open wait, except that once its cooldown ended,
     one of them may go as a probe (see `deliveries_flowing`).
     """
-    return (
-        Delivery.objects.filter(
-            status=Delivery.Status.PENDING,
-            next_attempt_at__lte=at,
-            endpoint__is_active=True,
-        )
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at))
-        .filter(
-            Q(endpoint__circuit_open_until__isnull=True) | Q(endpoint__circuit_open_until__lte=at)
-        )
-    )
+    held = Q(is_active=False) | Q(circuit_open_until__gt=at)
+    return _due(at).exclude(endpoint_id__in=Endpoint.objects.filter(held).values("id"))
 
 
 def deliveries_flowing(*, at: datetime) -> QuerySet[Delivery]:
     """Due deliveries to endpoints whose circuit is closed: any number may go at once."""
-    return deliveries_due(at=at).filter(endpoint__circuit_open_until__isnull=True)
+    held = Q(is_active=False) | Q(circuit_open_until__isnull=False)
+    return _due(at).exclude(endpoint_id__in=Endpoint.objects.filter(held).values("id"))
+
+
+def _due(at: datetime) -> QuerySet[Delivery]:
+    # Endpoints are filtered with NOT IN (a small hashed list), not a join, so that the claim
+    # can walk the partial due index in order (see bulk.prefer_ordered_index_scan).
+    return Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=at).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at)
+    )
 
 
 def endpoint_ids_to_probe(*, at: datetime) -> QuerySet[Endpoint]:

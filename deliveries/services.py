@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +14,12 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from deliveries.bulk import DeliveryChange, attempts_insert, deliveries_apply
+from deliveries.bulk import (
+    DeliveryChange,
+    attempts_insert,
+    deliveries_apply,
+    deliveries_lease_due,
+)
 from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.models import Attempt, Delivery, ReplayJob
@@ -22,7 +27,6 @@ from deliveries.retry import Action, Decision
 from deliveries.selectors import (
     deliveries_due,
     deliveries_failed_since,
-    deliveries_flowing,
     endpoint_ids_to_probe,
 )
 from subscriptions.models import Endpoint
@@ -60,80 +64,88 @@ def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ())
     it meanwhile. Deliveries to `skip_endpoint_ids` are left for later.
     """
     now = timezone.now()
-    flowing = deliveries_flowing(at=now).exclude(endpoint_id__in=skip_endpoint_ids)
-    return _claim(
-        flowing.order_by("next_attempt_at"),
-        limit=limit,
-        now=now,
-        probes=lambda: _probe_ids(now, skip_endpoint_ids),
+    lease = _new_lease(now)
+    leased = deliveries_lease_due(
+        limit=limit, at=now, skip_endpoint_ids=list(skip_endpoint_ids), **lease
     )
+    ids = leased.delivery_ids
+    if leased.probes_ready:
+        ids += _lease_probes(now, skip_endpoint_ids, **lease)
+    return _claim_loaded(ids, **lease)
 
 
-def _probe_ids(now: datetime, skip_endpoint_ids: Collection[int]) -> list[int]:
-    """In the claim's transaction: the oldest due delivery of each endpoint ready for a probe."""
-    endpoint_ids = list(
-        endpoint_ids_to_probe(at=now)
-        .exclude(id__in=skip_endpoint_ids)
-        .select_for_update(skip_locked=True)
-        .values_list("id", flat=True)[:PROBES_PER_CLAIM]
-    )
-    probes = []
-    for endpoint_id in endpoint_ids:
-        oldest = (
-            deliveries_due(at=now)
-            .filter(endpoint_id=endpoint_id)
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", flat=True)
-            .first()
+def _lease_probes(
+    now: datetime, skip_endpoint_ids: Collection[int], *, token: str, expires_at: datetime
+) -> list[int]:
+    """Lease the oldest due delivery of each endpoint ready for a probe."""
+    with transaction.atomic():
+        endpoint_ids = list(
+            endpoint_ids_to_probe(at=now)
+            .exclude(id__in=skip_endpoint_ids)
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:PROBES_PER_CLAIM]
         )
-        if oldest is not None:
-            probes.append(oldest)
-    probe_window = timedelta(seconds=settings.WEBHOOKS_TIMEOUT + LEASE_MARGIN_SECONDS)
-    Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=now + probe_window)
+        probes = []
+        for endpoint_id in endpoint_ids:
+            oldest = (
+                deliveries_due(at=now)
+                .filter(endpoint_id=endpoint_id)
+                .order_by("next_attempt_at")
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", flat=True)
+                .first()
+            )
+            if oldest is not None:
+                probes.append(oldest)
+        probe_window = timedelta(seconds=settings.WEBHOOKS_TIMEOUT + LEASE_MARGIN_SECONDS)
+        Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=now + probe_window)
+        Delivery.objects.filter(id__in=probes).update(leased_by=token, lease_expires_at=expires_at)
     return probes
 
 
 PROBES_PER_CLAIM = 10
+FEW = 10
 LEASE_MARGIN_SECONDS = 5
 
 
 def deliveries_claim(*, delivery_ids: list[int]) -> Claim:
     """Lease these pending, unleased deliveries now, whether or not they are due yet."""
     now = timezone.now()
+    lease = _new_lease(now)
     free = Delivery.objects.filter(
         id__in=delivery_ids, status=Delivery.Status.PENDING, endpoint__is_active=True
     ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-    return _claim(free.order_by("id"), limit=len(delivery_ids), now=now)
-
-
-def _claim(
-    candidates: QuerySet[Delivery],
-    *,
-    limit: int,
-    now: datetime,
-    probes: Callable[[], list[int]] | None = None,
-) -> Claim:
-    token = uuid.uuid4().hex
-    expires_at = now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS)
     with transaction.atomic():
         ids = list(
-            candidates.select_for_update(skip_locked=True, of=("self",)).values_list(
-                "id", flat=True
-            )[:limit]
+            free.order_by("id").select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)
+        )  # fmt: skip
+        Delivery.objects.filter(id__in=ids).update(
+            leased_by=lease["token"], lease_expires_at=lease["expires_at"]
         )
-        if probes is not None:
-            ids += probes()
-        Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
-    deliveries = list(
-        Delivery.objects.filter(id__in=ids)
-        .select_related("event__event_type")
-        .order_by("next_attempt_at", "id")
-    )
-    # Fetched once each rather than joined per row: their secrets are decrypted on load.
-    endpoints = Endpoint.objects.in_bulk({delivery.endpoint_id for delivery in deliveries})
-    for delivery in deliveries:
-        delivery.endpoint = endpoints[delivery.endpoint_id]
+    return _claim_loaded(ids, **lease)
+
+
+def _new_lease(now: datetime) -> dict:
+    return {
+        "token": uuid.uuid4().hex,
+        "expires_at": now + timedelta(seconds=settings.WEBHOOKS_LEASE_SECONDS),
+    }
+
+
+def _claim_loaded(ids: list[int], *, token: str, expires_at: datetime) -> Claim:
+    if not ids:
+        return Claim(token=token, expires_at=expires_at, deliveries=[])
+    rows = Delivery.objects.filter(id__in=ids).order_by("next_attempt_at", "id")
+    if len(ids) <= FEW:
+        deliveries = list(rows.select_related("event__event_type", "endpoint"))
+    else:
+        # Endpoints fetched once each rather than joined per row: each row would decrypt its
+        # endpoint's secrets again. For a few rows, one query costs less.
+        deliveries = list(rows.select_related("event__event_type"))
+        endpoints = Endpoint.objects.in_bulk({delivery.endpoint_id for delivery in deliveries})
+        for delivery in deliveries:
+            delivery.endpoint = endpoints[delivery.endpoint_id]
     return Claim(token=token, expires_at=expires_at, deliveries=deliveries)
 
 

@@ -152,7 +152,15 @@ class Endpoint(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["tenant", "is_active"])]
+        indexes = [
+            models.Index(fields=["tenant", "is_active"]),
+            # Each claim looks for circuits whose cooldown ended; few are ever open.
+            models.Index(
+                fields=["circuit_open_until"],
+                condition=models.Q(circuit_open_until__isnull=False),
+                name="endpoint_circuit_open_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.url
