@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +26,7 @@ from deliveries.services import (
     deliveries_record,
     deliveries_release,
 )
+from deliveries.takeover import send_with_takeover
 from deliveries.transport import TransportResult
 from subscriptions.models import Endpoint
 from webhooks.signing import secret_key
@@ -86,7 +89,7 @@ def deliver_due_batch(
         on_full_batch()
     if lane is not None:
         claim = _hand_slow_endpoints_to(lane, claim)
-    deliver_claimed(claim)
+    deliver_claimed(claim, lane=lane)
     return claimed
 
 
@@ -112,47 +115,92 @@ def deliver_now(delivery_id: int) -> Attempt | None:
     return outcomes[0].attempt if outcomes else None
 
 
-def deliver_claimed(claim: Claim) -> list[Outcome]:
-    """Attempt the claimed deliveries while the lease lasts, record them, release the rest."""
-    outcomes = _attempt_all(claim)
+def deliver_claimed(claim: Claim, *, lane: SlowLane | None = None) -> list[Outcome]:
+    """Attempt the claimed deliveries while the lease lasts, record them, release the rest.
+
+    With a `lane`, the sends run on a sender thread that this thread watches: if one stalls on a
+    receiver for WEBHOOKS_SLOW_ATTEMPT_SECONDS, that sender is left to finish and record its one
+    delivery alone, and a fresh sender goes on with the rest of the batch.
+    """
+    sends = Sends(claim)
+    if lane is None:
+        sends.drain()
+    else:
+        send_with_takeover(sends, lane)
+    outcomes = sends.outcomes
     deliveries_record(claim=claim, outcomes=outcomes)
-    attempted = {outcome.delivery.id for outcome in outcomes}
-    leftover = [d.id for d in claim.deliveries if d.id not in attempted]
+    done = {outcome.delivery.id for outcome in outcomes} | sends.handed_off
+    leftover = [d.id for d in claim.deliveries if d.id not in done]
     if leftover:
         deliveries_release(claim=claim, delivery_ids=leftover)
     return outcomes
 
 
-def _attempt_all(claim: Claim) -> list[Outcome]:
-    stop_at = (
-        time.monotonic() + _seconds_left(claim) - settings.WEBHOOKS_TIMEOUT - LEASE_MARGIN_SECONDS
-    )
-    keys: dict[int, list[bytes]] = {}
-    bodies: dict[int, bytes] = {}
-    failures_in_a_row: dict[int, int] = {}
-    outcomes = []
-    for delivery in claim.deliveries:
-        if time.monotonic() > stop_at:
-            break
+class Sends:
+    """The sends of one claim, in order; shared by its sender threads when one hands over."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.stop_at = (
+            time.monotonic()
+            + _seconds_left(claim)
+            - settings.WEBHOOKS_TIMEOUT
+            - LEASE_MARGIN_SECONDS
+        )
+        self.queue = collections.deque(claim.deliveries)
+        self.outcomes: list[Outcome] = []
+        self.handed_off: set[int] = set()  # in flight on a stalled sender, which records them
+        self.lock = threading.Lock()
+        self._keys: dict[int, list[bytes]] = {}
+        self._bodies: dict[int, bytes] = {}
+        self._failures_in_a_row: dict[int, int] = {}
+        self._left_alone: set[int] = set()  # endpoints whose other deliveries wait for later
+
+    def next(self) -> Delivery | None:
+        """The next delivery to send, or None when the batch is done or out of lease time."""
+        with self.lock:
+            while self.queue and time.monotonic() <= self.stop_at:
+                delivery = self.queue.popleft()
+                endpoint = delivery.endpoint
+                if endpoint.id in self._left_alone:
+                    continue
+                if self._failures_in_a_row.get(endpoint.id, 0) >= _give_up_after(endpoint):
+                    continue  # left for later: its circuit is about to open, or it hangs
+                return delivery
+            return None
+
+    def send(self, delivery: Delivery) -> Outcome:
         endpoint = delivery.endpoint
-        if failures_in_a_row.get(endpoint.id, 0) >= _give_up_after(endpoint):
-            continue  # left for later: its circuit is about to open, or it hangs
         try:
-            if endpoint.id not in keys:
-                keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
-            if delivery.event_id not in bodies:
+            if endpoint.id not in self._keys:
+                self._keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
+            if delivery.event_id not in self._bodies:
                 event = delivery.event
-                bodies[delivery.event_id] = message_body(event, event.event_type.name)
-            outcome = _attempt(delivery, bodies[delivery.event_id], keys[endpoint.id])
+                self._bodies[delivery.event_id] = message_body(event, event.event_type.name)
+            return _attempt(delivery, self._bodies[delivery.event_id], self._keys[endpoint.id])
         except Exception as error:
             # One broken delivery must not take the rest of the batch down with it.
             logger.exception("Could not attempt delivery=%s", delivery.id)
-            outcome = _attempt_failed_internally(delivery, error)
-        outcomes.append(outcome)
-        failures_in_a_row[endpoint.id] = _failures_after(
-            failures_in_a_row.get(endpoint.id, 0), outcome
+            return _attempt_failed_internally(delivery, error)
+
+    def add(self, outcome: Outcome) -> None:
+        """Keep an outcome for the batch's record (call with `lock` held)."""
+        self.outcomes.append(outcome)
+        endpoint_id = outcome.delivery.endpoint_id
+        self._failures_in_a_row[endpoint_id] = _failures_after(
+            self._failures_in_a_row.get(endpoint_id, 0), outcome
         )
-    return outcomes
+
+    def hand_off(self, delivery: Delivery) -> None:
+        """`delivery` stalls: its sender records it alone; its endpoint's others wait for later."""
+        self.handed_off.add(delivery.id)
+        self._left_alone.add(delivery.endpoint_id)
+
+    def drain(self) -> None:
+        while (delivery := self.next()) is not None:
+            outcome = self.send(delivery)
+            with self.lock:
+                self.add(outcome)
 
 
 def _give_up_after(endpoint: Endpoint) -> int:

@@ -31,6 +31,15 @@ class SlowLane:
         with self._lock:
             return frozenset(self._busy)
 
+    def hold(self, endpoint_id: int) -> None:
+        """Claim nothing more for this endpoint until `let_go`: a send to it is still waiting."""
+        with self._lock:
+            self._busy.add(endpoint_id)
+
+    def let_go(self, endpoint_id: int) -> None:
+        with self._lock:
+            self._busy.discard(endpoint_id)
+
     def submit(self, endpoint_id: int, work: Callable[[], object]) -> None:
         """Run `work` (the sends to one endpoint, and their bookkeeping) on a side thread."""
         with self._lock:

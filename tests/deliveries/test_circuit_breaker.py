@@ -246,3 +246,37 @@ def test_worker_keeps_delivering_to_healthy_endpoints_while_one_hangs(
     assert hanging.consecutive_failures >= 3
     assert len(receiver.requests("/hang")) <= 5
     assert len(pending(hanging)) == 60
+
+
+def test_a_send_that_stalls_is_left_to_finish_while_a_new_sender_takes_the_rest(
+    tenant, receiver, settings
+):
+    settings.WEBHOOKS_TIMEOUT = 2.0
+    settings.WEBHOOKS_SLOW_ATTEMPT_SECONDS = 0.3
+    receiver.hang_seconds = 5
+    hanging = EndpointFactory(tenant=tenant, url=receiver.url("/hang"))
+    EndpointFactory(tenant=tenant, url=receiver.url("/fast"))
+    receiver.script("/hang", [HANG] * 100)
+    emit(tenant, 4)
+    lane = SlowLane(threads=2)
+
+    started = time.monotonic()
+    assert deliver_due_batch(limit=50, lane=lane) == 8
+    took = time.monotonic() - started
+
+    assert took < 1.5  # not the 2 s timeout: the batch went on without the stalled send
+    assert len(receiver.requests("/fast")) == 4
+    assert len(receiver.requests("/hang")) == 1
+    assert lane.busy_endpoint_ids() == {hanging.id}
+    in_flight = Delivery.objects.filter(endpoint=hanging).exclude(leased_by="")
+    assert in_flight.count() == 1  # still leased to the stalled sender, not released
+    assert deliver_due_batch(limit=50, lane=lane) == 0  # nothing more for the hanging endpoint
+
+    deadline = time.monotonic() + 5
+    while lane.busy_endpoint_ids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stalled = Delivery.objects.get(endpoint=hanging, attempt_count=1)
+    assert stalled.leased_by == ""
+    assert stalled.attempts.get().error_kind == "timeout"
+    hanging.refresh_from_db()
+    assert hanging.is_slow

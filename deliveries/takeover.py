@@ -1,0 +1,90 @@
+"""A stalled send does not hold up its batch: another sender takes over the rest.
+
+A worker sends its batch one request after another, the fastest way on a CPU. The first time an
+endpoint stops answering, nothing yet marks it slow, and one hanging request would stall the
+batch, and the worker, for the whole timeout. So the batch is sent from a sender thread that the
+worker's thread watches. When a send has taken WEBHOOKS_SLOW_ATTEMPT_SECONDS, that sender is left
+to finish its one delivery and record it alone, the endpoint's other deliveries wait for later,
+and a fresh sender goes on with the rest. Only one sender is ever busy on the CPU: the others
+are waiting on a socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connection
+
+from deliveries.lanes import SlowLane
+from deliveries.services import deliveries_record
+
+if TYPE_CHECKING:
+    from deliveries.batch import Sends
+    from deliveries.models import Delivery
+
+WATCH_INTERVAL = 0.05
+
+
+class Sender(threading.Thread):
+    def __init__(self, sends: Sends, lane: SlowLane) -> None:
+        super().__init__(name="hookline-sender", daemon=True)
+        self.sends, self.lane = sends, lane
+        self.finished = threading.Event()
+        self.current: Delivery | None = None
+        self.started_at = 0.0
+        self.detached = False
+
+    def run(self) -> None:
+        sends = self.sends
+        try:
+            while not self.detached:
+                delivery = sends.next()
+                if delivery is None:
+                    break
+                with sends.lock:
+                    self.current, self.started_at = delivery, time.monotonic()
+                outcome = sends.send(delivery)
+                with sends.lock:
+                    self.current = None
+                    if not self.detached:
+                        sends.add(outcome)
+                        continue
+                self._record_alone(outcome)
+        finally:
+            self.finished.set()
+
+    def stalled(self, after: float) -> Delivery | None:
+        """The delivery this sender has been waiting on for `after` seconds, if any (lock held)."""
+        if self.current is not None and time.monotonic() - self.started_at >= after:
+            return self.current
+        return None
+
+    def _record_alone(self, outcome: object) -> None:
+        delivery = outcome.delivery
+        try:
+            alone = dataclasses.replace(self.sends.claim, deliveries=[delivery])
+            deliveries_record(claim=alone, outcomes=[outcome])
+        finally:
+            connection.close()  # this thread ends here: its database connection must not leak
+            self.lane.let_go(delivery.endpoint_id)
+
+
+def send_with_takeover(sends: Sends, lane: SlowLane) -> None:
+    """Send the batch from sender threads, replacing any that stalls; returns when it is sent."""
+    slow = settings.WEBHOOKS_SLOW_ATTEMPT_SECONDS
+    sender = Sender(sends, lane)
+    sender.start()
+    while not sender.finished.wait(WATCH_INTERVAL):
+        with sends.lock:
+            stalled = sender.stalled(after=slow)
+            if stalled is None:
+                continue
+            sender.detached = True
+            sends.hand_off(stalled)
+            lane.hold(stalled.endpoint_id)
+        sender = Sender(sends, lane)
+        sender.start()
