@@ -220,7 +220,8 @@ def test_connection_reset_on_accept_is_a_connection_error():
     assert result.status is None
     assert result.error_message.startswith("connection failed: ")
     message = result.error_message.lower()
-    assert "reset" in message or "broken pipe" in message or "aborted" in message
+    # Which the client sees first depends on timing: the reset, or the closed connection.
+    assert any(word in message for word in ("reset", "broken pipe", "aborted", "closed"))
 
 
 def answer_204(conn: socket.socket, stop: threading.Event) -> None:
