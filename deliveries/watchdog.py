@@ -15,6 +15,9 @@ import socket
 import threading
 import time
 
+# An alarm may fire this much late: nothing next to a timeout of seconds.
+WAKE_GRANULARITY = 0.05
+
 
 class Alarm:
     __slots__ = ("deadline", "fired", "sock")
@@ -35,8 +38,11 @@ class Watchdog:
         alarm = Alarm(sock, deadline)
         with self._condition:
             self._ensure_thread()
+            # Deadlines mostly come in increasing order: wake the thread only for an earlier one.
+            earliest = self._heap[0][0] if self._heap else None
             heapq.heappush(self._heap, (deadline, next(self._order), alarm))
-            self._condition.notify()
+            if earliest is None or deadline < earliest:
+                self._condition.notify()
         return alarm
 
     def disarm(self, alarm: Alarm) -> None:
@@ -57,7 +63,9 @@ class Watchdog:
                 deadline, _, alarm = self._heap[0]
                 delay = deadline - time.monotonic()
                 if delay > 0:
-                    self._condition.wait(delay)
+                    # Disarmed alarms stay queued until due; waking for each of them, a thousand
+                    # times a second under load, would take the GIL from the senders.
+                    self._condition.wait(max(delay, WAKE_GRANULARITY))
                     continue
                 heapq.heappop(self._heap)
             self._fire(alarm)
