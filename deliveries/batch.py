@@ -25,6 +25,7 @@ from deliveries.services import (
     deliveries_claim_due,
     deliveries_record,
     deliveries_release,
+    endpoint_rate_slot,
 )
 from deliveries.takeover import send_with_takeover
 from deliveries.transport import TransportResult
@@ -94,11 +95,12 @@ def deliver_due_batch(
 
 
 def _hand_slow_endpoints_to(lane: SlowLane, claim: Claim) -> Claim:
-    """Give the lane the deliveries to slow endpoints; return the claim's other deliveries."""
+    """Give the lane the deliveries to slow and rate-limited endpoints (sends to those wait);
+    return the claim's other deliveries."""
     slow: dict[int, list[Delivery]] = {}
     rest = []
     for delivery in claim.deliveries:
-        if delivery.endpoint.is_slow:
+        if delivery.endpoint.is_slow or delivery.endpoint.rate_limit:
             slow.setdefault(delivery.endpoint_id, []).append(delivery)
         else:
             rest.append(delivery)
@@ -198,9 +200,21 @@ class Sends:
 
     def drain(self) -> None:
         while (delivery := self.next()) is not None:
+            if delivery.endpoint.rate_limit and not self._wait_for_rate_slot(delivery):
+                return  # its slot falls after the lease: this and the rest wait for later
             outcome = self.send(delivery)
             with self.lock:
                 self.add(outcome)
+
+    def _wait_for_rate_slot(self, delivery: Delivery) -> bool:
+        endpoint = delivery.endpoint
+        slot = endpoint_rate_slot(endpoint_id=endpoint.id, per_second=endpoint.rate_limit)
+        wait = (slot - timezone.now()).total_seconds()
+        if time.monotonic() + wait > self.stop_at:
+            return False
+        if wait > 0:
+            time.sleep(wait)
+        return True
 
 
 def _give_up_after(endpoint: Endpoint) -> int:

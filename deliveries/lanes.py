@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class SlowLane:
             # Its deliveries stay leased and go again once the lease expires.
             logger.exception("Slow-lane sends to endpoint=%s failed", endpoint_id)
         finally:
+            # A pooled thread may idle for long: it keeps no database connection meanwhile.
+            connection.close()
             with self._lock:
                 self._busy.discard(endpoint_id)
 

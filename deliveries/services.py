@@ -283,6 +283,21 @@ def _disable_failed_endpoints(outcomes: list[Outcome], failing: set[int], now: d
         )
 
 
+def endpoint_rate_slot(*, endpoint_id: int, per_second: int) -> datetime:
+    """Reserve the next send to a rate-limited endpoint; returns when it may start.
+
+    The endpoint's row serializes the reservations of every worker, so the limit holds however
+    many send to it.
+    """
+    with transaction.atomic():
+        endpoint = Endpoint.objects.select_for_update().only("rate_slot_at").get(id=endpoint_id)
+        now = timezone.now()
+        slot = max(now, endpoint.rate_slot_at or now)
+        endpoint.rate_slot_at = slot + timedelta(seconds=1 / per_second)
+        endpoint.save(update_fields=["rate_slot_at"])
+    return slot
+
+
 REPLAYABLE = (Delivery.Status.FAILED, Delivery.Status.SUCCEEDED)
 
 

@@ -133,6 +133,8 @@ class Endpoint(models.Model):
     circuit_open_until = models.DateTimeField(null=True, blank=True, editable=False)
     # Its last attempts were slow: workers send to it from a side thread, not their main loop.
     is_slow = models.BooleanField(default=False, editable=False)
+    # With a rate limit: the earliest time the next send may start, shared by every worker.
+    rate_slot_at = models.DateTimeField(null=True, blank=True, editable=False)
     secret = EncryptedTextField(
         default=generate_signing_secret, validators=[validate_signing_secret]
     )

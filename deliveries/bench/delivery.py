@@ -177,7 +177,7 @@ def _wait_delivered(endpoint_ids: list[int], since_id: int, count: int, timeout:
     while time.monotonic() < deadline:
         if done.count() >= count:
             return time.time()
-        time.sleep(0.02)
+        time.sleep(0.05)
     raise RuntimeError(f"Only {done.count()} of {count} deliveries arrived in {timeout:g} s.")
 
 
