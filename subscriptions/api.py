@@ -72,6 +72,12 @@ class EventTypeNameField(serializers.SlugRelatedField):
             slug_field="name", queryset=EventType.objects.filter(archived=False), **kwargs
         )
 
+    def to_internal_value(self, data: Any) -> EventType:
+        if isinstance(data, str) and "\x00" in data:
+            # No name holds NUL, and PostgreSQL refuses it even in a lookup.
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
 
 class EndpointSerializer(serializers.ModelSerializer):
     event_types = EventTypeNameField(many=True, required=False)

@@ -23,6 +23,8 @@ _by_name: dict[str, tuple[float, EventType]] = {}
 
 def event_type_by_name(name: str) -> EventType | None:
     """The event type called `name`, archived or not; None when there is none."""
+    if "\x00" in name:
+        return None  # no name holds NUL, and PostgreSQL refuses it even in a lookup
     cached = _by_name.get(name)
     if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
         return cached[1]

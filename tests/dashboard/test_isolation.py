@@ -86,3 +86,21 @@ def test_no_action_reaches_another_tenant_and_nothing_changes(member_client, the
     assert [row for row in after[1] if row[0] == endpoint] == [
         row for row in before[1] if row[0] == endpoint
     ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["event_type=order%00paid", "q=msg_%00", "tenant=acme%00", "status%00=failed"],
+)
+def test_a_nul_character_in_a_query_is_400_not_500(member_client, query):
+    response = member_client.get(f"/dashboard/deliveries/?{query}")
+
+    assert response.status_code == 400
+    assert b"NUL" in response.content
+
+
+def test_a_nul_character_in_an_api_query_is_a_json_400(client):
+    response = client.get("/api/v1/deliveries/?event_type=order%00paid")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"

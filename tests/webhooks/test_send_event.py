@@ -60,6 +60,12 @@ def test_unknown_event_type_is_refused_and_nothing_stored(tenant, paid):
     assert_nothing_stored()
 
 
+def test_event_type_name_with_nul_is_refused_as_unknown(tenant, paid):
+    with pytest.raises(UnknownEventTypeError, match="Unknown event type"):
+        send_event(tenant, "order\x00paid", {})
+    assert_nothing_stored()
+
+
 def test_archived_event_type_is_refused(tenant):
     EventTypeFactory(name="order.legacy", archived=True)
     with pytest.raises(UnknownEventTypeError, match="archived"):
