@@ -38,7 +38,7 @@ def deliveries_flowing(*, at: datetime) -> QuerySet[Delivery]:
 
 def _due(at: datetime) -> QuerySet[Delivery]:
     # Endpoints are filtered with NOT IN (a small hashed list), not a join, so that the claim
-    # can walk the partial due index in order (see bulk.prefer_ordered_index_scan).
+    # can walk the partial due index in order (see bulk.deliveries_lease_due).
     return Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=at).filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=at)
     )

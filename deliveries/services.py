@@ -97,7 +97,7 @@ def _lease_probes(
             )
             if oldest is not None:
                 probes.append(oldest)
-        probe_window = timedelta(seconds=settings.WEBHOOKS_TIMEOUT + LEASE_MARGIN_SECONDS)
+        probe_window = timedelta(seconds=settings.WEBHOOKS_TIMEOUT + PROBE_MARGIN_SECONDS)
         Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=now + probe_window)
         Delivery.objects.filter(id__in=probes).update(leased_by=token, lease_expires_at=expires_at)
     return probes
@@ -105,7 +105,7 @@ def _lease_probes(
 
 PROBES_PER_CLAIM = 10
 FEW = 10
-LEASE_MARGIN_SECONDS = 5
+PROBE_MARGIN_SECONDS = 5
 
 
 def deliveries_claim(*, delivery_ids: list[int]) -> Claim:

@@ -25,6 +25,7 @@ from deliveries.services import deliveries_record
 if TYPE_CHECKING:
     from deliveries.batch import Sends
     from deliveries.models import Delivery
+    from deliveries.services import Outcome
 
 WATCH_INTERVAL = 0.05
 
@@ -63,7 +64,7 @@ class Sender(threading.Thread):
             return self.current
         return None
 
-    def _record_alone(self, outcome: object) -> None:
+    def _record_alone(self, outcome: Outcome) -> None:
         delivery = outcome.delivery
         try:
             alone = dataclasses.replace(self.sends.claim, deliveries=[delivery])
