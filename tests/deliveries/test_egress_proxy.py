@@ -53,9 +53,9 @@ class ForwardProxy:
 @pytest.fixture
 def proxy():
     server = ForwardProxy()
-    transport._session = None
+    transport.forget_connections()
     yield server
-    transport._session = None
+    transport.forget_connections()
     server.close()
 
 

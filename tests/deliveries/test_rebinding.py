@@ -32,7 +32,7 @@ def scripted_dns(monkeypatch):
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    transport._session = None  # no pooled connection from an earlier test
+    transport.forget_connections()  # no pooled connection from an earlier test
     return answers
 
 
