@@ -233,7 +233,8 @@ WITH kind AS (
     INSERT INTO deliveries_delivery
         (event_id, endpoint_id, status, attempt_count, next_attempt_at, next_trigger,
          leased_by, last_error, created_at)
-    SELECT event.id, endpoint.id, %(pending)s, 0, %(now)s, %(trigger)s, '', '', %(now)s
+    SELECT event.id, endpoint.id, %(pending)s, 0,
+           GREATEST(%(now)s, endpoint.circuit_open_until), %(trigger)s, '', '', %(now)s
     FROM event, subscriptions_endpoint AS endpoint
     WHERE endpoint.tenant_id = %(tenant_id)s AND endpoint.is_active
       AND (NOT EXISTS (SELECT 1 FROM subscriptions_endpoint_event_types AS wanted

@@ -24,6 +24,8 @@ class Delivery(models.Model):
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
+    # When a pending delivery may go: pushed to the end of its endpoint's circuit pause, and NULL
+    # while its endpoint is disabled (see deliveries.holds).
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     next_trigger = models.CharField(max_length=16, default="scheduled", editable=False)
     # A worker holds a delivery while it attempts it; an expired lease frees it for another.

@@ -22,6 +22,7 @@ from deliveries.bulk import (
 )
 from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
+from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
 from deliveries.selectors import (
@@ -97,9 +98,11 @@ def _lease_probes(
             )
             if oldest is not None:
                 probes.append(oldest)
-        probe_window = timedelta(seconds=settings.WEBHOOKS_TIMEOUT + PROBE_MARGIN_SECONDS)
-        Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=now + probe_window)
+        probe_ends = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + PROBE_MARGIN_SECONDS)
+        Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=probe_ends)
         Delivery.objects.filter(id__in=probes).update(leased_by=token, lease_expires_at=expires_at)
+        for endpoint_id in endpoint_ids:
+            backlog_hold(endpoint_id=endpoint_id, until=probe_ends, except_ids=probes)
     return probes
 
 
@@ -214,9 +217,16 @@ def _update_endpoint_health(outcomes: list[Outcome], now: datetime) -> None:
         for endpoint_id, results in by_endpoint.items()
         if results[-1].decision.action is Action.SUCCEED
     ]
+    recovered = dict(
+        Endpoint.objects.filter(id__in=healthy, circuit_open_until__isnull=False).values_list(
+            "id", "circuit_open_until"
+        )
+    )
     Endpoint.objects.filter(id__in=healthy).update(
         failing_since=None, last_success_at=now, consecutive_failures=0, circuit_open_until=None
     )
+    if recovered:
+        backlog_resume(held_until=recovered, at=now)
     failing = sorted(set(by_endpoint) - set(healthy))  # in id order: no deadlock between workers
     for endpoint_id in failing:
         _record_failures(endpoint_id, by_endpoint[endpoint_id], now)
@@ -264,6 +274,8 @@ def _record_failures(endpoint_id: int, results: list[Outcome], now: datetime) ->
     endpoint.circuit_open_until = None if pause is None else now + timedelta(seconds=pause)
     endpoint.failing_since = endpoint.failing_since or now
     endpoint.save(update_fields=["consecutive_failures", "circuit_open_until", "failing_since"])
+    if endpoint.circuit_open_until is not None:
+        backlog_hold(endpoint_id=endpoint_id, until=endpoint.circuit_open_until)
 
 
 def _disable_failed_endpoints(outcomes: list[Outcome], failing: set[int], now: datetime) -> None:

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from deliveries.dispatch import wake_workers
+from deliveries.holds import backlog_park, backlog_resume, backlog_unpark
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant, generate_signing_secret
 from subscriptions.notifications import notify_endpoint_disabled
 
@@ -91,6 +93,7 @@ def endpoint_disable(*, endpoint_ids: Iterable[int], reason: str) -> list[Endpoi
         for endpoint in endpoints:
             endpoint.is_active, endpoint.disabled_at, endpoint.disabled_reason = False, now, reason
         Endpoint.objects.bulk_update(endpoints, ["is_active", "disabled_at", "disabled_reason"])
+        backlog_park(endpoint_ids=[endpoint.id for endpoint in endpoints])
     for endpoint in endpoints:
         transaction.on_commit(functools.partial(notify_endpoint_disabled, endpoint))
     return endpoints
@@ -107,7 +110,20 @@ def endpoint_enable(*, endpoint: Endpoint) -> None:
         "consecutive_failures": 0,
         "circuit_open_until": None,
     }
-    Endpoint.objects.filter(id=endpoint.id).update(**fresh)
+    now = timezone.now()
+    with transaction.atomic():
+        paused_until = (
+            Endpoint.objects.select_for_update()
+            .filter(id=endpoint.id)
+            .values_list("circuit_open_until", flat=True)
+            .first()
+        )
+        Endpoint.objects.filter(id=endpoint.id).update(**fresh)
+        resumed = backlog_unpark(endpoint_ids=[endpoint.id], at=now)
+        if paused_until is not None:
+            resumed += backlog_resume(held_until={endpoint.id: paused_until}, at=now)
+        if resumed:
+            transaction.on_commit(wake_workers)
     endpoint.refresh_from_db(fields=list(fresh))
 
 

@@ -46,8 +46,13 @@ def pending(endpoint: Endpoint) -> list[Delivery]:
 
 
 def reopen_now(endpoint: Endpoint) -> None:
-    """The cooldown ended: the circuit is half-open."""
-    Endpoint.objects.filter(id=endpoint.id).update(circuit_open_until=timezone.now())
+    """The cooldown ended: the circuit is half-open, and what waited for it is due."""
+    now = timezone.now()
+    until = Endpoint.objects.get(id=endpoint.id).circuit_open_until
+    Delivery.objects.filter(endpoint=endpoint, next_attempt_at__lte=until).update(
+        next_attempt_at=now
+    )
+    Endpoint.objects.filter(id=endpoint.id).update(circuit_open_until=now)
 
 
 def test_failure_streak_counts_failures_since_the_last_success():
