@@ -21,13 +21,14 @@ from pathlib import Path
 import requests
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries.batch import deliver_due_batch
 from deliveries.bench.prefill import prefill_finished_deliveries
 from deliveries.dispatch import wake_workers
+from deliveries.holds import backlog_resume
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint, Tenant, generate_signing_secret
 from subscriptions.services import endpoint_create, event_type_create, tenant_create
@@ -191,12 +192,16 @@ def _backlog(run: Run, tenant: Tenant, healthy: list[int], name: str) -> None:
     since = _last_delivery_id()
     # Held back while they are emitted, as if their endpoints' circuits were open.
     held = Endpoint.objects.filter(tenant=tenant)
-    held.update(circuit_open_until=timezone.now() + timedelta(days=1))
+    until = timezone.now() + timedelta(days=1)
+    held.update(circuit_open_until=until)
     emit_seconds = _emit(tenant, options.events)
     run.figures.setdefault("emit_ms_per_event", round(1000 * emit_seconds / options.events, 3))
     expected = options.events * len(healthy)
     started = time.time()
-    held.update(circuit_open_until=None)
+    with transaction.atomic():  # the circuits close, as after a successful probe
+        held.update(circuit_open_until=None)
+        backlog_resume(held_until=dict.fromkeys(held.values_list("id", flat=True), until),
+                       at=timezone.now())  # fmt: skip
     wake_workers()
     finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
@@ -258,6 +263,14 @@ def run(options: Options) -> dict:
     call_command("migrate", verbosity=0)
     workdir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
     receiver = start_receiver(workdir, "receiver")
+    try:
+        return _measure(options, receiver, workdir)
+    finally:
+        if receiver.process.poll() is None:
+            receiver.process.kill()
+
+
+def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     run = Run(options)
     per_phase = options.events * options.endpoints
     run.figures["raw_ceiling_per_s"] = round(raw_ceiling(receiver, min(per_phase, 5000)), 1)

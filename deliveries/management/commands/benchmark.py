@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -75,6 +76,8 @@ class Command(BaseCommand):
         chosen = Options(**{name: options[name] for name in names})
         if chosen.scenario:
             chosen.endpoints = SCENARIO_ENDPOINTS
+        # Stopped from outside, the benchmark still stops its workers and drops its database.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         if inside:
             from deliveries.bench.delivery import run
 
@@ -90,8 +93,14 @@ class Command(BaseCommand):
                    "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
                    "LOG_LEVEL": "WARNING"}  # fmt: skip
             command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
-            result = subprocess.run(command, env=env, cwd=settings.BASE_DIR, check=False)
-        if result.returncode:
+            inner = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
+            try:
+                returncode = inner.wait()
+            finally:
+                if inner.poll() is None:
+                    inner.terminate()
+                    inner.wait(timeout=90)
+        if returncode:
             raise CommandError("The benchmark failed.")
 
     def _flags(self, options: object) -> list[str]:
@@ -108,3 +117,7 @@ class Command(BaseCommand):
         for name, value in figures.items():
             self.stdout.write(f"{name:<34}{value!s:>14}")
         self.stdout.write(json.dumps({"benchmark": "delivery", **figures}))
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
