@@ -101,8 +101,9 @@ def _lease_probes(
         probe_ends = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + PROBE_MARGIN_SECONDS)
         Endpoint.objects.filter(id__in=endpoint_ids).update(circuit_open_until=probe_ends)
         Delivery.objects.filter(id__in=probes).update(leased_by=token, lease_expires_at=expires_at)
-        for endpoint_id in endpoint_ids:
-            backlog_hold(endpoint_id=endpoint_id, until=probe_ends, except_ids=probes)
+    # After the commit: holding a long backlog takes a while, and must not keep the locks above.
+    for endpoint_id in endpoint_ids:
+        backlog_hold(endpoint_id=endpoint_id, until=probe_ends, except_ids=probes)
     return probes
 
 
