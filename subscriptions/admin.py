@@ -86,6 +86,12 @@ class EndpointAdmin(admin.ModelAdmin):
     )
     actions = ["send_test_event", "rotate_secret", "enable", "disable"]
 
+    def get_readonly_fields(self, request, obj=None) -> tuple[str, ...]:  # noqa: ANN001
+        # Enabling and disabling go through the actions, which also resume or hold the
+        # endpoint's waiting deliveries and tell people; a checkbox would only flip the flag.
+        fields = super().get_readonly_fields(request, obj)
+        return (*fields, "is_active") if obj is not None else fields
+
     def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
         super().save_model(request, obj, form, change)
         if not change:

@@ -2,8 +2,9 @@
 
 Run as `python -m deliveries.bench.receiver PORT OUTFILE`. A path starting with `/hang` never
 answers, one starting with `/fail` answers 500, any other 200. For every POST it records the
-path, the status it answered, the time of receipt, the `sent_at` the benchmark put in the
-payload, the webhook headers and the body; on SIGTERM it writes them to OUTFILE as JSON lines.
+path, the status it answered (0 for a hang, recorded on arrival), the time of receipt, the
+`sent_at` the benchmark put in the payload, the webhook headers and the body; on SIGTERM it
+writes them to OUTFILE as JSON lines.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 name, _, value = line.partition(b":")
                 headers[name.strip().lower().decode()] = value.strip().decode()
             body = await reader.readexactly(int(headers.get("content-length", 0)))
-            if path.startswith("/hang"):
-                await asyncio.sleep(3600)
-            status = 500 if path.startswith("/fail") else 200
+            hangs = path.startswith("/hang")
+            status = 0 if hangs else 500 if path.startswith("/fail") else 200
             match = SENT_AT.search(body)
             received.append({
                 "path": path, "status": status, "at": time.time(),
@@ -42,6 +42,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 "headers": {k: v for k, v in headers.items() if k.startswith("webhook-")},
                 "body": body.decode(),
             })  # fmt: skip
+            if hangs:
+                await asyncio.sleep(3600)
             writer.write(FAIL if status == 500 else OK)
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
         pass

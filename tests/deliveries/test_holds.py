@@ -110,3 +110,19 @@ def test_enabling_an_endpoint_with_an_open_circuit_makes_its_backlog_due(paused)
 
     assert due_now(paused) == 10
     assert deliver_due_batch(limit=50) == 10
+
+
+def test_the_admin_change_form_cannot_flip_is_active_past_the_backlog(admin_client, tenant):
+    endpoint = EndpointFactory(tenant=tenant)
+    emit(tenant, 2)
+    endpoint_disable(endpoint_ids=[endpoint.id], reason="Disabled by a test.")
+
+    response = admin_client.post(
+        f"/admin/subscriptions/endpoint/{endpoint.id}/change/",
+        {"tenant": tenant.pk, "url": endpoint.url, "is_active": "on", "headers": "{}",
+         "description": ""},
+    )  # fmt: skip
+
+    assert response.status_code == 302  # saved
+    endpoint.refresh_from_db()
+    assert not endpoint.is_active  # enabling is the Enable action's job: it resumes the backlog
