@@ -23,6 +23,7 @@ from deliveries.bulk import (
 from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.holds import backlog_hold, backlog_resume
+from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
 from deliveries.selectors import (
@@ -108,7 +109,6 @@ def _lease_probes(
 
 
 PROBES_PER_CLAIM = 10
-FEW = 10
 PROBE_MARGIN_SECONDS = 5
 
 
@@ -138,19 +138,7 @@ def _new_lease(now: datetime) -> dict:
 
 
 def _claim_loaded(ids: list[int], *, token: str, expires_at: datetime) -> Claim:
-    if not ids:
-        return Claim(token=token, expires_at=expires_at, deliveries=[])
-    rows = Delivery.objects.filter(id__in=ids).order_by("next_attempt_at", "id")
-    if len(ids) <= FEW:
-        deliveries = list(rows.select_related("event__event_type", "endpoint"))
-    else:
-        # Endpoints fetched once each rather than joined per row: each row would decrypt its
-        # endpoint's secrets again. For a few rows, one query costs less.
-        deliveries = list(rows.select_related("event__event_type"))
-        endpoints = Endpoint.objects.in_bulk({delivery.endpoint_id for delivery in deliveries})
-        for delivery in deliveries:
-            delivery.endpoint = endpoints[delivery.endpoint_id]
-    return Claim(token=token, expires_at=expires_at, deliveries=deliveries)
+    return Claim(token=token, expires_at=expires_at, deliveries=deliveries_load(ids))
 
 
 def deliveries_release(*, claim: Claim, delivery_ids: list[int]) -> None:

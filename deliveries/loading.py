@@ -1,0 +1,109 @@
+"""Loading leased deliveries with their event, event type and endpoint, as model instances.
+
+On PostgreSQL this is one hand-written query: compiling the equivalent `select_related` query
+took about as long as running it, on every claim, and at light load every delivery is its own
+claim. Each endpoint and event type is built once per load however many deliveries share it, so
+an endpoint's secrets are decrypted once per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+from deliveries.models import Delivery
+from subscriptions.models import Endpoint, EventType
+from webhooks.models import Event
+
+# The order of the models' columns in a row of _load_sql().
+_MODELS: tuple[type[Model], ...] = (Delivery, Event, EventType, Endpoint)
+_ALIASES = ("d", "e", "t", "p")
+
+
+def deliveries_load(delivery_ids: Sequence[int]) -> list[Delivery]:
+    """These deliveries in `next_attempt_at` order, their related rows attached."""
+    if not delivery_ids:
+        return []
+    if connection.vendor != "postgresql":
+        return _load_orm(delivery_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(_load_sql(), [list(delivery_ids)])
+        rows = cursor.fetchall()
+    event_types: dict[int, EventType] = {}
+    endpoints: dict[int, Endpoint] = {}
+    deliveries = []
+    for row in rows:
+        delivery_row, event_row, type_row, endpoint_row = _split(row)
+        event = _build(Event, event_row)
+        event_type = event_types.get(event.event_type_id) or event_types.setdefault(
+            event.event_type_id, _build(EventType, type_row)
+        )
+        event.event_type = event_type
+        delivery = _build(Delivery, delivery_row)
+        delivery.event = event
+        endpoint = endpoints.get(delivery.endpoint_id) or endpoints.setdefault(
+            delivery.endpoint_id, _build(Endpoint, endpoint_row)
+        )
+        delivery.endpoint = endpoint
+        deliveries.append(delivery)
+    return deliveries
+
+
+def _load_orm(delivery_ids: Sequence[int]) -> list[Delivery]:
+    deliveries = list(
+        Delivery.objects.filter(id__in=list(delivery_ids))
+        .order_by("next_attempt_at", "id")
+        .select_related("event__event_type")
+    )
+    endpoints = Endpoint.objects.in_bulk({delivery.endpoint_id for delivery in deliveries})
+    for delivery in deliveries:
+        delivery.endpoint = endpoints[delivery.endpoint_id]
+    return deliveries
+
+
+@cache
+def _load_sql() -> str:
+    columns = ", ".join(
+        f"{alias}.{connection.ops.quote_name(field.column)}"
+        for model, alias in zip(_MODELS, _ALIASES, strict=True)
+        for field in model._meta.concrete_fields
+    )
+    tables = [connection.ops.quote_name(model._meta.db_table) for model in _MODELS]
+    return (
+        f"SELECT {columns} FROM {tables[0]} d "
+        f"JOIN {tables[1]} e ON e.id = d.event_id "
+        f"JOIN {tables[2]} t ON t.id = e.event_type_id "
+        f"JOIN {tables[3]} p ON p.id = d.endpoint_id "
+        "WHERE d.id = ANY(%s) ORDER BY d.next_attempt_at, d.id"
+    )
+
+
+def _split(row: tuple) -> list[tuple]:
+    parts, start = [], 0
+    for model in _MODELS:
+        width = len(model._meta.concrete_fields)
+        parts.append(row[start : start + width])
+        start += width
+    return parts
+
+
+def _build(model: type[Model], values: tuple) -> Any:
+    names, converters = _fields(model)
+    converted = [
+        value if convert is None or value is None else convert(value, None, connection)
+        for value, convert in zip(values, converters, strict=True)
+    ]
+    return model.from_db(connection.alias, names, converted)
+
+
+@cache
+def _fields(model: type[Model]) -> tuple[list[str], list[Callable | None]]:
+    fields = model._meta.concrete_fields
+    return (
+        [field.attname for field in fields],
+        [getattr(field, "from_db_value", None) for field in fields],
+    )

@@ -1,0 +1,58 @@
+"""The claim's hand-written loader builds exactly what the ORM would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Model
+from django.utils import timezone
+
+from deliveries.loading import _load_orm, deliveries_load
+from deliveries.models import Delivery
+from subscriptions.services import endpoint_rotate_secret
+from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from webhooks import send_event
+
+pytestmark = pytest.mark.django_db
+
+
+def values(instance: Model) -> dict:
+    return {
+        field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields
+    }
+
+
+def test_loaded_deliveries_match_the_orm_field_for_field():
+    EventTypeFactory(name="order.paid")
+    EventTypeFactory(name="order.refunded")
+    tenant = TenantFactory()
+    first = EndpointFactory(tenant=tenant, headers={"X-Team": "billing"}, rate_limit=5)
+    endpoint_rotate_secret(endpoint=first)  # two secrets, both encrypted at rest
+    EndpointFactory(tenant=tenant)
+    send_event(tenant, "order.paid", {"id": "ord_1", "note": "naïve ☕", "lines": [{"n": 1}]})
+    send_event(tenant, "order.refunded", {"id": "ord_1", "amount": None})
+    ids = list(Delivery.objects.values_list("id", flat=True))
+    Delivery.objects.filter(id=ids[0]).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+
+    loaded, expected = deliveries_load(ids), _load_orm(ids)
+
+    assert connection.vendor == "postgresql"  # the hand-written path is the one under test
+    assert [d.id for d in loaded] == [d.id for d in expected]
+    assert loaded[-1].id == ids[0]  # in next_attempt_at order
+    for got, want in zip(loaded, expected, strict=True):
+        assert values(got) == values(want)
+        assert values(got.event) == values(want.event)
+        assert values(got.event.event_type) == values(want.event.event_type)
+        assert values(got.endpoint) == values(want.endpoint)
+        assert got.endpoint.signing_secrets() == want.endpoint.signing_secrets()
+    by_endpoint = {}
+    for delivery in loaded:
+        by_endpoint.setdefault(delivery.endpoint_id, set()).add(id(delivery.endpoint))
+    assert all(len(instances) == 1 for instances in by_endpoint.values())  # built once each
+
+
+def test_loading_nothing_is_no_query(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert deliveries_load([]) == []
