@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deliveries.models import Attempt, Delivery
@@ -19,7 +20,7 @@ from deliveries.selectors import (
     endpoint_ids_subscribed,
     endpoint_ids_to_probe,
 )
-from subscriptions.models import EventType, Tenant
+from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.models import Event
 
 ATTEMPT_COLUMNS = (
@@ -268,3 +269,62 @@ def _event_insert_orm(event: Event) -> StoredEvent:
             raise
         return StoredEvent(event=None, deliveries=0)
     return StoredEvent(event=event, deliveries=len(endpoint_ids))
+
+
+def endpoints_mark_healthy(
+    *, endpoint_ids: list[int], at: datetime, unchanged_for: timedelta
+) -> dict[int, datetime]:
+    """Record a success for these endpoints: failures cleared, circuit closed.
+
+    An endpoint already healthy whose `last_success_at` is within `unchanged_for` is left
+    alone, so a busy endpoint's row is not rewritten by every batch. Returns the endpoints
+    whose circuit this closed, with the time their backlog was held until.
+    """
+    if not endpoint_ids:
+        return {}
+    if connection.vendor != "postgresql":
+        return _endpoints_mark_healthy_orm(endpoint_ids, at, unchanged_for)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MARK_HEALTHY_SQL, {"ids": endpoint_ids, "at": at, "recent": at - unchanged_for}
+        )
+        return dict(cursor.fetchall())
+
+
+_MARK_HEALTHY_SQL = """
+WITH changing AS (
+    SELECT id, circuit_open_until FROM subscriptions_endpoint
+    WHERE id = ANY(%(ids)s::bigint[])
+      AND (failing_since IS NOT NULL OR consecutive_failures > 0
+           OR circuit_open_until IS NOT NULL OR last_success_at IS NULL
+           OR last_success_at < %(recent)s)
+    ORDER BY id
+    FOR NO KEY UPDATE
+), changed AS (
+    UPDATE subscriptions_endpoint AS endpoint
+    SET failing_since = NULL, last_success_at = %(at)s, consecutive_failures = 0,
+        circuit_open_until = NULL
+    FROM changing WHERE endpoint.id = changing.id
+)
+SELECT id, circuit_open_until FROM changing WHERE circuit_open_until IS NOT NULL
+"""
+
+
+def _endpoints_mark_healthy_orm(
+    endpoint_ids: list[int], at: datetime, unchanged_for: timedelta
+) -> dict[int, datetime]:
+    changing = Endpoint.objects.filter(id__in=endpoint_ids).filter(
+        Q(failing_since__isnull=False) | Q(consecutive_failures__gt=0)
+        | Q(circuit_open_until__isnull=False) | Q(last_success_at__isnull=True)
+        | Q(last_success_at__lt=at - unchanged_for)
+    )  # fmt: skip
+    with transaction.atomic():
+        closed = dict(
+            changing.filter(circuit_open_until__isnull=False)
+            .select_for_update()
+            .values_list("id", "circuit_open_until")
+        )
+        changing.update(
+            failing_since=None, last_success_at=at, consecutive_failures=0, circuit_open_until=None
+        )
+    return closed

@@ -19,6 +19,7 @@ from deliveries.bulk import (
     attempts_insert,
     deliveries_apply,
     deliveries_lease_due,
+    endpoints_mark_healthy,
 )
 from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
@@ -109,6 +110,8 @@ def _lease_probes(
 
 
 PROBES_PER_CLAIM = 10
+# A healthy endpoint's last_success_at is rewritten at most this often, not by every batch.
+LAST_SUCCESS_PRECISION = timedelta(seconds=1)
 PROBE_MARGIN_SECONDS = 5
 
 
@@ -206,13 +209,8 @@ def _update_endpoint_health(outcomes: list[Outcome], now: datetime) -> None:
         for endpoint_id, results in by_endpoint.items()
         if results[-1].decision.action is Action.SUCCEED
     ]
-    recovered = dict(
-        Endpoint.objects.filter(id__in=healthy, circuit_open_until__isnull=False).values_list(
-            "id", "circuit_open_until"
-        )
-    )
-    Endpoint.objects.filter(id__in=healthy).update(
-        failing_since=None, last_success_at=now, consecutive_failures=0, circuit_open_until=None
+    recovered = endpoints_mark_healthy(
+        endpoint_ids=sorted(healthy), at=now, unchanged_for=LAST_SUCCESS_PRECISION
     )
     if recovered:
         backlog_resume(held_until=recovered, at=now)
@@ -235,7 +233,14 @@ def _update_lanes(by_endpoint: dict[int, list[Outcome]]) -> None:
     }
     if slow:
         Endpoint.objects.filter(id__in=slow, is_slow=False).update(is_slow=True)
-    Endpoint.objects.filter(id__in=set(by_endpoint) - slow, is_slow=True).update(is_slow=False)
+    # Endpoints seen slow when claimed: one marked slow since then is put right by a later batch.
+    fast_again = {
+        endpoint_id
+        for endpoint_id, results in by_endpoint.items()
+        if endpoint_id not in slow and results[0].delivery.endpoint.is_slow
+    }
+    if fast_again:
+        Endpoint.objects.filter(id__in=fast_again, is_slow=True).update(is_slow=False)
 
 
 def _record_failures(endpoint_id: int, results: list[Outcome], now: datetime) -> None:

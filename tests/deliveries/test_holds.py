@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from deliveries.batch import deliver_due_batch
+from deliveries.bulk import endpoints_mark_healthy
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable, endpoint_enable
@@ -126,3 +127,28 @@ def test_the_admin_change_form_cannot_flip_is_active_past_the_backlog(admin_clie
     assert response.status_code == 302  # saved
     endpoint.refresh_from_db()
     assert not endpoint.is_active  # enabling is the Enable action's job: it resumes the backlog
+
+
+def test_a_success_rewrites_a_healthy_endpoint_at_most_once_a_second(tenant):
+    now = timezone.now()
+    recent = EndpointFactory(tenant=tenant, last_success_at=now - timedelta(milliseconds=300))
+    stale = EndpointFactory(tenant=tenant, last_success_at=now - timedelta(seconds=5))
+    failing = EndpointFactory(
+        tenant=tenant, last_success_at=now, consecutive_failures=2, failing_since=now
+    )
+    paused_until = now + timedelta(seconds=30)
+    paused = EndpointFactory(tenant=tenant, consecutive_failures=9, circuit_open_until=paused_until)
+
+    closed = endpoints_mark_healthy(
+        endpoint_ids=[recent.id, stale.id, failing.id, paused.id],
+        at=now,
+        unchanged_for=timedelta(seconds=1),
+    )
+
+    assert closed == {paused.id: paused_until}
+    for endpoint in (recent, stale, failing, paused):
+        endpoint.refresh_from_db()
+    assert recent.last_success_at == now - timedelta(milliseconds=300)  # left alone
+    assert stale.last_success_at == now
+    assert (failing.consecutive_failures, failing.failing_since) == (0, None)
+    assert (paused.circuit_open_until, paused.consecutive_failures) == (None, 0)
