@@ -177,6 +177,8 @@ class StoredEvent:
 
     event: Event | None
     deliveries: int
+    # Deliveries that may go at once: not those to an endpoint whose circuit is open.
+    due: int = 0
     # False when the event type was deleted, renamed or archived since the caller read it.
     event_type_current: bool = True
 
@@ -209,13 +211,13 @@ def event_insert_with_deliveries(
                 "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
             },
         )  # fmt: skip
-        event_id, created, event_type_current = cursor.fetchone()
+        event_id, created, due, event_type_current = cursor.fetchone()
     if event_id is None:
         return StoredEvent(event=None, deliveries=0, event_type_current=event_type_current)
     event.id = event_id
     event._state.adding = False
     event._state.db = connection.alias
-    return StoredEvent(event=event, deliveries=created)
+    return StoredEvent(event=event, deliveries=created, due=due)
 
 
 _EVENT_INSERT_SQL = """
@@ -243,9 +245,10 @@ WITH kind AS (
            OR EXISTS (SELECT 1 FROM subscriptions_endpoint_event_types AS wanted
                       WHERE wanted.endpoint_id = endpoint.id
                         AND wanted.eventtype_id = %(event_type_id)s))
-    RETURNING 1
+    RETURNING next_attempt_at <= %(now)s AS due
 )
-SELECT (SELECT id FROM event), (SELECT count(*) FROM created), EXISTS (SELECT 1 FROM kind)
+SELECT (SELECT id FROM event), (SELECT count(*) FROM created),
+       (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind)
 """
 
 
@@ -268,7 +271,7 @@ def _event_insert_orm(event: Event) -> StoredEvent:
         if event.idempotency_key is None:
             raise
         return StoredEvent(event=None, deliveries=0)
-    return StoredEvent(event=event, deliveries=len(endpoint_ids))
+    return StoredEvent(event=event, deliveries=len(endpoint_ids), due=len(endpoint_ids))
 
 
 def endpoints_mark_healthy(

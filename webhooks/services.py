@@ -59,7 +59,8 @@ def event_send(
         if existing is None:
             raise UnknownEventTypeError(f"Event type {event_type!r} changed; try again.")
         return existing
-    if stored.deliveries:
+    if stored.due:
+        # Deliveries held behind an open circuit wait for its end: no worker could take them now.
         transaction.on_commit(wake_workers)
     return stored.event
 

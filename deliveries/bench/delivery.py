@@ -214,10 +214,12 @@ def _burst(run: Run, tenant: Tenant, healthy: list[int]) -> None:
     options = run.options
     since = _last_delivery_id()
     started = time.time()
-    _emit(tenant, options.events)
+    emit_seconds = _emit(tenant, options.events)
     expected = options.events * len(healthy)
     finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures["end_to_end_per_s"] = round(expected / (finished - started), 1)
+    # Beside busy workers, and waking them: what an application pays under load.
+    run.figures["burst_emit_ms_per_event"] = round(1000 * emit_seconds / options.events, 3)
     run.windows["burst"] = (started, finished)
     run.expected += expected
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from deliveries.batch import deliver_due_batch
 from deliveries.bulk import endpoints_mark_healthy
+from deliveries.dispatch import WAKE_FLAG, _flag_client
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable, endpoint_enable
@@ -152,3 +153,17 @@ def test_a_success_rewrites_a_healthy_endpoint_at_most_once_a_second(tenant):
     assert stale.last_success_at == now
     assert (failing.consecutive_failures, failing.failing_since) == (0, None)
     assert (paused.circuit_open_until, paused.consecutive_failures) == (None, 0)
+
+
+def test_events_for_a_paused_endpoint_alone_wake_no_worker(paused, tenant):
+    flag = _flag_client()
+    if flag is None:
+        pytest.skip("the wake-up flag needs a Redis broker")
+    flag.delete(WAKE_FLAG)
+
+    emit(tenant, 3)  # every subscribed endpoint is paused: nothing could go now
+
+    assert not flag.exists(WAKE_FLAG)
+    EndpointFactory(tenant=tenant)
+    emit(tenant, 1)
+    assert flag.exists(WAKE_FLAG)
