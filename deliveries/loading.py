@@ -38,17 +38,12 @@ def deliveries_load(delivery_ids: Sequence[int]) -> list[Delivery]:
     deliveries = []
     for row in rows:
         delivery_row, event_row, type_row, endpoint_row = _split(row)
-        event = _build(Event, event_row)
-        event_type = event_types.get(event.event_type_id) or event_types.setdefault(
-            event.event_type_id, _build(EventType, type_row)
-        )
-        event.event_type = event_type
         delivery = _build(Delivery, delivery_row)
-        delivery.event = event
-        endpoint = endpoints.get(delivery.endpoint_id) or endpoints.setdefault(
-            delivery.endpoint_id, _build(Endpoint, endpoint_row)
+        delivery.event = _build(Event, event_row)
+        delivery.event.event_type = _built_once(
+            event_types, delivery.event.event_type_id, EventType, type_row
         )
-        delivery.endpoint = endpoint
+        delivery.endpoint = _built_once(endpoints, delivery.endpoint_id, Endpoint, endpoint_row)
         deliveries.append(delivery)
     return deliveries
 
@@ -89,6 +84,12 @@ def _split(row: tuple) -> list[tuple]:
         parts.append(row[start : start + width])
         start += width
     return parts
+
+
+def _built_once(built: dict[int, Any], key: int, model: type[Model], values: tuple) -> Any:
+    if key not in built:
+        built[key] = _build(model, values)
+    return built[key]
 
 
 def _build(model: type[Model], values: tuple) -> Any:

@@ -15,6 +15,7 @@ from deliveries.lanes import SlowLane
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_enable
+from tests.deliveries.pauses import reopen_now
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.receiver import HANG
 from webhooks import send_event
@@ -43,16 +44,6 @@ def emit(tenant, count: int) -> None:
 
 def pending(endpoint: Endpoint) -> list[Delivery]:
     return list(Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING))
-
-
-def reopen_now(endpoint: Endpoint) -> None:
-    """The cooldown ended: the circuit is half-open, and what waited for it is due."""
-    now = timezone.now()
-    until = Endpoint.objects.get(id=endpoint.id).circuit_open_until
-    Delivery.objects.filter(endpoint=endpoint, next_attempt_at__lte=until).update(
-        next_attempt_at=now
-    )
-    Endpoint.objects.filter(id=endpoint.id).update(circuit_open_until=now)
 
 
 def test_failure_streak_counts_failures_since_the_last_success():

@@ -14,6 +14,7 @@ from deliveries.dispatch import WAKE_FLAG, _flag_client
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable, endpoint_enable
+from tests.deliveries.pauses import reopen_now
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 
@@ -69,8 +70,7 @@ def test_events_sent_while_the_circuit_is_open_wait_for_the_pause_too(paused, te
 
 
 def test_a_probe_holds_the_rest_of_the_backlog_while_it_is_out(paused, receiver):
-    Delivery.objects.filter(endpoint=paused).update(next_attempt_at=timezone.now())
-    Endpoint.objects.filter(id=paused.id).update(circuit_open_until=timezone.now())
+    reopen_now(paused)
     receiver.script("/down", [500] * 100)
 
     assert deliver_due_batch(limit=50) == 1  # the probe fails: the circuit opens again
@@ -81,8 +81,7 @@ def test_a_probe_holds_the_rest_of_the_backlog_while_it_is_out(paused, receiver)
 
 
 def test_a_recovered_endpoint_gets_its_backlog_at_once(paused):
-    Delivery.objects.filter(endpoint=paused).update(next_attempt_at=timezone.now())
-    Endpoint.objects.filter(id=paused.id).update(circuit_open_until=timezone.now())
+    reopen_now(paused)
 
     assert deliver_due_batch(limit=50) == 1  # the probe succeeds and closes the circuit
     assert due_now(paused) == 9
