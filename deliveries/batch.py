@@ -43,30 +43,42 @@ def deliver_until_idle(
     *,
     limit: int,
     budget_seconds: float,
-    before_claim: Callable[[], None] | None = None,
+    while_draining: Callable[[], None] | None = None,
+    before_last_claim: Callable[[], None] | None = None,
     on_full_batch: Callable[[], None] | None = None,
+    on_budget_spent: Callable[[], None] | None = None,
     lane: SlowLane | None = None,
 ) -> int:
     """Deliver due batches until none is left or `budget_seconds` ran out; returns how many.
 
     Claiming the next batch in the same process, rather than through a new task per batch, keeps
-    the broker out of the hot loop. `before_claim` runs before each claim; `on_full_batch` runs
-    when a claim came back full, so that another worker starts on the rest of the backlog, and
-    once more when the budget runs out with work possibly left.
+    the broker out of the hot loop, also while events trickle in faster than they are delivered:
+    a part-full batch is followed by another claim, not by the end of the task. The caller's hooks
+    keep wake-ups coalesced: `while_draining` runs after each batch that found work (this worker
+    will claim again), and `before_last_claim` once a claim came back empty, before the claim
+    that confirms there is nothing left, so that a commit after it queues a wake-up of its own.
+    `on_full_batch` runs when a claim came back full, so that another worker starts on the rest
+    of the backlog; `on_budget_spent` when the budget runs out with work possibly left.
     """
     deadline = time.monotonic() + budget_seconds
     delivered = 0
+    confirming = False
     while True:
-        if before_claim is not None:
-            before_claim()
         claimed = deliver_due_batch(limit=limit, on_full_batch=on_full_batch, lane=lane)
         delivered += claimed
-        if claimed < limit:
-            return delivered
+        if not claimed:
+            if confirming or before_last_claim is None:
+                return delivered
+            before_last_claim()
+            confirming = True
+            continue
+        confirming = False
         if time.monotonic() > deadline:
-            if on_full_batch is not None:
-                on_full_batch()
+            if on_budget_spent is not None:
+                on_budget_spent()
             return delivered
+        if while_draining is not None:
+            while_draining()
 
 
 def deliver_due_batch(

@@ -1,10 +1,14 @@
 """Waking workers. The broker only carries wake-ups; the database holds the work.
 
 A burst of events would otherwise queue one wake-up task per event, nearly all of which find
-nothing left to claim. With a Redis broker, a flag coalesces them: while a wake-up is queued and
-not yet started, further ones are skipped. A worker clears the flag before it claims, so a
-delivery committed after that point always queues a fresh wake-up; the flag also expires on its
-own, should its task be lost, and the sweeper remains the backstop.
+nothing left to claim. With a Redis broker, a flag coalesces them: while it is set, a worker is
+bound to claim again, so further wake-ups are skipped. It is set by whoever queues a wake-up, and
+held by a worker while it drains. A worker clears it before the claim that confirms nothing is
+left, so a delivery committed after that point always queues a fresh wake-up; the flag also
+expires on its own, should its worker die, and the sweeper remains the backstop.
+
+A second flag does the same for helpers: a worker whose claim came back full asks for one more
+worker, and no more, until a worker has started.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 WAKE_FLAG = "hookline:wake-queued"
+HELP_FLAG = "hookline:help-queued"
 WAKE_FLAG_TTL_MS = 2000
 
 _client: redis.Redis | None = None
@@ -36,12 +41,26 @@ def _flag_client() -> redis.Redis | None:
 
 def wake_workers() -> None:
     """Ask a worker to deliver what is due. A broker outage only delays: the sweeper wakes later."""
+    _queue_unless_flagged(WAKE_FLAG)
+
+
+def wake_helper() -> None:
+    """Ask one more worker to share a backlog, unless one was asked and has not started yet."""
+    _queue_unless_flagged(HELP_FLAG)
+
+
+def hand_over() -> None:
+    """Queue a successor to a worker whose time is up: it must run even though the flag is set."""
+    _queue_unless_flagged(None)
+
+
+def _queue_unless_flagged(flag: str | None) -> None:
     from deliveries.tasks import deliver_due
 
     try:
         client = _flag_client()
-        if client is not None and not client.set(WAKE_FLAG, 1, nx=True, px=WAKE_FLAG_TTL_MS):
-            return  # a wake-up is already queued and has not started claiming yet
+        if flag and client is not None and not client.set(flag, 1, nx=True, px=WAKE_FLAG_TTL_MS):
+            return  # a wake-up is queued, or a worker is draining and will claim again
         deliver_due.delay()
     except Exception:
         logger.warning(
@@ -49,14 +68,28 @@ def wake_workers() -> None:
         )
 
 
+def wake_flag_hold() -> None:
+    """Called by a worker that found work: it will claim again, so wake-ups can be skipped."""
+    _flag_command("set", WAKE_FLAG, 1, px=WAKE_FLAG_TTL_MS)
+
+
 def wake_flag_clear() -> None:
-    """Called by a worker before it claims: later commits must queue a wake-up of their own."""
+    """Called by a worker before its last claim: later commits must queue a wake-up of their own."""
+    _flag_command("delete", WAKE_FLAG)
+
+
+def help_flag_clear() -> None:
+    """Called by a worker as it starts: a later full batch may ask for another helper."""
+    _flag_command("delete", HELP_FLAG)
+
+
+def _flag_command(name: str, *args, **kwargs) -> None:
     client = _flag_client()
     if client is not None:
         try:
-            client.delete(WAKE_FLAG)
+            getattr(client, name)(*args, **kwargs)
         except redis.RedisError:
-            logger.warning("Could not clear the wake-up flag; it expires by itself")
+            logger.warning("Could not update the wake-up flag; it expires by itself")
 
 
 def dispatch_replay_job(job_id: int) -> None:

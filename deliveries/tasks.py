@@ -7,7 +7,15 @@ from django.conf import settings
 from django.utils import timezone
 
 from deliveries.batch import deliver_until_idle
-from deliveries.dispatch import dispatch_replay_job, wake_flag_clear, wake_workers
+from deliveries.dispatch import (
+    dispatch_replay_job,
+    hand_over,
+    help_flag_clear,
+    wake_flag_clear,
+    wake_flag_hold,
+    wake_helper,
+    wake_workers,
+)
 from deliveries.lanes import slow_lane
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
@@ -23,11 +31,14 @@ def deliver_due() -> int:
 
     Safe to run any number of times at once: each delivery is leased to one worker.
     """
+    help_flag_clear()
     return deliver_until_idle(
         limit=settings.WEBHOOKS_BATCH_SIZE,
         budget_seconds=DRAIN_BUDGET_SECONDS,
-        before_claim=wake_flag_clear,
-        on_full_batch=wake_workers,
+        while_draining=wake_flag_hold,
+        before_last_claim=wake_flag_clear,
+        on_full_batch=wake_helper,
+        on_budget_spent=hand_over,
         lane=slow_lane(),
     )
 

@@ -1,0 +1,113 @@
+"""Wake-ups: a worker that is draining takes new events itself, and nothing is left unclaimed.
+
+These run the worker's loop in-process with the task's own hooks, against the real Redis broker,
+and read the broker's queue to see which wake-up tasks were published.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from deliveries import dispatch
+from deliveries.batch import deliver_until_idle
+from deliveries.models import Delivery
+from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from webhooks import send_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUE = "celery"
+
+
+@pytest.fixture
+def broker():
+    client = dispatch._flag_client()
+    if client is None:
+        pytest.skip("coalesced wake-ups need a Redis broker")
+    client.delete(dispatch.WAKE_FLAG, dispatch.HELP_FLAG, QUEUE)
+    yield client
+    client.delete(dispatch.WAKE_FLAG, dispatch.HELP_FLAG, QUEUE)
+
+
+@pytest.fixture
+def tenant(receiver):
+    EventTypeFactory(name="order.paid")
+    tenant = TenantFactory()
+    EndpointFactory(tenant=tenant, url=receiver.url("/a"))
+    return tenant
+
+
+def drain(*, while_draining=None, before_last_claim=None, limit=10) -> int:
+    """The `deliver_due` task's loop, with a hook of the test's run after the task's own."""
+
+    def then(own, extra):
+        def hook():
+            own()
+            if extra is not None:
+                extra()
+
+        return hook
+
+    return deliver_until_idle(
+        limit=limit,
+        budget_seconds=10,
+        while_draining=then(dispatch.wake_flag_hold, while_draining),
+        before_last_claim=then(dispatch.wake_flag_clear, before_last_claim),
+        on_full_batch=dispatch.wake_helper,
+        on_budget_spent=dispatch.hand_over,
+    )
+
+
+def test_an_event_sent_while_a_worker_drains_is_delivered_by_it_without_a_new_task(
+    tenant, broker, receiver
+):
+    send_event(tenant, "order.paid", {"n": 1})
+    broker.delete(QUEUE)  # the wake-up the first event queued: this loop stands for its task
+    sent: list[int] = []
+
+    def emit_once():
+        if not sent:
+            sent.append(send_event(tenant, "order.paid", {"n": 2}).id)
+
+    assert drain(while_draining=emit_once) == 2
+
+    assert broker.llen(QUEUE) == 0  # the second event found the flag held and queued nothing
+    assert len(receiver.requests("/a")) == 2
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SUCCEEDED}
+    assert not broker.exists(dispatch.WAKE_FLAG)  # released before the loop's last claim
+
+
+def test_an_event_committed_as_the_worker_stops_is_claimed_or_wakes_another(
+    tenant, broker, receiver
+):
+    sent: list[int] = []
+
+    def emit_once():
+        if not sent:
+            sent.append(send_event(tenant, "order.paid", {"n": 1}).id)
+
+    delivered = drain(before_last_claim=emit_once)
+
+    # Committed after the flag was cleared: the last claim takes it, and a wake-up is queued too.
+    assert delivered == 1
+    assert broker.llen(QUEUE) == 1
+    assert len(receiver.requests("/a")) == 1
+
+
+def test_full_batches_ask_for_one_helper_until_a_worker_starts(broker):
+    dispatch.wake_helper()
+    dispatch.wake_helper()
+    assert broker.llen(QUEUE) == 1
+
+    dispatch.help_flag_clear()  # what a starting worker does
+    dispatch.wake_helper()
+    assert broker.llen(QUEUE) == 2
+
+
+def test_a_worker_whose_budget_ran_out_hands_over_though_the_flag_is_held(broker):
+    dispatch.wake_flag_hold()
+    dispatch.wake_workers()
+    assert broker.llen(QUEUE) == 0
+
+    dispatch.hand_over()
+    assert broker.llen(QUEUE) == 1
