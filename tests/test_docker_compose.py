@@ -14,8 +14,11 @@ def load_services() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
 
 
+APPS = ("web", "worker", "beat")
+
+
 def test_compose_runs_postgres_redis_web_worker_and_beat():
-    assert set(load_services()) == {"postgres", "redis", "web", "worker", "beat"}
+    assert set(load_services()) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
 
 
 def test_web_worker_and_beat_share_one_image_built_here():
@@ -32,7 +35,43 @@ def test_app_services_point_at_the_compose_postgres_and_redis():
         env = services[name]["environment"]
         assert urlsplit(env["DATABASE_URL"]).hostname == "postgres"
         assert urlsplit(env["CELERY_BROKER_URL"]).hostname == "redis"
-        assert set(services[name]["depends_on"]) == {"postgres", "redis"}
+        assert set(services[name]["depends_on"]) == {"postgres", "redis", "migrate"}
+
+
+def test_migrations_run_once_before_any_process_starts():
+    services = load_services()
+    migrate = services["migrate"]
+    assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert migrate["restart"] == "no"
+    for name in APPS:
+        needs = services[name]["depends_on"]
+        assert needs["migrate"]["condition"] == "service_completed_successfully"
+        assert needs["postgres"]["condition"] == "service_healthy"
+        assert needs["redis"]["condition"] == "service_healthy"
+        assert "migrate" not in str(services[name]["command"])
+
+
+def test_long_running_services_have_health_checks():
+    services = load_services()
+    for name in ("postgres", "redis", "web", "worker"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "inspect ping" in " ".join(services["worker"]["healthcheck"]["test"])
+
+
+def test_web_health_check_host_is_allowed():
+    hosts = load_services()["web"]["environment"]["ALLOWED_HOSTS"]
+    assert "127.0.0.1" in hosts.split(",")
+
+
+def test_settings_can_come_from_an_optional_env_file():
+    for name in (*APPS, "migrate"):
+        assert load_services()[name]["env_file"] == [{"path": ".env", "required": False}]
+
+
+def test_a_stopping_worker_gets_longer_than_one_attempt_to_finish():
+    grace = load_services()["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > 15  # WEBHOOKS_TIMEOUT's default
 
 
 def test_processes_are_the_documented_ones():
@@ -46,3 +85,4 @@ def test_redis_is_configured_as_a_broker_that_keeps_messages():
     command = load_services()["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert command[command.index("--appendfsync") + 1] in {"everysec", "always"}
