@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
+from webhooks.formats import JSON_CONTENT_TYPE, Body, PayloadFormat, render, to_json
 from webhooks.models import Event
 from webhooks.signing import signature_header
 
@@ -17,18 +17,40 @@ def iso_timestamp(event: Event) -> str:
 
 def message_body(event: Event, event_type_name: str) -> bytes:
     """The JSON body `{"type", "timestamp", "data"}`, identical for every attempt of the event."""
-    message = {"type": event_type_name, "timestamp": iso_timestamp(event), "data": event.payload}
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    return to_json(event_type=event_type_name, timestamp=iso_timestamp(event), data=event.payload)
+
+
+def message(event: Event, event_type_name: str, payload_format: str = PayloadFormat.JSON) -> Body:
+    """The body and Content-Type of the event in an endpoint's payload format (webhooks.formats).
+
+    Identical for every attempt of the event to endpoints of that format; raises FormatError for
+    a format Hookline does not know.
+    """
+    return render(
+        payload_format,
+        event_type=event_type_name,
+        timestamp=iso_timestamp(event),
+        data=event.payload,
+    )
 
 
 def signed_headers(
-    *, msg_id: str, timestamp: int, body: bytes, keys: Iterable[bytes], extra: dict[str, str]
+    *,
+    msg_id: str,
+    timestamp: int,
+    body: bytes,
+    keys: Iterable[bytes],
+    extra: dict[str, str],
+    content_type: str = JSON_CONTENT_TYPE,
 ) -> dict[str, str]:
-    """Request headers: the endpoint's own first, so the protocol headers always win."""
+    """Request headers: the endpoint's own first, so the protocol headers always win.
+
+    The signature covers `body`, which must be the exact bytes sent with `content_type`.
+    """
     headers = dict(extra)
     headers.update(
         {
-            "Content-Type": "application/json",
+            "Content-Type": content_type,
             "User-Agent": USER_AGENT,
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
