@@ -84,7 +84,8 @@ CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_HSTS_SECONDS = 31_536_000 if SECURE_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Probes and Prometheus reach the web server directly, over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -156,11 +157,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# `json`: one JSON object a line, with each record's `extra=` fields (see config.log_format).
+LOG_FORMAT = env_str("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "celery": {"level": "WARNING"},
@@ -302,3 +315,13 @@ WEBHOOKS_CIRCUIT_COOLDOWN = env_float("WEBHOOKS_CIRCUIT_COOLDOWN", 30.0, minimum
 WEBHOOKS_SLOW_ATTEMPT_SECONDS = env_float("WEBHOOKS_SLOW_ATTEMPT_SECONDS", 1.0, minimum=0.01)
 WEBHOOKS_SLOW_LANE_THREADS = env_int("WEBHOOKS_SLOW_LANE_THREADS", 8, minimum=1)
 WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, minimum=0)
+
+# --- Monitoring ---------------------------------------------------------------------------------
+
+# When set, GET /metrics asks for `Authorization: Bearer <token>`.
+WEBHOOKS_METRICS_TOKEN = env_str("WEBHOOKS_METRICS_TOKEN", "")
+# Shared by the web and worker processes of one machine, so that /metrics adds up the counters of
+# every process; prometheus-client reads the variable itself, this copy tells /metrics to merge.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from deliveries import inbox_views
+from config import health
+from deliveries import inbox_views, metrics_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -22,6 +23,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("inbox/<str:token>/", inbox_views.receive, name="inbox-receive"),
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics_views.metrics, name="metrics"),
 ]
 
 handler404 = "config.api_errors.not_found"

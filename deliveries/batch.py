@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from deliveries import transport
 from deliveries.lanes import SlowLane
+from deliveries.metrics import delivery_outcome
 from deliveries.models import Attempt, Delivery
 from deliveries.retry import Action, decide
 from deliveries.services import (
@@ -303,6 +304,17 @@ def _outcome(
         result.status,
         result.error_kind or "-",
         result.duration_ms,
+        extra={
+            "delivery_id": delivery.id,
+            "endpoint_id": endpoint.id,
+            "event_id": delivery.event.public_id,
+            "event_type": delivery.event.event_type.name,
+            "attempt": number,
+            "status": result.status,
+            "error_kind": result.error_kind,
+            "duration_ms": result.duration_ms,
+            "outcome": delivery_outcome(decision.action),
+        },
     )
     return Outcome(delivery=delivery, attempt=attempt, decision=decision)
 

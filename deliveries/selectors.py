@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 
 from deliveries.models import Delivery, ReplayJob
 from subscriptions.models import Endpoint
@@ -66,3 +66,25 @@ def replay_jobs_stalled(*, at: datetime) -> list[int]:
             status=ReplayJob.Status.QUEUED, created_at__lt=at - STALLED_JOB_AFTER
         ).values_list("id", flat=True)
     )
+
+
+def deliveries_backlog(*, at: datetime) -> tuple[int, datetime | None]:
+    """How many pending deliveries are due at `at`, and since when the oldest of them is due.
+
+    Both come from one range scan of the partial due index (pending rows only), so finished
+    deliveries cost nothing however many there are. Leased deliveries count: they are not
+    delivered yet.
+    """
+    backlog = Delivery.objects.filter(
+        status=Delivery.Status.PENDING, next_attempt_at__lte=at
+    ).aggregate(due=Count("*"), oldest=Min("next_attempt_at"))
+    return backlog["due"], backlog["oldest"]
+
+
+def dead_letters_count() -> int:
+    """The size of the dead-letter queue: an index-only count of failed rows, never the table."""
+    return Delivery.objects.filter(status=Delivery.Status.FAILED).count()
+
+
+def endpoints_disabled_count() -> int:
+    return Endpoint.objects.filter(is_active=False).count()

@@ -25,6 +25,7 @@ from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
+from deliveries.metrics import outcomes_count
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
 from deliveries.selectors import (
@@ -164,6 +165,8 @@ def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
     """Store the attempts and move each delivery on, in one transaction of a few statements.
 
     A delivery whose lease was lost meanwhile keeps its attempt but is left to its new holder.
+    Every path that attempts deliveries records them here, so this is where they are counted
+    for /metrics, once stored.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -172,6 +175,7 @@ def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
             [_delivery_change(outcome, now) for outcome in outcomes], lease_token=claim.token
         )
         _update_endpoint_health(outcomes, now)
+    outcomes_count(outcomes)
 
 
 def _delivery_change(outcome: Outcome, now: datetime) -> DeliveryChange:
