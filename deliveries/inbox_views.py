@@ -49,10 +49,8 @@ def _signature_valid(inbox: Inbox, headers: dict[str, str], body: bytes) -> bool
     secrets = [secret for endpoint in endpoints for secret in endpoint.signing_secrets()]
     if not secrets:
         return None
-    for secret in secrets:
-        try:
-            verify(secret, headers, body)
-        except VerificationError:
-            continue
-        return True
-    return False
+    try:
+        verify(secrets, headers, body)
+    except VerificationError:
+        return False
+    return True
