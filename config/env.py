@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import math
 import os
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -84,3 +87,43 @@ def env_networks(
         return tuple(ipaddress.ip_network(item, strict=False) for item in items)
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} must be comma-separated CIDRs: {error}") from None
+
+
+def env_url(name: str, *, require_https: bool) -> str:
+    """An http(s) URL with a host, or "" when unset. The value is never echoed: it may hold a
+    token."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 -- raises ValueError for a malformed port
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ImproperlyConfigured(f"{name} must be an http(s) URL with a host")
+    if parts.scheme == "http" and require_https:
+        raise ImproperlyConfigured(f"{name} must be https:// while WEBHOOKS_REQUIRE_HTTPS is on")
+    return raw
+
+
+def env_signing_secret(name: str) -> str:
+    """A Standard Webhooks secret, `whsec_` + base64 of 24 to 64 bytes, or "" when unset.
+
+    The same rule as endpoints' secrets (subscriptions.validators); the value is never echoed.
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    key = b""
+    if raw.startswith("whsec_"):
+        try:
+            key = base64.b64decode(raw.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+    if not 24 <= len(key) <= 64:
+        raise ImproperlyConfigured(
+            f"{name} must be whsec_ followed by the base64 of 24 to 64 random bytes"
+        )
+    return raw

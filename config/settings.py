@@ -19,7 +19,9 @@ from config.env import (
     env_list,
     env_networks,
     env_seconds_list,
+    env_signing_secret,
     env_str,
+    env_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -271,7 +273,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Email (endpoint-disabled notices) ----------------------------------------------------------
+# --- Email (operational notifications) ----------------------------------------------------------
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -280,7 +282,8 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "hookline@localhost")
-# Operators told about every disabled endpoint, as "Name <address>" pairs separated by commas.
+# Operators told about disabled endpoints, dead letters piling up and overdue deliveries, as
+# "Name <address>" pairs separated by commas.
 WEBHOOKS_OPERATOR_EMAILS = env_list("WEBHOOKS_OPERATOR_EMAILS", "")
 
 # --- Hookline -----------------------------------------------------------------------------------
@@ -315,6 +318,26 @@ WEBHOOKS_CIRCUIT_COOLDOWN = env_float("WEBHOOKS_CIRCUIT_COOLDOWN", 30.0, minimum
 WEBHOOKS_SLOW_ATTEMPT_SECONDS = env_float("WEBHOOKS_SLOW_ATTEMPT_SECONDS", 1.0, minimum=0.01)
 WEBHOOKS_SLOW_LANE_THREADS = env_int("WEBHOOKS_SLOW_LANE_THREADS", 8, minimum=1)
 WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, minimum=0)
+
+# --- Operational notifications (README: "Operational notifications") -----------------------------
+
+# An endpoint with more dead letters than this tells its tenant and the operators, once until it
+# is back to this many or fewer; 0 turns the alert off.
+WEBHOOKS_DEAD_LETTER_ALERT_THRESHOLD = env_int("WEBHOOKS_DEAD_LETTER_ALERT_THRESHOLD", 100)
+# Deliveries due this many seconds ago and still not attempted mean the workers are behind or
+# down; 0 turns the alert off.
+WEBHOOKS_OVERDUE_ALERT_SECONDS = env_float("WEBHOOKS_OVERDUE_ALERT_SECONDS", 60.0)
+# Where operational events (operations.*) are POSTed, signed with the secret like any delivery.
+# Checked here; the network policy (WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST) is checked at each send.
+WEBHOOKS_OPERATIONAL_WEBHOOK_URL = env_url(
+    "WEBHOOKS_OPERATIONAL_WEBHOOK_URL", require_https=WEBHOOKS_REQUIRE_HTTPS
+)
+WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET = env_signing_secret("WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET")
+if WEBHOOKS_OPERATIONAL_WEBHOOK_URL and not WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET:
+    raise ImproperlyConfigured(
+        "WEBHOOKS_OPERATIONAL_WEBHOOK_URL is set without WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET: "
+        "operational webhooks are always signed (the README says how to generate a secret)."
+    )
 
 # --- Monitoring ---------------------------------------------------------------------------------
 

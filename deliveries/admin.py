@@ -6,7 +6,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
-from deliveries.models import Attempt, DeadLetter, Delivery, Inbox, InboxRequest
+from deliveries.models import (
+    Attempt,
+    DeadLetter,
+    Delivery,
+    Inbox,
+    InboxRequest,
+    OperationalAlert,
+)
 from deliveries.services import deliveries_replay
 
 
@@ -141,3 +148,32 @@ class InboxRequestInline(ReadOnlyAdminMixin, admin.TabularInline):
 class InboxAdmin(admin.ModelAdmin):
     list_display = ("token", "tenant", "respond_status", "created_at")
     inlines = [InboxRequestInline]
+
+
+class AlertStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:  # noqa: ANN001
+        return [("open", "open"), ("cleared", "cleared")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
+        if self.value() == "open":
+            return queryset.filter(cleared_at=None)
+        if self.value() == "cleared":
+            return queryset.exclude(cleared_at=None)
+        return queryset
+
+
+@admin.register(OperationalAlert)
+class OperationalAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Alerts raised and cleared by Hookline itself. Deleting an open one re-arms it: the next
+    check tells people again if the condition still holds."""
+
+    list_display = ("kind", "about", "raised_at", "cleared_at", "details")
+    list_filter = (AlertStateFilter, "kind")
+    date_hierarchy = "raised_at"
+
+    @admin.display(description="about", ordering="subject")
+    def about(self, alert: OperationalAlert) -> str:
+        return f"endpoint {alert.subject}" if alert.subject else "all deliveries"

@@ -54,6 +54,14 @@ class Delivery(models.Model):
             # Lists page newest first by id, per endpoint or per status, without sorting.
             models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_idx"),
             models.Index(fields=["status", "-id"], name="delivery_status_idx"),
+            # An endpoint's dead letters are counted (up to a cap) when new ones arrive, for the
+            # dead-letter alert: without this, counting three failures among a million
+            # successes would read all of the endpoint's rows.
+            models.Index(
+                fields=["endpoint"],
+                condition=models.Q(status="failed"),
+                name="delivery_dead_letter_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -187,3 +195,37 @@ class ReplayJob(models.Model):
 
     def __str__(self) -> str:
         return f"replay job {self.pk} ({self.status}, {self.replayed}/{self.total})"
+
+
+class OperationalAlert(models.Model):
+    """A condition operators were told about; it stays open, and is not told again, until it clears.
+
+    Raising one is an insert that the constraint on open alerts lets through once, however many
+    workers see the condition at the same moment, and across restarts. Clearing re-arms it.
+    """
+
+    class Kind(models.TextChoices):
+        DEAD_LETTERS_OVER_THRESHOLD = "dead_letters_over_threshold", "dead letters over threshold"
+        DELIVERIES_OVERDUE = "deliveries_overdue", "deliveries overdue"
+
+    kind = models.CharField(max_length=64, choices=Kind.choices)
+    # What it is about: the endpoint's id for dead letters; empty for overdue deliveries.
+    subject = models.CharField(max_length=64, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True, help_text="What operators were told.")
+    raised_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="operational_alert_open_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        about = f" {self.subject}" if self.subject else ""
+        state = "cleared" if self.cleared_at else "open"
+        return f"{self.get_kind_display()}{about} ({state})"

@@ -88,3 +88,39 @@ def dead_letters_count() -> int:
 
 def endpoints_disabled_count() -> int:
     return Endpoint.objects.filter(is_active=False).count()
+
+
+def endpoint_dead_letters_count(*, endpoint_id: int, cap: int) -> int:
+    """The endpoint's dead letters, counted up to `cap` (on delivery_dead_letter_idx)."""
+    failed = Delivery.objects.filter(endpoint_id=endpoint_id, status=Delivery.Status.FAILED)
+    return failed.order_by()[:cap].count()
+
+
+def deliveries_overdue(*, at: datetime, late_by: timedelta) -> QuerySet[Delivery]:
+    """Deliveries due `late_by` or longer before `at` that no worker has taken: workers are behind.
+
+    Deliveries held behind an open circuit or a disabled endpoint are not due (deliveries.holds),
+    and those to an endpoint that sets its own pace (a rate limit, or slow enough for the slow
+    lane) wait by design: neither counts, or one tenant's receiver would keep the alert raised and
+    hide a real outage behind it.
+    """
+    paced = (
+        Q(is_active=False)
+        | Q(circuit_open_until__gt=at)
+        | Q(is_slow=True)
+        | Q(rate_limit__isnull=False)
+    )
+    return (
+        _due(at)
+        .filter(next_attempt_at__lte=at - late_by)
+        .exclude(endpoint_id__in=Endpoint.objects.filter(paced).values("id"))
+    )
+
+
+def deliveries_overdue_since(*, at: datetime, late_by: timedelta) -> datetime | None:
+    """When the oldest overdue delivery fell due; None when none is (see `deliveries_overdue`).
+
+    One ordered walk of the partial due index that stops at the first row found.
+    """
+    overdue = deliveries_overdue(at=at, late_by=late_by).order_by("next_attempt_at")
+    return overdue.values_list("next_attempt_at", flat=True).first()

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from deliveries.alerts import dead_letters_check
 from deliveries.bulk import (
     DeliveryChange,
     attempts_insert,
@@ -175,7 +176,20 @@ def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
             [_delivery_change(outcome, now) for outcome in outcomes], lease_token=claim.token
         )
         _update_endpoint_health(outcomes, now)
+        _check_dead_letters_on_commit(outcomes)
     outcomes_count(outcomes)
+
+
+def _check_dead_letters_on_commit(outcomes: list[Outcome]) -> None:
+    """Endpoints that got new dead letters are checked against the alert threshold once these
+    are stored; the others are not looked at."""
+    dead_lettered = {
+        outcome.delivery.endpoint_id
+        for outcome in outcomes
+        if outcome.decision.action not in (Action.RETRY, Action.SUCCEED)
+    }
+    if dead_lettered:
+        transaction.on_commit(functools.partial(dead_letters_check, endpoint_ids=dead_lettered))
 
 
 def _delivery_change(outcome: Outcome, now: datetime) -> DeliveryChange:

@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from deliveries.alerts import alerts_sweep
 from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import (
     dispatch_replay_job,
@@ -53,12 +54,14 @@ def run_replay_job(job_id: int) -> int:
 def sweep_due_deliveries() -> bool:
     """Wake a worker if anything is due: a retry whose time came, or work whose wake-up was lost.
 
-    Also starts replay jobs whose start message was lost.
+    Also starts replay jobs whose start message was lost, and raises or clears the operational
+    alerts that the sweeper watches (deliveries.alerts).
     """
     now = timezone.now()
     for job_id in replay_jobs_stalled(at=now):
         dispatch_replay_job(job_id)
-    if deliveries_due(at=now).exists():
+    due = deliveries_due(at=now).exists()
+    if due:
         wake_workers()
-        return True
-    return False
+    alerts_sweep(at=now, anything_due=due)
+    return due

@@ -159,12 +159,18 @@ def forget_connections() -> None:
     _pools = None
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
-    """POST `body` to `url` once. Never raises for network trouble: it is in the result."""
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, timeout: float | None = None
+) -> TransportResult:
+    """POST `body` to `url` once. Never raises for network trouble: it is in the result.
+
+    `timeout` (seconds for the whole request) defaults to WEBHOOKS_TIMEOUT.
+    """
     started = time.monotonic()
+    timeout = settings.WEBHOOKS_TIMEOUT if timeout is None else timeout
     try:
         _check_target(url)
-        return _send(url, body, headers, started)
+        return _send(url, body, headers, started, timeout)
     except BlockedAddressError as error:
         return _failure(started, "blocked", str(error))
     except urllib3.exceptions.SSLError as error:
@@ -172,13 +178,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> TransportResult:
     except urllib3.exceptions.NewConnectionError as error:  # before its base, ConnectTimeoutError
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
     except urllib3.exceptions.TimeoutError:
-        return _failure(started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s")
+        return _failure(started, "timeout", f"no response within {timeout:g} s")
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ProxyError) as error:
-        if time.monotonic() - started >= settings.WEBHOOKS_TIMEOUT:
+        if time.monotonic() - started >= timeout:
             # The watchdog cut a response that was still dripping in at the deadline.
-            return _failure(
-                started, "timeout", f"no response within {settings.WEBHOOKS_TIMEOUT:g} s"
-            )
+            return _failure(started, "timeout", f"no response within {timeout:g} s")
         if _caused_by(error, _malformed_response):  # e.g. too many or too long headers
             return _failure(started, "invalid_response", f"invalid response: {_root_cause(error)}")
         return _failure(started, "connection", f"connection failed: {_root_cause(error)}")
@@ -205,8 +209,9 @@ def _check_target(url: str) -> None:
         )
 
 
-def _send(url: str, body: bytes, headers: dict[str, str], started: float) -> TransportResult:
-    timeout = settings.WEBHOOKS_TIMEOUT
+def _send(
+    url: str, body: bytes, headers: dict[str, str], started: float, timeout: float
+) -> TransportResult:
     _attempt_deadline.at = started + timeout
     try:
         response = _pool_manager().urlopen(

@@ -14,7 +14,9 @@ from config.env import (
     env_list,
     env_networks,
     env_seconds_list,
+    env_signing_secret,
     env_str,
+    env_url,
 )
 
 NAME = "HOOKLINE_TEST_SETTING"
@@ -187,3 +189,51 @@ def test_nan_is_rejected_as_malformed(setenv, read):
     setenv("nan")
     with pytest.raises(ImproperlyConfigured, match=NAME):
         read()
+
+
+def test_url_accepts_http_and_https_with_a_host_and_is_empty_when_unset(setenv):
+    assert env_url(NAME, require_https=True) == ""
+    setenv(" https://alerts.example.com/hookline?token=abc ")
+    assert env_url(NAME, require_https=True) == "https://alerts.example.com/hookline?token=abc"
+    setenv("http://10.0.0.5:8080/hook")
+    assert env_url(NAME, require_https=False) == "http://10.0.0.5:8080/hook"
+
+
+@pytest.mark.parametrize(
+    "raw", ["alerts.example.com", "ftp://example.com/x", "https://", "https://h:99999999/", "//h/"]
+)
+def test_url_rejects_a_malformed_value_without_echoing_it(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME) as raised:
+        env_url(NAME, require_https=False)
+    assert raw not in str(raised.value)
+
+
+def test_url_must_be_https_while_https_is_required(setenv):
+    setenv("http://alerts.example.com/")
+    with pytest.raises(ImproperlyConfigured, match="https"):
+        env_url(NAME, require_https=True)
+
+
+def test_signing_secret_accepts_a_generated_secret_and_is_empty_when_unset(setenv):
+    from subscriptions.models import generate_signing_secret
+
+    assert env_signing_secret(NAME) == ""
+    secret = generate_signing_secret()
+    setenv(secret)
+    assert env_signing_secret(NAME) == secret
+
+
+SHORT_KEY = "whsec_" + "QUJD" * 2  # 6 bytes
+UNPREFIXED = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.mark.parametrize(
+    "raw", ["secret-value", "whsec_", "whsec_not base64!", SHORT_KEY, UNPREFIXED]
+)
+def test_signing_secret_rejects_a_malformed_value_without_echoing_it(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME) as raised:
+        env_signing_secret(NAME)
+    if raw != "whsec_":
+        assert raw not in str(raised.value)
