@@ -9,14 +9,17 @@ the database at scrape time, with queries that stay cheap however many finished 
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
+import socket
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
 from django.utils import timezone
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
 
 from deliveries.retry import Action
@@ -26,6 +29,22 @@ if TYPE_CHECKING:
     from deliveries.services import Outcome
 
 logger = logging.getLogger(__name__)
+
+
+def _process_identifier() -> str:
+    """Names this process's files in PROMETHEUS_MULTIPROC_DIR: the host name, then the pid.
+
+    Containers have process ids of their own, so the web and worker containers that share the
+    directory would both have a process 7 writing one file; their host names (container ids)
+    tell them apart.
+    """
+    return f"{_HOST}-{os.getpid()}"
+
+
+_HOST = socket.gethostname().replace("_", "-")  # "_" separates the parts of a file's name
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Before any metric exists: each one takes its storage from ValueClass when it is made.
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
 DELIVERIES = Counter(
     "hookline_deliveries",
@@ -75,16 +94,25 @@ def attempt_result(status: int | None, error_kind: str) -> str:
 
 
 def outcomes_count(outcomes: Iterable[Outcome]) -> None:
-    """Count recorded attempts and where they moved their deliveries. No I/O but a memory map."""
+    """Count recorded attempts and where they moved their deliveries. No I/O but a memory map.
+
+    Counters move once per batch and label (each move is a write to the shared file), the
+    histogram once per attempt.
+    """
+    actions: collections.Counter[Action] = collections.Counter()
+    results: collections.Counter[str] = collections.Counter()
     for outcome in outcomes:
         attempt = outcome.attempt
-        _deliveries[outcome.decision.action].inc()
-        result = attempt_result(attempt.response_status, attempt.error_kind)
+        actions[outcome.decision.action] += 1
+        results[attempt_result(attempt.response_status, attempt.error_kind)] += 1
+        ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
+    for action, count in actions.items():
+        _deliveries[action].inc(count)
+    for result, count in results.items():
         counter = _attempts.get(result)
         if counter is None:
             counter = _attempts[result] = ATTEMPTS.labels(result)
-        counter.inc()
-        ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
+        counter.inc(count)
 
 
 class DatabaseCollector:

@@ -3,6 +3,7 @@ pool processes through the shared multiprocess directory), and gauges that match
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import timedelta
 
@@ -199,7 +200,9 @@ def test_worker_attempts_reach_the_web_scrape_through_the_shared_directory(
         value(samples, "hookline_endpoints_disabled")
         == Endpoint.objects.filter(is_active=False).count()
     )
-    assert any(path.name.startswith("counter_") for path in shared.iterdir())
+    # Files are named by host and process, so containers sharing the directory never collide.
+    host = socket.gethostname().replace("_", "-")
+    assert any(path.name.startswith(f"counter_{host}-") for path in shared.iterdir())
 
 
 def wait_for_metrics(client, ready, timeout: float = 20) -> Samples:
