@@ -31,8 +31,9 @@ from deliveries.services import (
 from deliveries.takeover import send_with_takeover
 from deliveries.transport import TransportResult
 from subscriptions.models import Endpoint
+from webhooks.formats import Body
 from webhooks.signing import secret_key
-from webhooks.wire import message_body, redacted, signed_headers
+from webhooks.wire import message, redacted, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class Sends:
         self.handed_off: set[int] = set()  # in flight on a stalled sender, which records them
         self.lock = threading.Lock()
         self._keys: dict[int, list[bytes]] = {}
-        self._bodies: dict[int, bytes] = {}
+        self._bodies: dict[tuple[int, str], Body] = {}  # by (event, payload format)
         self._failures_in_a_row: dict[int, int] = {}
         self._left_alone: set[int] = set()  # endpoints whose other deliveries wait for later
 
@@ -189,10 +190,11 @@ class Sends:
         try:
             if endpoint.id not in self._keys:
                 self._keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
-            if delivery.event_id not in self._bodies:
+            body_key = (delivery.event_id, endpoint.payload_format)
+            if body_key not in self._bodies:
                 event = delivery.event
-                self._bodies[delivery.event_id] = message_body(event, event.event_type.name)
-            return _attempt(delivery, self._bodies[delivery.event_id], self._keys[endpoint.id])
+                self._bodies[body_key] = message(event, event.event_type.name, body_key[1])
+            return _attempt(delivery, self._bodies[body_key], self._keys[endpoint.id])
         except Exception as error:
             # One broken delivery must not take the rest of the batch down with it.
             logger.exception("Could not attempt delivery=%s", delivery.id)
@@ -253,17 +255,18 @@ def _attempt_failed_internally(delivery: Delivery, error: Exception) -> Outcome:
     return _outcome(delivery, timezone.now(), {}, result)
 
 
-def _attempt(delivery: Delivery, body: bytes, keys: list[bytes]) -> Outcome:
+def _attempt(delivery: Delivery, body: Body, keys: list[bytes]) -> Outcome:
     endpoint = delivery.endpoint
     started_at = timezone.now()
     headers = signed_headers(
         msg_id=delivery.event.public_id,
         timestamp=int(started_at.timestamp()),
-        body=body,
+        body=body.content,
         keys=keys,
         extra=endpoint.headers,
+        content_type=body.content_type,
     )
-    result = transport.post(endpoint.url, body, headers)
+    result = transport.post(endpoint.url, body.content, headers)
     return _outcome(delivery, started_at, headers, result)
 
 

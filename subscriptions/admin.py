@@ -71,8 +71,16 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
-    list_display = ("url", "tenant", "is_active", "disabled_reason", "failing_since", "created_at")
-    list_filter = ("is_active",)
+    list_display = (
+        "url",
+        "tenant",
+        "is_active",
+        "payload_format",
+        "disabled_reason",
+        "failing_since",
+        "created_at",
+    )
+    list_filter = ("is_active", "payload_format")
     list_select_related = ("tenant",)
     search_fields = ("url", "tenant__slug")
     filter_horizontal = ("event_types",)

@@ -19,6 +19,7 @@ from subscriptions.validators import (
     validate_endpoint_url,
     validate_signing_secret,
 )
+from webhooks.formats import PayloadFormat
 from webhooks.payloads import contains_nul
 
 SECRET_PREFIX = "whsec_"
@@ -148,6 +149,12 @@ class Endpoint(models.Model):
     )
     rate_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most deliveries per second; empty for no limit."
+    )
+    payload_format = models.CharField(
+        max_length=8,
+        choices=PayloadFormat.choices,
+        default=PayloadFormat.JSON,
+        help_text="How the body is encoded: JSON, XML or form fields (see the README).",
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

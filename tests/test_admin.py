@@ -33,13 +33,14 @@ def test_operator_creates_tenant_event_type_and_endpoint(admin_client):
     response = admin_client.post(
         "/admin/subscriptions/endpoint/add/",
         {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/hook", "event_types": [paid.pk],
-         "is_active": "on", "headers": "{}", "created_at_0": "2026-11-29",
-         "created_at_1": "10:00:00"},
+         "is_active": "on", "headers": "{}", "payload_format": "xml",
+         "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
     )  # fmt: skip
 
     assert response.status_code == 302, response.content
     endpoint = Endpoint.objects.get(tenant=tenant)
     assert list(endpoint.event_types.all()) == [paid]
+    assert endpoint.payload_format == "xml"
     assert endpoint.secret.startswith("whsec_")
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
+from xml.etree import ElementTree
 
+from defusedxml import ElementTree as SafeElementTree
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -33,7 +36,7 @@ class ReceivedRow:
     event_type: str
     size: int
     body: str
-    is_json: bool
+    body_note: str  # how the body is shown when it is not shown as received
     headers: list[tuple[str, str]]
 
 
@@ -139,20 +142,53 @@ def _inbox_url(request: HttpRequest, target: Inbox) -> str:
 
 def _row(item: InboxRequest) -> ReceivedRow:
     headers = item.headers if isinstance(item.headers, dict) else {}
-    parsed = _json_or_none(item.body)
-    body = json.dumps(parsed, indent=2, ensure_ascii=False) if parsed is not None else item.body
+    body, note, kind = _readable(item.body, _content_type(headers))
     if len(body) > BODY_PREVIEW_CHARS:
         cut = len(body) - BODY_PREVIEW_CHARS
         body = f"{body[:BODY_PREVIEW_CHARS]}\n… ({cut:,} more characters)"
-    kind = parsed.get("type") if isinstance(parsed, dict) else None
     return ReceivedRow(
         request=item,
-        event_type=kind if isinstance(kind, str) else "",
+        event_type=kind,
         size=_size(headers, item.body),
         body=body,
-        is_json=parsed is not None,
+        body_note=note,
         headers=sorted((str(name), str(value)) for name, value in headers.items()),
     )
+
+
+def _readable(body: str, content_type: str) -> tuple[str, str, str]:
+    """The body as shown, a note on how, and the event type it names ("" when none)."""
+    parsed = _json_or_none(body)
+    if parsed is not None:
+        kind = parsed.get("type") if isinstance(parsed, dict) else None
+        text = json.dumps(parsed, indent=2, ensure_ascii=False)
+        return text, "JSON, pretty-printed", kind if isinstance(kind, str) else ""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        fields = parse_qsl(body, keep_blank_values=True)
+        kind = next((value for name, value in fields if name == "type"), "")
+        lines = "\n".join(f"{name} = {value}" for name, value in fields)
+        return lines, "form fields, decoded, one per line", kind
+    if "xml" in content_type or body.lstrip().startswith("<"):
+        return _readable_xml(body)
+    return body, "", ""
+
+
+def _readable_xml(body: str) -> tuple[str, str, str]:
+    try:
+        root = SafeElementTree.fromstring(body.encode(), forbid_dtd=True)
+        ElementTree.indent(root)
+        text = ElementTree.tostring(root, encoding="unicode")
+    except (ValueError, SyntaxError, RecursionError):  # not XML, refused, or nested too deep
+        return body, "", ""
+    kind = root.findtext("type", default="") if root.tag == "webhook" else ""
+    return text, "XML, indented", kind
+
+
+def _content_type(headers: dict[str, Any]) -> str:
+    for name, value in headers.items():
+        if str(name).lower() == "content-type":
+            return str(value).lower()
+    return ""
 
 
 def _json_or_none(body: str) -> Any:

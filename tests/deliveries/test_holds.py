@@ -121,7 +121,7 @@ def test_the_admin_change_form_cannot_flip_is_active_past_the_backlog(admin_clie
     response = admin_client.post(
         f"/admin/subscriptions/endpoint/{endpoint.id}/change/",
         {"tenant": tenant.pk, "url": endpoint.url, "is_active": "on", "headers": "{}",
-         "description": ""},
+         "description": "", "payload_format": "json"},
     )  # fmt: skip
 
     assert response.status_code == 302  # saved
