@@ -25,6 +25,18 @@ def schedule_sweeper(sender: Celery, **_: object) -> None:
     )
 
 
+@app.on_after_finalize.connect
+def schedule_purge(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    # Scheduled even with retention off: the task reads WEBHOOKS_RETENTION_DAYS and does nothing.
+    sender.add_periodic_task(
+        settings.WEBHOOKS_RETENTION_INTERVAL,
+        sender.signature("deliveries.tasks.purge_expired"),
+        name="purge expired data",
+    )
+
+
 @task_prerun.connect
 def recycle_broken_database_connections(**_: object) -> None:
     """Reconnect after a database restart or a killed connection; keep healthy connections."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
@@ -18,6 +21,7 @@ from deliveries.dispatch import (
     wake_workers,
 )
 from deliveries.lanes import slow_lane
+from deliveries.retention import retention_cutoff, retention_purge
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
 
@@ -65,3 +69,25 @@ def sweep_due_deliveries() -> bool:
         wake_workers()
     alerts_sweep(at=now, anything_due=due)
     return due
+
+
+# A purge stops starting batches after this long, so that it never holds a worker for long; the
+# next run goes on where it stopped.
+PURGE_BUDGET_SECONDS = 30.0
+
+
+@shared_task(name="deliveries.tasks.purge_expired")
+def purge_expired() -> dict[str, int | bool] | None:
+    """Purge what is older than WEBHOOKS_RETENTION_DAYS (see deliveries.retention); 0 days: none.
+
+    Never deletes a failed or pending delivery. Returns the counts, or None when retention is off.
+    """
+    before = retention_cutoff(days=settings.WEBHOOKS_RETENTION_DAYS)
+    if before is None:
+        return None
+    counts = retention_purge(
+        before=before,
+        batch_size=settings.WEBHOOKS_RETENTION_BATCH_SIZE,
+        deadline=time.monotonic() + PURGE_BUDGET_SECONDS,
+    )
+    return dataclasses.asdict(counts)
