@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
@@ -28,21 +28,30 @@ BROKER_TIMEOUT_SECONDS = 1.0
 
 
 class _Check:
-    """One check, run on a thread of its own so that a server that never answers cannot hold the
-    request past its deadline. While a check hangs, later probes wait on the same run instead of
-    piling up threads behind it."""
+    """One check, run on a daemon thread of its own so that a server that never answers cannot
+    hold the request past its deadline, nor the process when it exits. While a check hangs,
+    later probes wait on the same run instead of piling up threads behind it."""
 
     def __init__(self, name: str, run: Callable[[], str]) -> None:
         self.name, self.run = name, run
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"healthz-{name}")
         self._lock = threading.Lock()
         self._current: Future[str] | None = None
 
     def start(self) -> Future[str]:
         with self._lock:
             if self._current is None or self._current.done():
-                self._current = self._executor.submit(self.run)
+                self._current = Future()
+                thread = threading.Thread(target=self._run, args=(self._current,), daemon=True)
+                thread.name = f"healthz-{self.name}"
+                thread.start()
             return self._current
+
+    def _run(self, future: Future[str]) -> None:
+        try:
+            problem = self.run()
+        except Exception as error:  # a surprise is a failed check, not a 500
+            problem = _reason(error)
+        future.set_result(problem)
 
 
 def _check_database() -> str:

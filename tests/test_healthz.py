@@ -107,3 +107,12 @@ def test_embedded_broker_is_healthy_while_its_folder_takes_files(client, setting
     assert status == 503
     assert body["broker"] == "error"
     assert "does not exist" in body["errors"]["broker"]
+
+
+def test_malformed_broker_url_is_a_failed_check_not_a_server_error(client, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:not-a-port/0"
+
+    status, body, _ = healthz(client)
+
+    assert status == 503
+    assert body["broker"] == "error"
