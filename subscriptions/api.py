@@ -18,7 +18,6 @@ from deliveries.services import replay_job_start
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
 from subscriptions.validators import validate_signing_secret
-from webhooks.formats import PayloadFormat
 from webhooks.services import event_send_test
 
 
@@ -83,12 +82,12 @@ class EventTypeNameField(serializers.SlugRelatedField):
 class EndpointSerializer(serializers.ModelSerializer):
     event_types = EventTypeNameField(many=True, required=False)
     payload_format = serializers.ChoiceField(
-        choices=PayloadFormat.choices,
+        choices=Endpoint.PayloadFormat.choices,
         required=False,
         help_text="How bodies are encoded: json (the default), xml or form.",
         error_messages={
             "invalid_choice": '"{input}" is not a payload format; use one of: '
-            + ", ".join(PayloadFormat.values)
+            + ", ".join(Endpoint.PayloadFormat.values)
             + "."
         },
     )

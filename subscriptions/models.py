@@ -19,7 +19,6 @@ from subscriptions.validators import (
     validate_endpoint_url,
     validate_signing_secret,
 )
-from webhooks.formats import PayloadFormat
 from webhooks.payloads import contains_nul
 
 SECRET_PREFIX = "whsec_"
@@ -113,6 +112,12 @@ class EventType(models.Model):
 
 
 class Endpoint(models.Model):
+    class PayloadFormat(models.TextChoices):
+        # The names webhooks.formats renders.
+        JSON = "json", "JSON"
+        XML = "xml", "XML"
+        FORM = "form", "Form fields"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="endpoints")
     url = models.URLField(max_length=2048, validators=[validate_endpoint_url])
     description = models.CharField(max_length=500, blank=True)

@@ -26,6 +26,9 @@ Names and values are UTF-8 percent-encoded (space as `+`); the brackets between 
 is, brackets inside a key percent-encoded. Leaves are text: strings as they are, numbers in JSON
 notation, booleans `true`/`false`, and null, empty objects and empty arrays as an empty value
 (`data[note]=`). `parse_form` reads a body back into nested dicts and lists with text leaves.
+
+The module needs only the standard library and defusedxml, so receivers can copy it to read
+bodies back.
 """
 
 from __future__ import annotations
@@ -38,17 +41,11 @@ from typing import Any, NamedTuple
 from urllib.parse import quote_plus, unquote_plus
 
 from defusedxml import ElementTree as SafeElementTree
-from django.db import models
 
+JSON, XML, FORM = "json", "xml", "form"  # the formats' names, as stored on an endpoint
 JSON_CONTENT_TYPE = "application/json"
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-
-
-class PayloadFormat(models.TextChoices):
-    JSON = "json", "JSON"
-    XML = "xml", "XML"
-    FORM = "form", "Form fields"
 
 
 class Body(NamedTuple):
@@ -342,7 +339,7 @@ def _form_put(
 
 
 _WRITERS = {
-    PayloadFormat.JSON.value: (to_json, JSON_CONTENT_TYPE),
-    PayloadFormat.XML.value: (to_xml, XML_CONTENT_TYPE),
-    PayloadFormat.FORM.value: (to_form, FORM_CONTENT_TYPE),
+    JSON: (to_json, JSON_CONTENT_TYPE),
+    XML: (to_xml, XML_CONTENT_TYPE),
+    FORM: (to_form, FORM_CONTENT_TYPE),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from webhooks.formats import JSON_CONTENT_TYPE, Body, PayloadFormat, render, to_json
+from webhooks.formats import JSON, JSON_CONTENT_TYPE, Body, render, to_json
 from webhooks.models import Event
 from webhooks.signing import signature_header
 
@@ -20,7 +20,7 @@ def message_body(event: Event, event_type_name: str) -> bytes:
     return to_json(event_type=event_type_name, timestamp=iso_timestamp(event), data=event.payload)
 
 
-def message(event: Event, event_type_name: str, payload_format: str = PayloadFormat.JSON) -> Body:
+def message(event: Event, event_type_name: str, payload_format: str = JSON) -> Body:
     """The body and Content-Type of the event in an endpoint's payload format (webhooks.formats).
 
     Identical for every attempt of the event to endpoints of that format; raises FormatError for

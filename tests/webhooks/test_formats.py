@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from subscriptions.models import Endpoint
 from webhooks.formats import (
     FormatError,
     parse_form,
@@ -85,6 +86,11 @@ def test_render_gives_each_format_its_content_type():
         "xml": "application/xml; charset=utf-8",
         "form": "application/x-www-form-urlencoded",
     }
+
+
+def test_every_format_an_endpoint_can_choose_is_rendered():
+    for payload_format in Endpoint.PayloadFormat.values:
+        assert render(payload_format, event_type=TYPE, timestamp=TIMESTAMP, data=ORDER).content
 
 
 def test_render_refuses_an_unknown_format():
