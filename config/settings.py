@@ -5,6 +5,7 @@ Every variable read here is documented in the README's "Configuration" section.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -163,6 +164,9 @@ STORAGES = {
 LOG_FORMAT = env_str("LOG_FORMAT", "text").strip().lower()
 if LOG_FORMAT not in ("text", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+if LOG_FORMAT == "json":
+    # Python's warnings as log records too: printed as they are, they would break the format.
+    logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -77,7 +77,7 @@ _ERROR_KINDS = ("timeout", "connection", "tls", "blocked", "invalid_response", "
 _deliveries = {action: DELIVERIES.labels(outcome) for action, outcome in _OUTCOMES.items()}
 _attempts = {
     result: ATTEMPTS.labels(result)
-    for result in (*_STATUS_CLASSES.values(), *_ERROR_KINDS, "internal")
+    for result in ("2xx", "3xx", "4xx", "5xx", *_ERROR_KINDS, "internal")
 }
 
 

@@ -69,11 +69,13 @@ def test_json_formatter_writes_the_record_and_its_extra_fields():
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_json_logs_carry_each_attempt_as_fields(endpoint, receiver):
-    result = run_manage("shell", "--no-imports", "-c", DELIVER_ONE, LOG_FORMAT="json")
+    warn = "import warnings; warnings.warn('careful'); "
+    result = run_manage("shell", "--no-imports", "-c", warn + DELIVER_ONE, LOG_FORMAT="json")
 
     assert result.returncode == 0, result.stderr
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any(e["logger"] == "py.warnings" and "careful" in e["message"] for e in entries)
     attempts = [e for e in entries if e["message"].startswith("attempt delivery=")]
     assert len(attempts) == 1
     attempt = attempts[0]
