@@ -96,6 +96,15 @@ def test_metrics_token_requires_the_bearer_header(client, settings):
 
 
 @pytest.mark.django_db
+def test_metrics_and_healthz_answer_plain_http_behind_the_https_redirect(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/dashboard/").status_code == 301  # everything else still moves to https
+
+
+@pytest.mark.django_db
 def test_gauges_match_the_database(client, tenant):
     live = EndpointFactory(tenant=tenant, url="http://127.0.0.1:9/live")
     for n in range(8):
