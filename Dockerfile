@@ -11,6 +11,7 @@ COPY templates ./templates
 COPY manage.py ./
 RUN pip install --no-cache-dir . \
     && SECRET_KEY=build-only python manage.py collectstatic --noinput \
+    && mkdir -p /app/var/prometheus \
     && useradd --system --home /app hookline && chown -R hookline /app/var
 USER hookline
 EXPOSE 8000
