@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import beat_init, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -35,6 +35,19 @@ def schedule_purge(sender: Celery, **_: object) -> None:
         sender.signature("deliveries.tasks.purge_expired"),
         name="purge expired data",
     )
+
+
+@beat_init.connect
+def watch_operational_alerts(**_: object) -> None:
+    """Beat checks for overdue deliveries itself, on a thread: the sweeper is a task, so it needs
+    a worker, and the overdue alert is there for when every worker is down."""
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from deliveries.alerts import alerts_watch_start
+
+    alerts_watch_start(interval=settings.WEBHOOKS_SWEEP_INTERVAL)
 
 
 @task_prerun.connect

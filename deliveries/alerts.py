@@ -7,7 +7,8 @@ per disabling):
   made new dead letters, for their endpoints only; re-armed by the sweeper once a replay or a
   purge brings them back to the threshold or fewer;
 - deliveries due more than WEBHOOKS_OVERDUE_ALERT_SECONDS ago that no worker has taken: checked
-  and cleared by the sweeper.
+  and cleared by the sweeper, and by beat itself (`alerts_watch`), since the sweeper is a task
+  and tasks need a worker.
 
 An open alert is a row of OperationalAlert; raising one is an insert that its constraint lets
 through once, so workers racing on the same condition tell people once, and a restart forgets
@@ -17,12 +18,14 @@ nothing.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.utils import timezone
 
 from deliveries.models import OperationalAlert
 from deliveries.notifications import (
@@ -33,6 +36,7 @@ from deliveries.notifications import (
 )
 from deliveries.operational_webhook import iso_time
 from deliveries.selectors import (
+    deliveries_due,
     deliveries_overdue,
     deliveries_overdue_since,
     endpoint_dead_letters_count,
@@ -164,3 +168,34 @@ def _dead_letters_rearm(open_alerts: list[OperationalAlert], at: datetime, _: bo
             continue
         if alert_clear(alert=alert, at=at):
             logger.info("Dead-letter alert re-armed for endpoint=%s", endpoint_id)
+
+
+def alerts_watch(*, interval: float, stop: threading.Event) -> None:
+    """Check the alerts every `interval` seconds until `stop` is set. Never raises.
+
+    Beat runs this on a thread of its own process (config.celery): the sweeper task needs a
+    worker to run it, and the overdue alert must go out when every worker is down. When workers
+    run, both check; the alert rows keep people from hearing twice.
+    """
+    while not stop.wait(interval):
+        close_old_connections()  # after a database restart, reconnect instead of failing forever
+        now = timezone.now()
+        try:
+            due = deliveries_due(at=now).exists()
+        except Exception:
+            logger.exception("Could not check for due deliveries")
+            continue
+        alerts_sweep(at=now, anything_due=due)
+    connection.close()
+
+
+def alerts_watch_start(*, interval: float) -> threading.Event:
+    """Start `alerts_watch` on a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    threading.Thread(
+        target=alerts_watch,
+        kwargs={"interval": interval, "stop": stop},
+        name="operational-alerts",
+        daemon=True,
+    ).start()
+    return stop

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries import transport
-from deliveries.alerts import alert_raise
+from deliveries.alerts import alert_raise, alerts_watch_start
 from deliveries.batch import deliver_due_batch
 from deliveries.models import Delivery, OperationalAlert
 from deliveries.services import deliveries_replay
@@ -37,6 +37,7 @@ from subscriptions.services import endpoint_disable
 from subscriptions.signals import endpoint_disabled
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.receiver import HANG
+from tests.worker import flush_broker, worker_database_url
 from webhooks import send_event
 from webhooks.signing import verify
 
@@ -46,6 +47,7 @@ OPERATOR = "Ops <ops@example.com>"
 MEMBER = "alice@example.com"
 SECRET = generate_signing_secret()
 Kind = OperationalAlert.Kind
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
@@ -384,6 +386,59 @@ def test_a_zero_overdue_setting_turns_the_overdue_alert_off(tenant, receiver, he
     assert heard == []
 
 
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_beat_watches_on_a_thread_of_its_own_so_no_worker_is_needed(tenant, receiver, heard):
+    EndpointFactory(tenant=tenant, url=receiver.url("/ok"))
+    send_event(tenant, "order.paid", {})
+    make_due(120)
+
+    stop = alerts_watch_start(interval=0.05)
+    try:
+        wait_until(lambda: len(heard) == 1)
+        time.sleep(0.3)  # a few more checks
+    finally:
+        stop.set()
+    assert [name for name, _ in heard] == ["deliveries_overdue"]
+
+
+def test_a_beat_process_alone_reports_overdue_deliveries_while_every_worker_is_down(
+    tenant, receiver, tmp_path, settings
+):
+    EndpointFactory(tenant=tenant, url=receiver.url("/ok"))
+    send_event(tenant, "order.paid", {})
+    make_due(120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": worker_database_url(),
+        "WEBHOOKS_OPERATIONAL_WEBHOOK_URL": receiver.url("/ops"),
+        "WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET": SECRET,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+               "--schedule", str(tmp_path / "beat-schedule")]  # fmt: skip
+    log = (tmp_path / "beat.log").open("wb")
+    beat = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        receiver.wait_for(1, "/ops", timeout=30)
+    except AssertionError:
+        raise AssertionError((tmp_path / "beat.log").read_text()) from None
+    finally:
+        beat.terminate()
+        beat.wait(timeout=20)
+        flush_broker(settings.CELERY_BROKER_URL)  # the sweeps beat queued for no worker
+    [event] = operational_events(receiver)
+    assert event["type"] == "operations.deliveries_overdue"
+    assert event["data"]["overdue_deliveries"] == 1
+    assert receiver.requests("/ok") == []
+
+
 # --- the operational webhook failing -------------------------------------------------------------
 
 
@@ -497,8 +552,6 @@ def test_the_admin_lists_open_alerts_read_only(admin_client):
 
 
 # --- settings ------------------------------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def start_django(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
