@@ -134,7 +134,13 @@ def _validate_payload(kind: EventType, payload: Any) -> str:
             f"The payload must be a JSON object, not {type(payload).__name__}."
         )
     serialized = _serialize(payload)
-    size = len(serialized.encode())
+    try:
+        size = len(serialized.encode())
+    except UnicodeEncodeError:
+        # JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 body can carry.
+        raise InvalidPayloadError(
+            "The payload holds an unpaired surrogate (such as \\ud800), which is not text."
+        ) from None
     limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
     if size > limit:
         raise PayloadTooLargeError(f"The payload is {size} bytes; the limit is {limit} bytes.")

@@ -261,6 +261,15 @@ def test_a_payload_with_a_nul_character_is_400_not_500(api, subscribed, payload)
     assert response.status_code == 400
 
 
+def test_a_payload_with_an_unpaired_surrogate_is_400_not_500(api, subscribed):
+    raw = '{"event_type": "order.paid", "payload": {"order_id": "o\\ud800"}}'
+
+    response = api.post("/api/v1/events/", raw, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "unpaired surrogate" in response.json()["detail"]
+
+
 def test_a_deeply_nested_body_is_400_not_500(api, subscribed):
     raw = '{"event_type": "order.paid", "payload": {"order_id": "o", "deep": ' + "[" * 5000
 

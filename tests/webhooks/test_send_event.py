@@ -102,6 +102,13 @@ def test_payload_that_is_not_json_serialisable_is_refused(tenant, paid, payload)
     assert_nothing_stored()
 
 
+@pytest.mark.parametrize("payload", [{"note": "a\ud800b"}, {"\udfff": 1}], ids=["value", "key"])
+def test_payload_with_an_unpaired_surrogate_is_refused(tenant, paid, payload):
+    with pytest.raises(InvalidPayloadError, match="unpaired surrogate"):
+        send_event(tenant, "order.paid", payload)
+    assert_nothing_stored()
+
+
 @pytest.mark.parametrize("payload", [[1, 2], "text", None, 3])
 def test_payload_must_be_a_json_object(tenant, paid, payload):
     with pytest.raises(InvalidPayloadError, match="must be a JSON object"):
