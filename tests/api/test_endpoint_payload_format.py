@@ -8,6 +8,8 @@ import pytest
 
 from subscriptions.models import Endpoint
 from tests.api.conftest import assert_error_body, db_state
+from webhooks.formats import parse_form
+from webhooks.signing import verify
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +75,21 @@ def test_patch_with_an_unknown_format_changes_nothing(api, endpoint_a):
     assert "json, xml, form" in assert_error_body(response, "invalid")["detail"]
     endpoint_a.refresh_from_db()
     assert endpoint_a.payload_format == "json"
+
+
+def test_the_test_action_sends_in_the_endpoints_format(api, test_event_type, receiver):
+    created = _create(api, url=receiver.url("/form"), payload_format="form").json()
+
+    response = api.post(
+        f"/api/v1/endpoints/{created['id']}/test/", {"payload": {"n": 1}}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["attempt"]["response_status"] == 200
+    [request] = receiver.requests("/form")
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    verify(created["secret"], request.headers, request.body)
+    assert parse_form(request.body)["data"] == {"n": "1"}
 
 
 def test_openapi_schema_documents_the_choices(anon):
