@@ -183,10 +183,11 @@ def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
 def _check_dead_letters_on_commit(outcomes: list[Outcome]) -> None:
     """Endpoints that got new dead letters are checked against the alert threshold once these
     are stored; the others are not looked at."""
+    give_up, disable = Action.GIVE_UP, Action.DISABLE_ENDPOINT  # compared by identity: cheaper
     dead_lettered = {
         outcome.delivery.endpoint_id
         for outcome in outcomes
-        if outcome.decision.action not in (Action.RETRY, Action.SUCCEED)
+        if outcome.decision.action is give_up or outcome.decision.action is disable
     }
     if dead_lettered:
         transaction.on_commit(functools.partial(dead_letters_check, endpoint_ids=dead_lettered))
