@@ -328,7 +328,7 @@ WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024
 # Succeeded deliveries, events left without deliveries, and the captured headers and bodies of
 # attempts go after this many days (deliveries.retention); 0 keeps everything.
 WEBHOOKS_RETENTION_DAYS = env_int("WEBHOOKS_RETENTION_DAYS", 30, minimum=0)
-# Rows per statement (and per transaction) of a purge.
+# Rows per batch of a purge; each batch is one short transaction.
 WEBHOOKS_RETENTION_BATCH_SIZE = env_int("WEBHOOKS_RETENTION_BATCH_SIZE", 1000, minimum=1)
 # Seconds between purges (Celery beat).
 WEBHOOKS_RETENTION_INTERVAL = env_float("WEBHOOKS_RETENTION_INTERVAL", 3600.0, minimum=1.0)

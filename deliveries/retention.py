@@ -20,9 +20,9 @@ until replayed, or until an operator deletes old dead letters with `dead_letters
 Every batch is a short transaction over at most `batch_size` rows chosen by primary key. The
 rows are found by walking an index in id order (the primary key, or `delivery_status_idx` for
 deliveries) from the oldest, and since ids grow with time, the walk ends at the first row
-younger than the cutoff: no statement reads a whole table. A purge cut short by its time budget
-resumes where it stopped: what it deleted is gone, and blanking goes on from a position kept in
-the cache.
+younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do). A
+purge cut short by its time budget resumes where it stopped: what it deleted is gone, and the
+walks over attempts and events start from positions kept in the cache (`_Resume`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from deliveries.models import Attempt, Delivery, InboxRequest, ReplayJob
@@ -89,23 +89,24 @@ def retention_purge(
     """Delete or blank what is older than `before` (see the module's docstring), batch by batch.
 
     `deadline` is a `time.monotonic()` value after which no new batch starts (`complete` is
-    then False). With `dry_run`, nothing is written: the counts say what a run would do now.
-    Never deletes a failed or pending delivery.
+    then False). With `dry_run`, nothing is written: one count per category says what a run
+    would do now. Never deletes a failed or pending delivery.
     """
-    purge = _Purge(before, batch_size, dry_run, deadline, on_batch)
-    steps = (
-        lambda: purge.deliveries(Delivery.Status.SUCCEEDED),
-        purge.attempt_captures,
-        purge.inbox_requests,
-        purge.replay_jobs,
-        purge.orphaned_events,
-    )
-    for step in steps:
-        if not step():
-            purge.counts.complete = False
-            break
-    _log(purge.counts, before=before, dry_run=dry_run, what="Retention purge")
-    return purge.counts
+    if dry_run:
+        counts = _retention_count(before)
+    else:
+        purge = _Purge(before, batch_size, deadline, on_batch)
+        steps = (
+            lambda: purge.deliveries(Delivery.Status.SUCCEEDED),
+            purge.attempt_captures,
+            purge.inbox_requests,
+            purge.replay_jobs,
+            purge.orphaned_events,
+        )
+        counts = purge.counts
+        counts.complete = all(step() for step in steps)  # all() stops at the first cut short
+    _log(counts, before=before, dry_run=dry_run, what="Retention purge")
+    return counts
 
 
 def dead_letters_purge(
@@ -118,15 +119,21 @@ def dead_letters_purge(
     """Delete failed deliveries finished before `before`, their attempts, and their events once
     no delivery of those is left. Only ever on an operator's request.
     """
-    purge = _Purge(before, batch_size, dry_run, None, on_batch)
-    purge.deliveries(Delivery.Status.FAILED)
-    _log(purge.counts, before=before, dry_run=dry_run, what="Dead-letter purge")
-    return purge.counts
+    if dry_run:
+        counts = _deliveries_count(Delivery.Status.FAILED, before)
+    else:
+        purge = _Purge(before, batch_size, None, on_batch)
+        purge.deliveries(Delivery.Status.FAILED)
+        counts = purge.counts
+    _log(counts, before=before, dry_run=dry_run, what="Dead-letter purge")
+    return counts
 
 
 @dataclass(frozen=True)
 class _Batch:
-    ids: list[int]  # of the rows read that are older than the cutoff
+    """The ids of `batch_size` rows of a walk (or its last few) span first_id to last_id."""
+
+    first_id: int
     last_id: int
     ends_walk: bool  # it held a row younger than the cutoff, or was the last
 
@@ -134,51 +141,49 @@ class _Batch:
 def _walk(
     rows: QuerySet, *, age_field: str, before: datetime, batch_size: int, after_id: int = 0
 ) -> Iterator[_Batch]:
-    """Read `rows` in id order, `batch_size` at a time, up to the first one younger than `before`.
+    """Step through `rows` (ordered by id) `batch_size` at a time, from the first past
+    `after_id` up to the first one younger than `before`.
 
     Ids grow with time (give or take the moments between taking an id and committing), so the
     rows past it are younger too: a later run will see them.
     """
     while True:
-        read = list(
-            rows.filter(id__gt=after_id).order_by("id").values_list("id", age_field)[:batch_size]
-        )
+        read = list(rows.filter(id__gt=after_id).values_list("id", age_field)[:batch_size])
         if not read:
             return
-        old = [row_id for row_id, moment in read if moment < before]
-        ends_walk = len(old) < len(read) or len(read) < batch_size
-        after_id = read[-1][0]
-        yield _Batch(old, after_id, ends_walk)
+        ends_walk = len(read) < batch_size or any(moment >= before for _, moment in read)
+        yield _Batch(read[0][0], read[-1][0], ends_walk)
         if ends_walk:
             return
+        after_id = read[-1][0]
 
 
 class _Purge:
-    """One purge's settings and counts; each method is one step, False when out of time."""
+    """One purge's settings and counts; each method is one step, False when out of time.
+
+    Each batch's statements select their rows by an id range that the walk read and by age
+    again, so a row that changed since the walk read it is left alone.
+    """
 
     def __init__(
-        self,
-        before: datetime,
-        batch_size: int,
-        dry_run: bool,
-        deadline: float | None,
-        on_batch: OnBatch | None,
+        self, before: datetime, batch_size: int, deadline: float | None, on_batch: OnBatch | None
     ) -> None:
-        self.before, self.batch_size, self.dry_run = before, batch_size, dry_run
+        self.before, self.batch_size = before, batch_size
         self.deadline, self.on_batch = deadline, on_batch
         self.counts = PurgeCounts()
 
-    def _walk(self, rows: QuerySet, age_field: str, after_id: int = 0) -> Iterator[_Batch]:
-        return _walk(
+    def _batches(self, rows: QuerySet, age_field: str, after_id: int = 0) -> Iterator[_Batch]:
+        for batch in _walk(
             rows,
             age_field=age_field,
             before=self.before,
             batch_size=self.batch_size,
             after_id=after_id,
-        )
-
-    def _out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        ):
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.counts.complete = False
+                return
+            yield batch
 
     def _count(self, category: str, count: int) -> None:
         self.counts.add(category, count)
@@ -188,84 +193,82 @@ class _Purge:
     def deliveries(self, status: str) -> bool:
         # The walk follows delivery_status_idx (status, id DESC); a delivery finishes after it
         # is created, so the walk can end at the first one created after the cutoff.
-        for batch in self._walk(Delivery.objects.filter(status=status), "created_at"):
-            if self._out_of_time():
-                return False
+        for batch in self._batches(_deliveries_by_id(status), "created_at"):
             doomed = Delivery.objects.filter(
-                id__in=batch.ids, status=status, finished_at__lt=self.before
+                status=status,
+                id__gte=batch.first_id,
+                id__lte=batch.last_id,
+                finished_at__lt=self.before,
             )
-            if self.dry_run:
-                deliveries, attempts, events = _deliveries_count(
-                    doomed, status=status, before=self.before, last_id=batch.last_id
-                )
-            else:
-                deliveries, attempts, events = _deliveries_delete(doomed)
+            deliveries, attempts, events = _deliveries_delete(doomed)
             self._count("attempts", attempts)
             self._count("deliveries", deliveries)
             self._count("events", events)
-        return True
+        return self.counts.complete
 
     def attempt_captures(self) -> bool:
-        for batch in self._walk(Attempt.objects.all(), "started_at", after_id=_blanked_through()):
-            if self._out_of_time():
-                return False
-            captured = (
-                Attempt.objects.filter(id__in=batch.ids)
-                .exclude(**BLANK_CAPTURE)
-                # Attempts of deliveries this purge deletes: a dry run must not count them twice.
-                .exclude(
-                    delivery__status=Delivery.Status.SUCCEEDED,
-                    delivery__finished_at__lt=self.before,
-                )
-            )
-            if self.dry_run:
-                self._count("attempts_blanked", captured.count())
-                continue
+        start = BLANKED_ATTEMPTS.start()
+        for batch in self._batches(_by_id(Attempt), "started_at", after_id=start):
+            captured = Attempt.objects.filter(
+                id__gte=batch.first_id, id__lte=batch.last_id, started_at__lt=self.before
+            ).exclude(**BLANK_CAPTURE)
             self._count("attempts_blanked", captured.update(**BLANK_CAPTURE))
             if not batch.ends_walk:
-                _remember_blanked_through(batch.last_id)
-        return True
+                BLANKED_ATTEMPTS.remember(batch)
+        return self.counts.complete
 
     def inbox_requests(self) -> bool:
-        for batch in self._walk(InboxRequest.objects.all(), "received_at"):
-            if self._out_of_time():
-                return False
-            old = InboxRequest.objects.filter(id__in=batch.ids)
-            self._count("inbox_requests", old.count() if self.dry_run else old.delete()[0])
-        return True
+        for batch in self._batches(_by_id(InboxRequest), "received_at"):
+            old = InboxRequest.objects.filter(
+                id__gte=batch.first_id, id__lte=batch.last_id, received_at__lt=self.before
+            )
+            self._count("inbox_requests", old.delete()[0])
+        return self.counts.complete
 
     def replay_jobs(self) -> bool:
-        for batch in self._walk(ReplayJob.objects.all(), "created_at"):
-            if self._out_of_time():
-                return False
-            done = ReplayJob.objects.filter(
-                id__in=batch.ids, status=ReplayJob.Status.DONE, finished_at__lt=self.before
+        for batch in self._batches(_by_id(ReplayJob), "created_at"):
+            done = _replay_jobs_done(self.before).filter(
+                id__gte=batch.first_id, id__lte=batch.last_id
             )
-            if self.dry_run:
-                self._count("replay_jobs", done.count())
-            else:
-                # Deliveries still pointing at a job lose the link (SET_NULL), in this transaction.
-                deleted = done.only("id").delete()[1]
-                self._count("replay_jobs", deleted.get(ReplayJob._meta.label, 0))
-        return True
+            # Deliveries still pointing at a job lose the link (SET_NULL), in this transaction.
+            deleted = done.only("id").delete()[1]
+            self._count("replay_jobs", deleted.get(ReplayJob._meta.label, 0))
+        return self.counts.complete
 
     def orphaned_events(self) -> bool:
-        for batch in self._walk(Event.objects.all(), "created_at"):
-            if self._out_of_time():
-                return False
-            orphaned = _without_deliveries(Event.objects.filter(id__in=batch.ids))
-            if self.dry_run:
-                self._count("events", orphaned.count())
-            else:
-                self._count("events", _events_delete(orphaned))
-        return True
+        start = CHECKED_EVENTS.start()
+        for batch in self._batches(_by_id(Event), "created_at", after_id=start):
+            old = Event.objects.filter(
+                id__gte=batch.first_id, id__lte=batch.last_id, created_at__lt=self.before
+            )
+            self._count("events", _events_delete(_without_deliveries(old)))
+            if not batch.ends_walk:
+                CHECKED_EVENTS.remember(batch)
+        return self.counts.complete
+
+
+def _by_id(model: type[Model]) -> QuerySet:
+    return model._default_manager.order_by("id")
+
+
+def _deliveries_by_id(status: str) -> QuerySet[Delivery]:
+    """Deliveries of `status` in id order, read through delivery_status_idx (status, id DESC).
+
+    Asked for `status = …` and ordered by id, PostgreSQL takes the primary key instead whenever
+    it guesses the two cost the same, and then steps over every kept delivery older than the
+    cutoff (each failed and pending one) on each run: 17 ms and 6,800 buffers for the first
+    batch with 35,000 kept. With `status IN (…, '')`, a value no delivery has, and ordered by
+    status then id, only that index, read backwards, gives the order: 0.3 ms and 17 buffers.
+    """
+    return Delivery.objects.filter(status__in=[status, ""]).order_by("-status", "id")
 
 
 def _deliveries_delete(doomed: QuerySet[Delivery]) -> tuple[int, int, int]:
     """Delete these deliveries with their attempts, then their events left without deliveries."""
     with transaction.atomic():
-        # Locked and checked again: a replay may have put one back in the queue since the walk
-        # read it. One locked elsewhere waits for the next run.
+        # Locked: a replay that put one back in the queue since the walk read it has it out of
+        # `doomed`, and one that comes now waits for this commit. One locked elsewhere waits for
+        # the next run.
         rows = list(doomed.select_for_update(skip_locked=True).values_list("id", "event_id"))
         if not rows:
             return 0, 0, 0
@@ -281,23 +284,6 @@ def _deliveries_delete(doomed: QuerySet[Delivery]) -> tuple[int, int, int]:
     )
 
 
-def _deliveries_count(
-    doomed: QuerySet[Delivery], *, status: str, before: datetime, last_id: int
-) -> tuple[int, int, int]:
-    """What `_deliveries_delete` would delete for this batch of a walk that ends at `last_id`."""
-    rows = list(doomed.values_list("id", "event_id"))
-    attempts = Attempt.objects.filter(delivery_id__in=[row[0] for row in rows]).count()
-    # An event goes with the last of its deliveries, so it is counted in the batch holding that
-    # one, if none of its deliveries is kept.
-    kept_or_later = Delivery.objects.filter(event_id=OuterRef("pk")).filter(
-        ~Q(status=status, finished_at__lt=before) | Q(id__gt=last_id)
-    )
-    events = (
-        Event.objects.filter(id__in={row[1] for row in rows}).exclude(Exists(kept_or_later)).count()
-    )
-    return len(rows), attempts, events
-
-
 def _without_deliveries(events: QuerySet[Event]) -> QuerySet[Event]:
     return events.exclude(Exists(Delivery.objects.filter(event_id=OuterRef("pk"))))
 
@@ -307,28 +293,95 @@ def _events_delete(events: QuerySet[Event]) -> int:
     return events.only("id").delete()[1].get(Event._meta.label, 0)
 
 
-# Every attempt up to this id is blanked already (attempts are never written again once stored),
-# so an hourly run reads only the attempts that aged since the last one. The id is stored with
-# that attempt's start: if the attempt is gone or different (its dead letter was purged, or the
-# database was restored or recreated), the walk starts from the first attempt again.
-def _blanked_through_key() -> str:
-    return f"hookline:retention:{connection.settings_dict['NAME']}:attempts-blanked-through"
+def _replay_jobs_done(before: datetime) -> QuerySet[ReplayJob]:
+    return ReplayJob.objects.filter(status=ReplayJob.Status.DONE, finished_at__lt=before)
 
 
-def _blanked_through() -> int:
-    remembered = cache.get(_blanked_through_key())
-    if not remembered:
-        return 0
-    attempt_id, started_at = remembered
-    if not Attempt.objects.filter(id=attempt_id, started_at=started_at).exists():
-        return 0
-    return attempt_id
+# --- Dry runs: one count per category, read-only ----------------------------------------------
 
 
-def _remember_blanked_through(attempt_id: int) -> None:
-    started_at = Attempt.objects.filter(id=attempt_id).values_list("started_at", flat=True).first()
-    if started_at is not None:
-        cache.set(_blanked_through_key(), (attempt_id, started_at), timeout=None)
+def _doomed(status: str, before: datetime, prefix: str = "") -> Q:
+    return Q(**{f"{prefix}status": status, f"{prefix}finished_at__lt": before})
+
+
+def _deliveries_count(status: str, before: datetime) -> PurgeCounts:
+    """What a purge of `status` deliveries finished before `before` would delete."""
+    doomed = _doomed(status, before)
+    of_event = Delivery.objects.filter(event_id=OuterRef("pk"))
+    return PurgeCounts(
+        deliveries=Delivery.objects.filter(doomed).count(),
+        attempts=Attempt.objects.filter(_doomed(status, before, "delivery__")).count(),
+        # Events that lose their last delivery.
+        events=Event.objects.filter(Exists(of_event.filter(doomed)))
+        .exclude(Exists(of_event.exclude(doomed)))
+        .count(),
+    )
+
+
+def _retention_count(before: datetime) -> PurgeCounts:
+    succeeded = Delivery.Status.SUCCEEDED
+    counts = _deliveries_count(succeeded, before)
+    kept = Delivery.objects.filter(event_id=OuterRef("pk")).exclude(_doomed(succeeded, before))
+    # Events that lose their last delivery, and those that had none.
+    counts.events = Event.objects.filter(created_at__lt=before).exclude(Exists(kept)).count()
+    counts.attempts_blanked = (
+        Attempt.objects.filter(id__gt=BLANKED_ATTEMPTS.start(), started_at__lt=before)
+        .exclude(**BLANK_CAPTURE)
+        .exclude(_doomed(succeeded, before, "delivery__"))
+        .count()
+    )
+    counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
+    counts.replay_jobs = _replay_jobs_done(before).count()
+    return counts
+
+
+@dataclass(frozen=True)
+class _Resume:
+    """Where a walk over `model` starts: every row up to the remembered id is done with.
+
+    So that an hourly run reads only the rows that aged since the last one, not all the kept
+    ones again. The id is remembered with the row's age: if that row is gone or different (the
+    database was restored or recreated), or `timeout` seconds went by, the walk starts from the
+    first row again.
+    """
+
+    name: str
+    model: type[Model]
+    age_field: str
+    timeout: float | None
+
+    def _key(self) -> str:
+        return f"hookline:retention:{connection.settings_dict['NAME']}:{self.name}"
+
+    def start(self) -> int:
+        remembered = cache.get(self._key())
+        if not remembered:
+            return 0
+        row_id, age = remembered
+        if not self.model._default_manager.filter(id=row_id, **{self.age_field: age}).exists():
+            return 0
+        return row_id
+
+    def remember(self, batch: _Batch) -> None:
+        """Remember `batch` as done: its last row still there, which the next start looks for."""
+        last_kept = (
+            self.model._default_manager.filter(id__lte=batch.last_id)
+            .order_by("-id")
+            .values_list("id", self.age_field)
+            .first()
+        )
+        if last_kept is not None:
+            cache.set(self._key(), last_kept, timeout=self.timeout)
+
+    def forget(self) -> None:
+        cache.delete(self._key())
+
+
+# Attempts are never written again once stored: once blanked, they stay blank.
+BLANKED_ATTEMPTS = _Resume("attempts-blanked-through", Attempt, "started_at", timeout=None)
+# An event checked while it had deliveries may lose them without this purge (its endpoint was
+# deleted): the walk starts over once a day to find those.
+CHECKED_EVENTS = _Resume("events-checked-through", Event, "created_at", timeout=24 * 3600)
 
 
 def _log(counts: PurgeCounts, *, before: datetime, dry_run: bool, what: str) -> None:

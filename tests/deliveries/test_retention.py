@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -45,10 +44,12 @@ CAPTURE = {
 
 @pytest.fixture(autouse=True)
 def no_remembered_position():
-    """The cache outlives each test's rolled-back database: forget where blanking stopped."""
-    cache.delete(retention._blanked_through_key())
+    """The cache outlives each test's rolled-back database: forget where walks stopped."""
+    for position in (retention.BLANKED_ATTEMPTS, retention.CHECKED_EVENTS):
+        position.forget()
     yield
-    cache.delete(retention._blanked_through_key())
+    for position in (retention.BLANKED_ATTEMPTS, retention.CHECKED_EVENTS):
+        position.forget()
 
 
 @pytest.fixture
@@ -282,8 +283,8 @@ def test_purge_works_in_batches_of_the_given_size(world):
     statements = [query["sql"] for query in queries.captured_queries]
     table = Delivery._meta.db_table
     assert sum(sql.startswith(f'DELETE FROM "{table}"') for sql in statements) == 4
-    walks = [sql for sql in statements if '"id" > ' in sql]
-    assert walks
+    walks = [sql for sql in statements if re.search(r"\"id\" > \d+\)? ORDER BY", sql)]
+    assert len(walks) > 10
     assert all(sql.endswith(" LIMIT 2") for sql in walks)
 
 
@@ -306,7 +307,7 @@ def test_a_delivery_replayed_while_the_purge_runs_is_kept(world, monkeypatch):
 
     def walk_then_replay(rows, **kwargs):
         for batch in walk(rows, **kwargs):
-            if replayed.id in batch.ids:  # read by the walk, replayed before its batch is deleted
+            if batch.first_id <= replayed.id <= batch.last_id:  # read, then replayed
                 deliveries_replay(deliveries=Delivery.objects.filter(id=replayed.id))
             yield batch
 
@@ -349,6 +350,36 @@ def test_blanking_starts_over_when_the_remembered_attempt_is_gone(world):
 
     assert counts.attempts_blanked == 3
     assert not Attempt.objects.filter(response_body="again").exists()
+
+
+def test_events_left_without_deliveries_elsewhere_go_when_the_daily_walk_starts_over(world):
+    retention_purge(before=CUTOFF, batch_size=2)
+    # Its endpoint deleted, say: an old dead letter's event is left without deliveries, below
+    # the position the event walk remembers.
+    Delivery.objects.filter(id=world.old_failed.id).delete()
+    assert retention_purge(before=CUTOFF, batch_size=2).events == 0
+
+    retention.CHECKED_EVENTS.forget()  # as when it expires, a day later
+    assert retention.CHECKED_EVENTS.timeout == 24 * 3600
+
+    assert retention_purge(before=CUTOFF, batch_size=2).events == 1
+    assert not Event.objects.filter(id=world.old_failed.event_id).exists()
+
+
+def test_the_next_run_walks_events_from_the_last_one_kept(endpoint):
+    kept = delivery_at(endpoint, OLD, FAILED).event
+    orphan = event_at(endpoint, OLD)  # the last of a batch, deleted by it
+    event_at(endpoint, RECENT)
+    retention_purge(before=CUTOFF, batch_size=2)
+    assert not Event.objects.filter(id=orphan.id).exists()
+
+    with CaptureQueriesContext(connection) as queries:
+        retention_purge(before=CUTOFF, batch_size=2)
+
+    table = Event._meta.db_table
+    walks = [q["sql"] for q in queries.captured_queries if f'"{table}"."id" > ' in q["sql"]]
+    assert walks
+    assert all(f'"{table}"."id" > {kept.id} ' in sql for sql in walks)
 
 
 def test_failed_deliveries_stay_until_purged_explicitly(world):
