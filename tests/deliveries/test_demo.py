@@ -34,7 +34,9 @@ def demo_env(tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_URL", "CELERY_", "WEBHOOKS_", "DJANGO_SETTINGS"))
+        if not key.startswith(
+            ("DATABASE_URL", "CELERY_", "WEBHOOKS_", "DJANGO_SETTINGS", "PROMETHEUS_")
+        )
     }
     env.update(
         HOOKLINE_VAR_DIR=str(tmp_path / "var"),
@@ -61,6 +63,8 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             endpoints = json.load(response)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
         started = {
             pid for session in demo_children_sessions(demo.pid) for pid in children_of(session)
         }
@@ -73,6 +77,9 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
     assert "/admin/deliveries/delivery/" in output
     assert f"Dashboard: http://127.0.0.1:{port}/dashboard/" in output
     assert endpoints[0]["url"].startswith(f"http://127.0.0.1:{port}/inbox/ibx_")
+    # The worker's attempt, counted in the worker, shows in the web's /metrics.
+    assert 'hookline_attempts_total{result="2xx"} 1.0' in metrics
+    assert 'hookline_deliveries_total{outcome="succeeded"} 1.0' in metrics
     assert started, "web, worker and beat should have been running"
     time.sleep(0.5)
     assert [pid for pid in started if pid_alive(pid)] == []

@@ -156,13 +156,23 @@ def _start_processes(port: int) -> dict[str, subprocess.Popen]:
         "worker": [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel", "INFO"],
         "beat": [str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel", "WARNING"],
     }
+    env = os.environ.copy()
+    # The web's /metrics adds up the worker's counters through files in one shared directory.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_fresh_metrics_dir()))
     # Own sessions: Ctrl-C reaches this command alone, which then stops the children in order.
     return {
-        name: subprocess.Popen(
-            command, cwd=settings.BASE_DIR, env=os.environ.copy(), start_new_session=True
-        )
+        name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, start_new_session=True)
         for name, command in commands.items()
     }
+
+
+def _fresh_metrics_dir() -> Path:
+    """`var/prometheus`, emptied: counters start from zero with the processes."""
+    directory = Path(settings.VAR_DIR) / "prometheus"
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
 
 
 def _wait_for_web(base: str, processes: dict[str, subprocess.Popen], timeout: float = 30) -> None:
