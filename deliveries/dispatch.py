@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import redis
 from django.conf import settings
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 WAKE_FLAG = "hookline:wake-queued"
 HELP_FLAG = "hookline:help-queued"
 WAKE_FLAG_TTL_MS = 2000
+QUEUED = b"queued"  # the flag's value when a wake-up is queued; a draining worker sets its own
 
 _client: redis.Redis | None = None
 _client_pid: int | None = None
@@ -46,22 +48,28 @@ def wake_workers() -> None:
 
 def wake_helper() -> None:
     """Ask one more worker to share a backlog, unless one was asked and has not started yet."""
-    _queue_unless_flagged(HELP_FLAG)
+    _queue_unless_flagged(HELP_FLAG, helper=True)
 
 
 def hand_over() -> None:
-    """Queue a successor to a worker whose time is up: it must run even though the flag is set."""
+    """Queue a successor to a worker whose time is up: it must run even though the flag is set,
+    and it must not take the flag for a sign that this worker is still draining."""
+    _flag_command("set", WAKE_FLAG, QUEUED, px=WAKE_FLAG_TTL_MS)
     _queue_unless_flagged(None)
 
 
-def _queue_unless_flagged(flag: str | None) -> None:
+def _queue_unless_flagged(flag: str | None, *, helper: bool = False) -> None:
     from deliveries.tasks import deliver_due
 
     try:
         client = _flag_client()
-        if flag and client is not None and not client.set(flag, 1, nx=True, px=WAKE_FLAG_TTL_MS):
+        if (
+            flag
+            and client is not None
+            and not client.set(flag, QUEUED, nx=True, px=WAKE_FLAG_TTL_MS)
+        ):
             return  # a wake-up is queued, or a worker is draining and will claim again
-        deliver_due.delay()
+        deliver_due.delay(helper=helper)
     except Exception:
         logger.warning(
             "Broker unreachable; the sweeper will dispatch due deliveries", exc_info=True
@@ -70,12 +78,32 @@ def _queue_unless_flagged(flag: str | None) -> None:
 
 def wake_flag_hold() -> None:
     """Called by a worker that found work: it will claim again, so wake-ups can be skipped."""
-    _flag_command("set", WAKE_FLAG, 1, px=WAKE_FLAG_TTL_MS)
+    _flag_command("set", WAKE_FLAG, _drainer_id(), px=WAKE_FLAG_TTL_MS)
+
+
+def another_worker_draining() -> bool:
+    """Whether the flag was last set by a draining worker other than this one.
+
+    A wake-up queued when the flag was clear can then end at once: the flag was taken after that
+    wake-up's delivery was committed, and the worker that took it claims again before it stops.
+    """
+    client = _flag_client()
+    if client is None:
+        return False
+    try:
+        holder = client.get(WAKE_FLAG)
+    except redis.RedisError:
+        return False
+    return holder is not None and holder not in (QUEUED, _drainer_id().encode())
 
 
 def wake_flag_clear() -> None:
     """Called by a worker before its last claim: later commits must queue a wake-up of their own."""
     _flag_command("delete", WAKE_FLAG)
+
+
+def _drainer_id() -> str:
+    return f"draining:{socket.gethostname()}:{os.getpid()}"
 
 
 def help_flag_clear() -> None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from deliveries.alerts import alerts_sweep
 from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import (
+    another_worker_draining,
     dispatch_replay_job,
     hand_over,
     help_flag_clear,
@@ -31,12 +32,16 @@ DRAIN_BUDGET_SECONDS = 10.0
 
 
 @shared_task(name="deliveries.tasks.deliver_due")
-def deliver_due() -> int:
+def deliver_due(helper: bool = False) -> int:
     """Attempt due deliveries batch after batch; a full batch wakes another worker to help.
 
-    Safe to run any number of times at once: each delivery is leased to one worker.
+    Safe to run any number of times at once: each delivery is leased to one worker. A wake-up
+    that finds another worker draining ends at once (that worker takes what woke it); a helper,
+    asked for by a full batch, drains beside it.
     """
     help_flag_clear()
+    if not helper and another_worker_draining():
+        return 0
     return deliver_until_idle(
         limit=settings.WEBHOOKS_BATCH_SIZE,
         budget_seconds=DRAIN_BUDGET_SECONDS,

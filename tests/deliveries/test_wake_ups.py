@@ -11,6 +11,7 @@ import pytest
 from deliveries import dispatch
 from deliveries.batch import deliver_until_idle
 from deliveries.models import Delivery
+from deliveries.tasks import deliver_due
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 
@@ -111,3 +112,28 @@ def test_a_worker_whose_budget_ran_out_hands_over_though_the_flag_is_held(broker
 
     dispatch.hand_over()
     assert broker.llen(QUEUE) == 1
+
+
+def test_a_wake_up_that_finds_another_worker_draining_leaves_the_work_to_it(
+    tenant, broker, receiver
+):
+    send_event(tenant, "order.paid", {"n": 1})
+    broker.set(dispatch.WAKE_FLAG, "draining:another-host:1", px=dispatch.WAKE_FLAG_TTL_MS)
+
+    assert deliver_due() == 0  # that worker claims again before it stops
+    assert Delivery.objects.get().status == Delivery.Status.PENDING
+
+    assert deliver_due(helper=True) == 1  # a helper, asked for by a full batch, drains anyway
+    assert len(receiver.requests("/a")) == 1
+
+
+def test_the_successor_of_a_worker_whose_budget_ran_out_does_not_wait_for_it(
+    tenant, broker, receiver
+):
+    send_event(tenant, "order.paid", {"n": 1})
+    broker.set(dispatch.WAKE_FLAG, "draining:another-host:1", px=dispatch.WAKE_FLAG_TTL_MS)
+
+    dispatch.hand_over()  # what that worker does as it stops
+
+    assert deliver_due() == 1
+    assert len(receiver.requests("/a")) == 1
