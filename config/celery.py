@@ -15,7 +15,7 @@ app.autodiscover_tasks()
 
 
 @app.on_after_finalize.connect
-def schedule_sweeper(sender: Celery, **_: object) -> None:
+def schedule_periodic_tasks(sender: Celery, **_: object) -> None:
     from django.conf import settings
 
     sender.add_periodic_task(
@@ -23,12 +23,6 @@ def schedule_sweeper(sender: Celery, **_: object) -> None:
         sender.signature("deliveries.tasks.sweep_due_deliveries"),
         name="sweep due deliveries",
     )
-
-
-@app.on_after_finalize.connect
-def schedule_purge(sender: Celery, **_: object) -> None:
-    from django.conf import settings
-
     # Scheduled even with retention off: the task reads WEBHOOKS_RETENTION_DAYS and does nothing.
     sender.add_periodic_task(
         settings.WEBHOOKS_RETENTION_INTERVAL,
