@@ -34,7 +34,6 @@ from deliveries.notifications import (
     notify_deliveries_overdue,
     notify_deliveries_overdue_recovered,
 )
-from deliveries.operational_webhook import iso_time
 from deliveries.selectors import (
     deliveries_due,
     deliveries_overdue,
@@ -42,6 +41,7 @@ from deliveries.selectors import (
     endpoint_dead_letters_count,
 )
 from subscriptions.models import Endpoint
+from webhooks.wire import iso_time
 
 logger = logging.getLogger(__name__)
 

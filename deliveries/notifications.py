@@ -7,24 +7,20 @@ worker or the sweeper down with it.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.dispatch import Signal
 
 from deliveries.models import Delivery
-from deliveries.operational_webhook import endpoint_summary, iso_time, operational_webhook_send
+from deliveries.operational_webhook import endpoint_summary, operational_webhook_send
 from deliveries.signals import (
     dead_letters_over_threshold,
     deliveries_overdue,
     deliveries_overdue_recovered,
 )
 from subscriptions.models import Endpoint
-from subscriptions.notifications import endpoint_recipients
-
-logger = logging.getLogger(__name__)
+from subscriptions.notifications import email_quietly, endpoint_recipients, signal_robustly
+from webhooks.wire import iso_time
 
 # Counts in notices stop here: counting a million dead letters exactly costs more than it tells.
 COUNTED_UP_TO = 10_000
@@ -34,14 +30,14 @@ def notify_dead_letters_over_threshold(
     *, endpoint: Endpoint, dead_letters: int, threshold: int
 ) -> None:
     """Tell the tenant's members and the operators that the endpoint's dead letters pile up."""
-    _signal(
+    signal_robustly(
         dead_letters_over_threshold,
         sender=Endpoint,
         endpoint=endpoint,
         dead_letters=dead_letters,
         threshold=threshold,
     )
-    _email(
+    email_quietly(
         endpoint_recipients(endpoint),
         f"[Hookline] Dead letters piling up: {endpoint.url}",
         f"{_count(dead_letters)} deliveries to {endpoint.url} (tenant {endpoint.tenant.slug}) "
@@ -59,14 +55,14 @@ def notify_dead_letters_over_threshold(
 
 def notify_deliveries_overdue(*, deliveries: int, oldest_due_at: datetime, late_by: float) -> None:
     """Tell the operators that due deliveries are not being attempted: workers behind or down."""
-    _signal(
+    signal_robustly(
         deliveries_overdue,
         sender=Delivery,
         deliveries=deliveries,
         oldest_due_at=oldest_due_at,
         late_by=late_by,
     )
-    _email(
+    email_quietly(
         settings.WEBHOOKS_OPERATOR_EMAILS,
         "[Hookline] Deliveries overdue: the workers are behind or down",
         f"{_count(deliveries)} deliveries have been due for more than {late_by:g} s without an "
@@ -86,13 +82,13 @@ def notify_deliveries_overdue(*, deliveries: int, oldest_due_at: datetime, late_
 
 def notify_deliveries_overdue_recovered(*, overdue_since: datetime, recovered_at: datetime) -> None:
     """Tell the operators that no delivery is overdue any more."""
-    _signal(
+    signal_robustly(
         deliveries_overdue_recovered,
         sender=Delivery,
         overdue_since=overdue_since,
         recovered_at=recovered_at,
     )
-    _email(
+    email_quietly(
         settings.WEBHOOKS_OPERATOR_EMAILS,
         "[Hookline] Deliveries caught up",
         f"No delivery is overdue any more (overdue since {iso_time(overdue_since)}).",
@@ -101,23 +97,6 @@ def notify_deliveries_overdue_recovered(*, overdue_since: datetime, recovered_at
         event_type="operations.deliveries_overdue_recovered",
         data={"overdue_since": iso_time(overdue_since), "recovered_at": iso_time(recovered_at)},
     )
-
-
-def _signal(signal: Signal, **arguments: object) -> None:
-    for receiver, result in signal.send_robust(**arguments):
-        if isinstance(result, Exception):
-            logger.error("A signal receiver %r failed", receiver, exc_info=result)
-
-
-def _email(recipients: list[str], subject: str, message: str) -> None:
-    if not recipients:
-        return
-    try:
-        send_mail(
-            subject=subject, message=message, from_email=None, recipient_list=sorted(recipients)
-        )
-    except Exception:
-        logger.exception("Could not send the email %r", subject)
 
 
 def _count(number: int) -> str:

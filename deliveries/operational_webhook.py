@@ -9,10 +9,8 @@ must not wait for a worker.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -22,9 +20,10 @@ from django.utils import timezone
 from deliveries import transport
 from deliveries.transport import TransportResult
 from subscriptions.models import Endpoint
+from webhooks.formats import to_json
 from webhooks.ids import new_message_id
 from webhooks.signing import secret_key
-from webhooks.wire import signed_headers
+from webhooks.wire import iso_time, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +60,6 @@ def endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
-def iso_time(moment: datetime) -> str:
-    """A time as operational events give it: ISO 8601 in UTC, to the millisecond."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _send(url: str, event_type: str, data: dict[str, Any]) -> bool:
     secret = settings.WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET
     if not secret:
@@ -74,7 +68,7 @@ def _send(url: str, event_type: str, data: dict[str, Any]) -> bool:
             event_type,
         )
         return False
-    body = _body(event_type, data)
+    body = to_json(event_type=event_type, timestamp=iso_time(timezone.now()), data=data)
     msg_id = new_message_id()
     keys = [secret_key(secret)]
     timeout = min(settings.WEBHOOKS_TIMEOUT, TIMEOUT_SECONDS)
@@ -98,11 +92,6 @@ def _send(url: str, event_type: str, data: dict[str, Any]) -> bool:
         result.error_message or result.error_kind,
     )
     return False
-
-
-def _body(event_type: str, data: dict[str, Any]) -> bytes:
-    message = {"type": event_type, "timestamp": iso_time(timezone.now()), "data": data}
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _worth_retrying(result: TransportResult) -> bool:

@@ -7,10 +7,12 @@ import logging
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.dispatch import Signal
 
-from deliveries.operational_webhook import endpoint_summary, iso_time, operational_webhook_send
+from deliveries.operational_webhook import endpoint_summary, operational_webhook_send
 from subscriptions.models import Endpoint
 from subscriptions.signals import endpoint_disabled
+from webhooks.wire import iso_time
 
 logger = logging.getLogger(__name__)
 
@@ -18,11 +20,14 @@ logger = logging.getLogger(__name__)
 def notify_endpoint_disabled(endpoint: Endpoint) -> None:
     """Fire the signal, email the tenant's members and the operators, and send the operational
     webhook `operations.endpoint_disabled`. Never raises."""
-    try:
-        endpoint_disabled.send(sender=Endpoint, endpoint=endpoint, reason=endpoint.disabled_reason)
-    except Exception:
-        logger.exception("An endpoint_disabled receiver failed for endpoint=%s", endpoint.id)
-    _email_disabled(endpoint)
+    signal_robustly(
+        endpoint_disabled, sender=Endpoint, endpoint=endpoint, reason=endpoint.disabled_reason
+    )
+    email_quietly(
+        endpoint_recipients(endpoint),
+        f"[Hookline] Endpoint disabled: {endpoint.url}",
+        _message(endpoint),
+    )
     operational_webhook_send(
         event_type="operations.endpoint_disabled",
         data={
@@ -33,19 +38,23 @@ def notify_endpoint_disabled(endpoint: Endpoint) -> None:
     )
 
 
-def _email_disabled(endpoint: Endpoint) -> None:
-    recipients = endpoint_recipients(endpoint)
+def signal_robustly(signal: Signal, **arguments: object) -> None:
+    """Send `signal` to every receiver; one that raises is logged and stops no other."""
+    for receiver, result in signal.send_robust(**arguments):
+        if isinstance(result, Exception):
+            logger.error("A signal receiver %r failed", receiver, exc_info=result)
+
+
+def email_quietly(recipients: list[str], subject: str, message: str) -> None:
+    """Email `recipients`, if any; a mail server that fails is logged, never raised."""
     if not recipients:
         return
     try:
         send_mail(
-            subject=f"[Hookline] Endpoint disabled: {endpoint.url}",
-            message=_message(endpoint),
-            from_email=None,
-            recipient_list=recipients,
+            subject=subject, message=message, from_email=None, recipient_list=sorted(recipients)
         )
     except Exception:
-        logger.exception("Could not email the disabling of endpoint=%s", endpoint.id)
+        logger.exception("Could not send the email %r", subject)
 
 
 def endpoint_recipients(endpoint: Endpoint) -> list[str]:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from webhooks.formats import JSON, JSON_CONTENT_TYPE, Body, render, to_json
+from webhooks.formats import JSON, JSON_CONTENT_TYPE, Body, render
 from webhooks.models import Event
 from webhooks.signing import signature_header
 
 USER_AGENT = "Hookline/0.1.0 (outbound webhooks)"
 
 
+def iso_time(moment: datetime) -> str:
+    """A time as messages give it: ISO 8601 in UTC, to the millisecond, e.g. `…T12:00:00.000Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def iso_timestamp(event: Event) -> str:
-    return event.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def message_body(event: Event, event_type_name: str) -> bytes:
-    """The JSON body `{"type", "timestamp", "data"}`, identical for every attempt of the event."""
-    return to_json(event_type=event_type_name, timestamp=iso_timestamp(event), data=event.payload)
+    return iso_time(event.created_at)
 
 
 def message(event: Event, event_type_name: str, payload_format: str = JSON) -> Body:

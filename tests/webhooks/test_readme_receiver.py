@@ -33,7 +33,7 @@ from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.models import Event
 from webhooks.signing import secret_key, signature_header
-from webhooks.wire import message_body
+from webhooks.wire import message
 
 README = Path(settings.BASE_DIR) / "README.md"
 EXAMPLE = re.compile(
@@ -238,7 +238,7 @@ def test_the_readme_receiver_in_a_fresh_project_verifies_a_real_delivery(start_r
 
 def _sent_body(event: Event) -> bytes:
     """The bytes Hookline sent: built, as a worker builds them, from the event as stored."""
-    return message_body(Event.objects.get(id=event.id), "order.paid")
+    return message(Event.objects.get(id=event.id), "order.paid").content
 
 
 def _bare_env() -> dict[str, str]:
