@@ -52,7 +52,8 @@ def test_the_readme_marks_the_receiver_example_and_its_other_snippets_parse():
     assert set(readme_examples()) == {"receiver/views.py"}
     section = README.read_text().split("## Receiving webhooks", 1)[1].split("\n## ", 1)[0]
     snippets = re.findall(r"```python\n(.*?)\n```", section, re.S)
-    assert len(snippets) == 3  # the Django view, Flask with Hookline's helper, standardwebhooks
+    # the Django view, Flask with Hookline's helper, standardwebhooks, XML and form bodies
+    assert len(snippets) == 4
     for snippet in snippets:
         ast.parse(snippet)
 
