@@ -41,3 +41,52 @@ def add_error_responses(result: dict[str, Any], **_: Any) -> dict[str, Any]:
             for code, description in ERRORS.items():
                 responses.setdefault(code, {"description": description, "content": reference})
     return result
+
+
+def require_response_fields(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Every field of a response object is present in every response (null where nullable), so
+    the schema says so: generated clients then type them as always there, not optional."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if _is_request_component(name) or name == "Error" or "properties" not in component:
+            continue
+        component["required"] = list(component["properties"])
+    return result
+
+
+def _is_request_component(name: str) -> bool:
+    # COMPONENT_SPLIT_REQUEST names request bodies …Request, and partial updates Patched….
+    return name.endswith("Request") or name.startswith("Patched")
+
+
+def ids_start_at_one(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Integer ids in paths are primary keys, which start at 1."""
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter.get("in") == "path" and schema.get("type") == "integer":
+                    schema["minimum"] = 1
+    return result
+
+
+NO_NUL = "^[^\\u0000]*$"
+
+
+def strings_without_nul(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Text fields refuse NUL (PostgreSQL cannot store it), so request strings say so."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, component in schemas.items():
+        if _is_request_component(name):
+            for field in component.get("properties", {}).values():
+                _refuse_nul(field)
+                _refuse_nul(field.get("items", {}))
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                _refuse_nul(parameter.get("schema", {}))
+    return result
+
+
+def _refuse_nul(schema: dict[str, Any]) -> None:
+    if schema.get("type") == "string" and not {"pattern", "enum", "format"} & schema.keys():
+        schema["pattern"] = NO_NUL

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
+from config.api_types import JsonTypes
 from deliveries.dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_token
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
@@ -83,6 +84,41 @@ class DeliveryCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 200
 
+    def get_paginated_response(self, data: list) -> Response:
+        """DRF's page, plus each link's cursor on its own: what a client passes back as `cursor`."""
+        response = super().get_paginated_response(data)
+        for link in ("next", "previous"):
+            url = response.data[link]
+            response.data[f"{link}_cursor"] = _query_value(url, self.cursor_query_param)
+        return response
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        page = super().get_paginated_response_schema(schema)
+        for link in ("next", "previous"):
+            page["properties"][f"{link}_cursor"] = {
+                "type": "string",
+                "nullable": True,
+                "description": f"Pass as `cursor` for the {link} page; null when there is none.",
+            }
+        return page
+
+    def get_page_size(self, request: Request) -> int:
+        """`limit` as the schema states it: a whole number from 1 to max_page_size, or a 400."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            message = f"Give a whole number from 1 to {self.max_page_size}."
+            raise ValidationError({self.page_size_query_param: [message]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: object) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
     def decode_cursor(self, request: Request) -> Cursor | None:
         cursor = super().decode_cursor(request)
         if cursor is not None and cursor.position is not None:
@@ -91,6 +127,12 @@ class DeliveryCursorPagination(CursorPagination):
             except (TypeError, ValueError):
                 raise NotFound(self.invalid_cursor_message) from None
         return cursor
+
+
+def _query_value(url: str | None, name: str) -> str | None:
+    if url is None:
+        return None
+    return parse_qs(urlsplit(url).query).get(name, [None])[0]
 
 
 class ReplayJobSerializer(serializers.ModelSerializer):
@@ -114,16 +156,7 @@ class ReplayJobSerializer(serializers.ModelSerializer):
         return f"/api/v1/replay-jobs/{job.id}/"
 
 
-FILTER_PARAMETERS = [
-    OpenApiParameter("status", str, enum=Delivery.Status.values),
-    OpenApiParameter("endpoint", int),
-    OpenApiParameter("event_type", str),
-    OpenApiParameter("created_after", OpenApiTypes.DATETIME),
-    OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-]
-
-
-@extend_schema_view(list=extend_schema(parameters=FILTER_PARAMETERS))
+@extend_schema_view(list=extend_schema(parameters=[DeliveryFilterSerializer]))
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Deliveries of the calling key's tenant, newest first."""
 
@@ -155,7 +188,9 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
 
 def _filtered(deliveries: QuerySet[Delivery], request: Request) -> QuerySet[Delivery]:
-    params = DeliveryFilterSerializer(data=request.query_params)
+    # A plain dict, not the QueryDict: DRF reads an empty value in a QueryDict as "left out",
+    # while the schema (and so a client) takes `?status=` as a value, and a wrong one.
+    params = DeliveryFilterSerializer(data=request.query_params.dict())
     params.is_valid(raise_exception=True)
     wanted = params.validated_data
     lookups = {
@@ -179,7 +214,7 @@ class ReplayJobViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return ReplayJob.objects.filter(tenant=self.request.auth.tenant)
 
 
-class PortalLinkRequestSerializer(serializers.Serializer):
+class PortalLinkRequestSerializer(JsonTypes, serializers.Serializer):
     capabilities = serializers.ListField(
         child=serializers.ChoiceField(choices=CAPABILITIES),
         required=False,

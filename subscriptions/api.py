@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -12,13 +13,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
+from config.api_types import JsonTypes
 from deliveries.api import AttemptSerializer, ReplayJobSerializer
 from deliveries.batch import deliver_now
 from deliveries.services import replay_job_start
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
-from subscriptions.validators import validate_signing_secret
+from subscriptions.validators import SIGNING_SECRET_PATTERN, validate_signing_secret
 from webhooks.services import event_send_test
+
+HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
 
 
 class IsStaffKeyOrReadOnly(permissions.BasePermission):
@@ -28,7 +32,7 @@ class IsStaffKeyOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or bool(request.auth.is_staff)
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
+class EventTypeSerializer(JsonTypes, serializers.ModelSerializer):
     class Meta:
         model = EventType
         fields = ["name", "description", "schema", "archived", "created_at"]
@@ -79,7 +83,7 @@ class EventTypeNameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class EndpointSerializer(serializers.ModelSerializer):
+class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
     event_types = EventTypeNameField(many=True, required=False)
     payload_format = serializers.ChoiceField(
         choices=Endpoint.PayloadFormat.choices,
@@ -110,13 +114,19 @@ class EndpointSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "disabled_reason", "disabled_at", "created_at", "updated_at"]
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # Also states the schemes in the OpenAPI schema; the model's validator does the rest.
+        fields["url"].validators.append(HTTP_URL)
+        return fields
+
 
 class EndpointCreateSerializer(EndpointSerializer):
     """Creating an endpoint returns its signing secret, once."""
 
     secret = serializers.CharField(
         required=False,
-        validators=[validate_signing_secret],
+        validators=[validate_signing_secret, RegexValidator(SIGNING_SECRET_PATTERN)],
         help_text="whsec_…; generated if omitted.",
     )
 
@@ -124,7 +134,7 @@ class EndpointCreateSerializer(EndpointSerializer):
         fields = [*EndpointSerializer.Meta.fields, "secret"]
 
 
-class RotateSecretSerializer(serializers.Serializer):
+class RotateSecretSerializer(JsonTypes, serializers.Serializer):
     overlap_seconds = serializers.IntegerField(
         required=False, min_value=0, max_value=7 * 24 * 3600,
         help_text="How long the old secret keeps signing (default 24 h; 0 for a leaked secret).",
@@ -136,7 +146,7 @@ class RotatedSecretSerializer(serializers.Serializer):
     previous_secret_expires_at = serializers.DateTimeField()
 
 
-class TestEventSerializer(serializers.Serializer):
+class TestEventSerializer(JsonTypes, serializers.Serializer):
     event_type = serializers.CharField(required=False, max_length=200)
     payload = serializers.DictField(required=False)
 
@@ -146,7 +156,7 @@ class TestResultSerializer(serializers.Serializer):
     attempt = AttemptSerializer(allow_null=True)
 
 
-class RecoverSerializer(serializers.Serializer):
+class RecoverSerializer(JsonTypes, serializers.Serializer):
     since = serializers.DateTimeField()
 
 

@@ -70,6 +70,15 @@ def validate_endpoint_headers(headers: object) -> None:
             raise ValidationError(f"Header {name!r} must be plain ASCII, as HTTP headers are.")
 
 
+_B64 = "[A-Za-z0-9+/]"
+# The same rule as a regular expression, for the OpenAPI schema: whsec_ and the base64 of 24 to
+# 64 bytes (8 to 21 groups of four characters, then an optional padded group).
+SIGNING_SECRET_PATTERN = (
+    rf"^whsec_(?:(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+    rf"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$"
+)
+
+
 def validate_signing_secret(secret: str) -> None:
     """A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 bytes."""
     if not secret.startswith("whsec_"):

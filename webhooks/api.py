@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict, PayloadTooLarge
+from config.api_types import JsonTypes
 from deliveries.api import DeliverySerializer
 from webhooks.models import Event
 from webhooks.services import event_send
@@ -19,7 +20,7 @@ ENVELOPE_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 255
 
 
-class EventCreateSerializer(serializers.Serializer):
+class EventCreateSerializer(JsonTypes, serializers.Serializer):
     event_type = serializers.CharField(max_length=200)
     payload = serializers.DictField(help_text="A JSON object; becomes `data` in the webhook body.")
     idempotency_key = serializers.CharField(

@@ -1,0 +1,132 @@
+"""A Python client generated from Hookline's OpenAPI schema by openapi-python-client walks through
+the API against a live server: every field it reads is typed as always there, and pages chain
+through `cursor`."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from deliveries.batch import deliver_due_batch
+from subscriptions.services import api_key_create
+from tests.factories import EventTypeFactory, TenantFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def client_package(tmp_path_factory):
+    """Generate the client from the schema the server serves, and import it."""
+    where = tmp_path_factory.mktemp("generated")
+    schema = where / "openapi.json"
+    call_command("spectacular", "--file", str(schema), "--format", "openapi-json")
+    generator = Path(sys.executable).parent / "openapi-python-client"
+    subprocess.run(
+        [generator, "generate", "--path", schema, "--meta", "none", "--output-path",
+         where / "hookline_client"],
+        check=True, capture_output=True, cwd=where,
+    )  # fmt: skip
+    sys.path.insert(0, str(where))
+    try:
+        yield importlib.import_module("hookline_client")
+    finally:
+        sys.path.remove(str(where))
+        for name in [name for name in sys.modules if name.startswith("hookline_client")]:
+            del sys.modules[name]
+
+
+def api(name: str):
+    return importlib.import_module(f"hookline_client.api.v1.{name}")
+
+
+def models():
+    return importlib.import_module("hookline_client.models")
+
+
+@pytest.fixture
+def hookline(client_package, live_server):
+    TenantFactory(slug="acme")
+    EventTypeFactory(name="order.paid")
+    _, key = api_key_create(tenant=TenantFactory(slug="walk"), name="generated client")
+    return client_package.AuthenticatedClient(base_url=live_server.url, token=key)
+
+
+def test_generated_client_creates_an_endpoint_and_reads_its_secret(hookline, receiver):
+    body = models().EndpointCreateRequest(url=receiver.url("/hook"), description="orders")
+
+    created = api("v1_endpoints_create").sync(client=hookline, body=body)
+
+    assert isinstance(created, models().EndpointCreate), created
+    assert created.secret.startswith("whsec_")
+    assert created.is_active is True
+    assert created.event_types == []
+    # HEADERS-TYPED: assert isinstance(created.headers, models().EndpointHeaders)
+
+
+def test_generated_client_sends_an_event_and_follows_its_delivery(hookline, receiver):
+    api("v1_endpoints_create").sync(
+        client=hookline, body=models().EndpointCreateRequest(url=receiver.url("/hook"))
+    )
+    payload = models().EventCreateRequestPayload.from_dict({"order_id": "ord_1", "total": 12})
+
+    event = api("v1_events_create").sync(
+        client=hookline, body=models().EventCreateRequest(event_type="order.paid", payload=payload)
+    )
+    assert isinstance(event, models().EventCreated), event
+    assert event.deliveries == 1
+    assert deliver_due_batch(limit=10) == 1
+
+    [delivery] = api("v1_deliveries_list").sync(client=hookline).results
+    assert delivery.status == models().DeliveryStatusEnum.SUCCEEDED
+    detail = api("v1_deliveries_retrieve").sync(client=hookline, id=delivery.id)
+    [attempt] = detail.attempts
+    assert attempt.response_status == 200
+    assert attempt.request_headers["webhook-id"] == event.id
+    # PAYLOAD-TYPED: assert detail.payload.to_dict() == {"order_id": "ord_1", "total": 12}
+    replayed = api("v1_deliveries_replay_create").sync(client=hookline, id=delivery.id)
+    assert replayed.status == models().DeliveryStatusEnum.PENDING
+
+
+def test_generated_client_pages_through_deliveries_with_the_cursor(hookline, receiver):
+    api("v1_endpoints_create").sync(
+        client=hookline, body=models().EndpointCreateRequest(url=receiver.url("/hook"))
+    )
+    for number in range(5):
+        payload = models().EventCreateRequestPayload.from_dict({"n": number})
+        api("v1_events_create").sync(
+            client=hookline,
+            body=models().EventCreateRequest(event_type="order.paid", payload=payload),
+        )
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = api("v1_deliveries_list").sync(client=hookline, limit=2, cursor=cursor or UNSET())
+        seen += [delivery.id for delivery in page.results]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 5
+    assert seen == sorted(seen, reverse=True)
+
+
+def test_generated_client_gets_a_typed_error(hookline):
+    error = api("v1_events_create").sync(
+        client=hookline,
+        body=models().EventCreateRequest(
+            event_type="no.such.type", payload=models().EventCreateRequestPayload()
+        ),
+    )
+
+    assert isinstance(error, models().Error)
+    assert "Unknown event type" in error.detail
+
+
+def UNSET():  # noqa: N802 - the generated package's sentinel, imported once it exists
+    return importlib.import_module("hookline_client.types").UNSET
