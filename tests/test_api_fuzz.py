@@ -25,9 +25,9 @@ from webhooks import send_event
 # runs on it.
 JUDGED_BY_DATA = [
     ("POST", "/api/v1/events/", "Unknown event type", "the catalog is rows, not schema"),
-    ("POST", "/api/v1/events/", "does not match the event type's schema", "per-type schemas are rows"),
+    ("POST", "/api/v1/events/", "does not match the schema of", "per-type schemas are rows"),
     ("POST", "/api/v1/endpoints/{id}/test/", "Unknown event type", "the catalog is rows"),
-    ("POST", "/api/v1/endpoints/{id}/test/", "does not match", "per-type schemas are rows"),
+    ("POST", "/api/v1/endpoints/{id}/test/", "does not match the schema of", "schemas are rows"),
     ("POST", "/api/v1/endpoints/", "URL is not allowed", "DNS decides where a host points"),
     ("PUT", "/api/v1/endpoints/{id}/", "URL is not allowed", "DNS decides where a host points"),
     ("PATCH", "/api/v1/endpoints/{id}/", "URL is not allowed", "DNS decides where a host points"),
