@@ -28,6 +28,8 @@ JUDGED_BY_DATA = [
     ("POST", "/api/v1/events/", "does not match the schema of", "per-type schemas are rows"),
     ("POST", "/api/v1/endpoints/{id}/test/", "Unknown event type", "the catalog is rows"),
     ("POST", "/api/v1/endpoints/{id}/test/", "does not match the schema of", "schemas are rows"),
+    ("POST", "/api/v1/events/", "cannot contain the NUL", "jsonb refuses it at any depth"),
+    ("POST", "/api/v1/endpoints/{id}/test/", "cannot contain the NUL", "jsonb refuses it anywhere"),
     ("POST", "/api/v1/endpoints/", "URL is not allowed", "DNS decides where a host points"),
     ("PUT", "/api/v1/endpoints/{id}/", "URL is not allowed", "DNS decides where a host points"),
     ("PATCH", "/api/v1/endpoints/{id}/", "URL is not allowed", "DNS decides where a host points"),
