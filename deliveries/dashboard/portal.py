@@ -1,4 +1,4 @@
-"""Portal links: single-use, revocable URLs that open the dashboard for one tenant, no account needed.
+"""Portal links: single-use, revocable URLs opening the dashboard for one tenant, no account needed.
 
 Each link is a `PortalLink` row. The URL carries a random token of 256 bits; only its SHA-256 is
 stored. Opening the link uses it up, and the dashboard session it starts is bound to the row: the

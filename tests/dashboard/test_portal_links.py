@@ -1,4 +1,4 @@
-"""Portal links: the host application hands its customer a short-lived, single-use dashboard link."""
+"""Portal links: the host application hands its customer a short-lived, single-use dashboard URL."""
 
 from __future__ import annotations
 
@@ -214,7 +214,8 @@ def test_portal_links_are_listed_newest_first_with_when_and_from_where_each_was_
     assert unused["capabilities"] == ["replay", "view"]
     key_prefix = PortalLink.objects.get(id=first["id"]).issued_by.prefix
     assert opened["issued_by"] == key_prefix
-    assert "url" not in opened and "token_hash" not in opened
+    assert "url" not in opened
+    assert "token_hash" not in opened
     assert api.get(f"/api/v1/portal-links/{first['id']}/").json()["state"] == "used"
 
 
@@ -312,7 +313,9 @@ def test_portal_link_admin_lists_links_read_only_and_revokes_the_selected(
 
 
 @pytest.mark.services
-def test_concurrent_opens_of_one_link_start_exactly_one_session(transactional_db, live_server, acme):
+def test_concurrent_opens_of_one_link_start_exactly_one_session(
+    transactional_db, live_server, acme
+):
     url = live_server.url + path_of(portal_link(acme)["url"])
     openers = 8
     start = threading.Barrier(openers)
