@@ -216,7 +216,7 @@ class PortalLinkStateSerializer(serializers.ModelSerializer):
         read_only=True,
         allow_null=True,
         default=None,
-        help_text="The prefix of the API key that issued the link; null for operators' links.",
+        help_text="Prefix of the API key that issued the link; null for links issued from code.",
     )
 
     class Meta:

@@ -254,7 +254,7 @@ class PortalLink(models.Model):
         null=True,
         blank=True,
         related_name="portal_links",
-        help_text="The API key that asked for the link; empty for links made by operators.",
+        help_text="The API key that asked for the link; empty for links issued from code.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
