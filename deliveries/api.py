@@ -208,9 +208,7 @@ class PortalLinkStateSerializer(serializers.ModelSerializer):
     """An issued link as stored: when it was issued, opened and from where, and by which key."""
 
     capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
-    state = serializers.ChoiceField(
-        choices=["unused", "used", "expired", "revoked"], read_only=True
-    )
+    state = serializers.ChoiceField(choices=PortalLink.State.choices, read_only=True)
     issued_by = serializers.CharField(
         source="issued_by.prefix",
         read_only=True,
@@ -238,6 +236,9 @@ class PortalLinkCursorPagination(DeliveryCursorPagination):
     """Newest first, keyset pages: a tenant gets a link per dashboard visit, so they add up."""
 
 
+@extend_schema_view(
+    destroy=extend_schema(description="Revoke the link; the session it opened ends too.")
+)
 class PortalLinkViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

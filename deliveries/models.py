@@ -239,6 +239,12 @@ class PortalLink(models.Model):
     `revoked_at` ends that session too.
     """
 
+    class State(models.TextChoices):
+        UNUSED = "unused"
+        USED = "used"
+        EXPIRED = "expired"
+        REVOKED = "revoked"
+
     # Indexed by `portal_link_tenant_idx` below, which also serves the newest-first list.
     tenant = models.ForeignKey(
         "subscriptions.Tenant",
@@ -272,12 +278,12 @@ class PortalLink(models.Model):
         return f"portal link {self.pk} ({self.state})"
 
     @property
-    def state(self) -> str:
-        """revoked, used (opened once), expired (never opened) or unused (it would open now)."""
+    def state(self) -> PortalLink.State:
+        """Revoked, used (opened once), expired (never opened) or unused (it would open now)."""
         if self.revoked_at is not None:
-            return "revoked"
+            return self.State.REVOKED
         if self.opened_at is not None:
-            return "used"
+            return self.State.USED
         if self.expires_at <= timezone.now():
-            return "expired"
-        return "unused"
+            return self.State.EXPIRED
+        return self.State.UNUSED
