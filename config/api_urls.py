@@ -1,7 +1,6 @@
-from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from deliveries.api import DeliveryViewSet, PortalLinkView, ReplayJobViewSet
+from deliveries.api import DeliveryViewSet, PortalLinkViewSet, ReplayJobViewSet
 from subscriptions.api import EndpointViewSet, EventTypeViewSet
 from webhooks.api import EventViewSet
 
@@ -12,8 +11,8 @@ router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("events", EventViewSet, basename="event")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 router.register("replay-jobs", ReplayJobViewSet, basename="replay-job")
+router.register("portal-links", PortalLinkViewSet, basename="portal-link")
 
 urlpatterns = [
-    path("portal-links/", PortalLinkView.as_view(), name="portal-links"),
     *router.urls,
 ]

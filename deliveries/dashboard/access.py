@@ -5,14 +5,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from deliveries.dashboard.portal import CAPABILITIES, SESSION_KEY, PortalGrant
+from deliveries.dashboard.portal import (
+    CAPABILITIES,
+    SESSION_KEY,
+    PortalGrant,
+    PortalLinkRefused,
+    portal_link_check,
+)
+from deliveries.dashboard.portal_views import portal_refused
 from deliveries.models import Delivery, ReplayJob
 from subscriptions.models import Endpoint, Tenant
 
@@ -57,22 +64,40 @@ class Viewer:
 
 
 def portal_grant_of(request: HttpRequest) -> PortalGrant | None:
+    """The grant of this request's portal session, checked against its link's row once per
+    request; raises PortalLinkRefused (and ends the session) once the link is revoked."""
+    if not hasattr(request, "_portal_grant"):
+        request._portal_grant = _portal_grant_checked(request)  # type: ignore[attr-defined]
+    return request._portal_grant  # type: ignore[attr-defined]
+
+
+def _portal_grant_checked(request: HttpRequest) -> PortalGrant | None:
     data = request.session.get(SESSION_KEY)
     if not data:
         return None
-    grant = PortalGrant.from_session(data)
-    if grant.expired:
+    # A session without a link id was opened by a signed link of an earlier version: it ends.
+    link_id = data.get("link") if isinstance(data, dict) else None
+    try:
+        grant = portal_link_check(link_id=link_id) if isinstance(link_id, int) else None
+    except PortalLinkRefused:
         del request.session[SESSION_KEY]
-        return None
+        raise
+    if grant is None:
+        del request.session[SESSION_KEY]
     return grant
 
 
 def dashboard_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Let in signed-in users and valid portal-link sessions; send others to sign in."""
+    """Let in signed-in users and valid portal-link sessions; send others to sign in, and a
+    session whose link was revoked to a page that says so."""
 
     @functools.wraps(view)
     def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if request.user.is_authenticated or portal_grant_of(request) is not None:
+        try:
+            grant = portal_grant_of(request)
+        except PortalLinkRefused as refused:
+            return portal_refused(request, refused)
+        if request.user.is_authenticated or grant is not None:
             return view(request, *args, **kwargs)
         return redirect_to_login(request.get_full_path())
 
@@ -109,5 +134,5 @@ def _portal_viewer(grant: PortalGrant) -> Viewer:
         tenant=tenant,
         is_staff=False,
         capabilities=grant.capabilities,
-        portal_expires_at=datetime.fromtimestamp(grant.expires_at, tz=UTC),
+        portal_expires_at=grant.expires_at,
     )
