@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -15,9 +16,10 @@ from config.api_errors import Conflict
 from deliveries.api import AttemptSerializer, ReplayJobSerializer
 from deliveries.batch import deliver_now
 from deliveries.services import replay_job_start
+from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
-from subscriptions.validators import validate_signing_secret
+from subscriptions.validators import validate_endpoint_headers, validate_signing_secret
 from webhooks.services import event_send_test
 
 
@@ -79,8 +81,35 @@ class EventTypeNameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
+class EndpointHeadersField(serializers.JSONField):
+    """Custom headers, values masked on the way out; a masked value sent back keeps the stored
+    one (subscriptions.headers). Sending `headers` replaces the whole set."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [validate_endpoint_headers])
+        kwargs.setdefault(
+            "help_text",
+            "Extra headers sent each time. Values come back masked (••••abcd); send a masked "
+            "value back unchanged to keep it. Sending headers replaces the whole set.",
+        )
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return masked_headers(value) if isinstance(value, dict) else {}
+
+    def to_internal_value(self, data: Any) -> Any:
+        data = super().to_internal_value(data)
+        endpoint = getattr(self.parent, "instance", None)
+        stored = endpoint.headers if isinstance(endpoint, Endpoint) else {}
+        try:
+            return headers_with_kept_values(given=data, stored=stored)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+
 class EndpointSerializer(serializers.ModelSerializer):
     event_types = EventTypeNameField(many=True, required=False)
+    headers = EndpointHeadersField(required=False)
     payload_format = serializers.ChoiceField(
         choices=Endpoint.PayloadFormat.choices,
         required=False,
@@ -133,7 +162,10 @@ class RotateSecretSerializer(serializers.Serializer):
 
 class RotatedSecretSerializer(serializers.Serializer):
     secret = serializers.CharField()
-    previous_secret_expires_at = serializers.DateTimeField()
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="When the secret just replaced stops signing. Secrets replaced earlier keep "
+        "signing until their own expiry."
+    )
 
 
 class TestEventSerializer(serializers.Serializer):
@@ -184,12 +216,10 @@ class EndpointViewSet(viewsets.ModelViewSet):
         endpoint = self.get_object()
         params = RotateSecretSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        secret = endpoint_rotate_secret(
+        rotation = endpoint_rotate_secret(
             endpoint=endpoint, overlap_seconds=params.validated_data.get("overlap_seconds")
         )
-        return Response(
-            {"secret": secret, "previous_secret_expires_at": endpoint.previous_secret_expires_at}
-        )
+        return Response(RotatedSecretSerializer(rotation).data)
 
     @extend_schema(request=TestEventSerializer, responses=TestResultSerializer)
     @action(detail=True, methods=["post"])
