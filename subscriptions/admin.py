@@ -151,10 +151,7 @@ class EndpointAdminForm(forms.ModelForm):
         "leave a masked value as it is to keep it, or type the full new value. The object "
         "replaces the whole set.",
     )
-
-    class Meta:
-        model = Endpoint
-        fields = ["headers"]  # the admin adds the rest (EndpointAdmin.exclude)
+    # No Meta: the admin builds it from EndpointAdmin (its fields and `exclude`).
 
     def clean_headers(self) -> object:
         given = self.cleaned_data.get("headers")
@@ -209,8 +206,16 @@ class EndpointAdmin(admin.ModelAdmin):
             intro="The signing secret, shown only now: copy it to the receiver. "
             "Hookline keeps it encrypted and never shows it again.",
             rows=[ShownOnce(label=obj.url, secret=obj.secret)],
-            next_url=reverse("admin:subscriptions_endpoint_change", args=[obj.pk]),
+            next_url=self._next_after_add(request, obj),
         )
+
+    def _next_after_add(self, request: HttpRequest, obj: Endpoint) -> str:
+        """Where the admin's own redirect would have gone: its "Save and …" buttons still work."""
+        if "_continue" in request.POST:
+            return reverse("admin:subscriptions_endpoint_change", args=[obj.pk])
+        if "_addanother" in request.POST:
+            return reverse("admin:subscriptions_endpoint_add")
+        return reverse("admin:subscriptions_endpoint_changelist")
 
     @admin.display(description="Replaced secrets still signing")
     def previous_secrets_signing(self, obj: Endpoint) -> str:

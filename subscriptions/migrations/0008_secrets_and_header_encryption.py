@@ -28,6 +28,7 @@ def forwards(apps, schema_editor):
         )
         # Rows read back their plain headers; saving stores them encrypted.
         endpoint.save(update_fields=["previous_secrets", "headers"])
+    _check_constraints_now(schema_editor)
 
 
 def backwards(apps, schema_editor):
@@ -44,6 +45,15 @@ def backwards(apps, schema_editor):
                 f"UPDATE {table} SET {column} = %s WHERE id = %s",
                 [json.dumps(endpoint.headers), endpoint.id],
             )
+    _check_constraints_now(schema_editor)
+
+
+def _check_constraints_now(schema_editor):
+    # PostgreSQL refuses to alter a table with deferred constraint checks still queued by the
+    # updates above; running them now lets the column changes that follow go ahead.
+    if schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 class Migration(migrations.Migration):
