@@ -81,10 +81,16 @@ def test_reencrypt_secrets_covers_replaced_secrets_and_headers(settings):
     endpoint = EndpointFactory(headers={"Authorization": TOKEN})
     replaced = endpoint.secret
     endpoint_rotate_secret(endpoint=endpoint)
+    before = stored_row(endpoint)
 
     settings.WEBHOOKS_ENCRYPTION_KEYS = [new, old]
     call_command("reencrypt_secrets", stdout=io.StringIO())
     settings.WEBHOOKS_ENCRYPTION_KEYS = [new]  # the old key is gone: everything must still read
+
+    after = stored_row(endpoint)
+    assert [after[name] != before[name] for name in ("secret", "previous_secrets", "headers")] == [
+        True
+    ] * 3
 
     again = Endpoint.objects.get(pk=endpoint.pk)
     assert again.headers == {"Authorization": TOKEN}
