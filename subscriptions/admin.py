@@ -138,7 +138,14 @@ class MaskedHeadersField(forms.JSONField):
     """The custom headers as JSON, each value masked; a masked value left as it is keeps the
     stored value (subscriptions.headers)."""
 
+    def bound_data(self, data, initial):  # noqa: ANN001, ANN201
+        # A form shown again after an error keeps what the operator typed, so a new value is
+        # not turned into a mask that no longer matches anything stored.
+        return data if isinstance(data, str) else super().bound_data(data, initial)
+
     def prepare_value(self, value):  # noqa: ANN001, ANN201
+        if isinstance(value, str):
+            return value
         if isinstance(value, dict):
             return json.dumps(masked_headers(value), ensure_ascii=False)
         return super().prepare_value(value)

@@ -294,3 +294,20 @@ def test_the_endpoint_form_refuses_hop_by_hop_headers_naming_them(admin_client, 
     assert response.status_code == 200
     assert f"Header &#x27;{name}&#x27; is a hop-by-hop" in response.content.decode()
     assert not Endpoint.objects.exists()
+
+
+def test_the_endpoint_form_shown_again_after_an_error_keeps_what_was_typed(admin_client, settings):
+    settings.WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = ()
+    endpoint = EndpointFactory(headers={"Authorization": TOKEN})
+    path = f"/admin/subscriptions/endpoint/{endpoint.pk}/change/"
+    typed = {"Authorization": "••••abcd", "X-New": "typed-new-value"}
+
+    refused = admin_client.post(
+        path,
+        {**ENDPOINT_FORM, "tenant": endpoint.tenant_id, "url": "http://10.0.0.1/hook",
+         "headers": json.dumps(typed, ensure_ascii=False)},
+    )  # fmt: skip
+
+    assert refused.status_code == 200
+    assert "typed-new-value" in refused.content.decode()
+    assert TOKEN not in refused.content.decode()
