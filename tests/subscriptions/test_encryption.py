@@ -150,3 +150,20 @@ def test_a_secret_under_a_missing_key_fails_loudly(settings):
 
     with pytest.raises(ValueError, match="WEBHOOKS_ENCRYPTION_KEYS"):
         Endpoint.objects.get(pk=endpoint.pk)
+
+
+def test_an_endpoint_with_replaced_secrets_validates_and_survives_dumpdata_and_loaddata(tmp_path):
+    endpoint = EndpointFactory(headers={"Authorization": TOKEN})
+    endpoint_rotate_secret(endpoint=endpoint)
+    endpoint.refresh_from_db()
+    endpoint.full_clean()
+    expected = (endpoint.secret, endpoint.previous_secrets, endpoint.headers)
+    dump = tmp_path / "endpoints.json"
+
+    call_command("dumpdata", "subscriptions.endpoint", output=str(dump))
+    Endpoint.objects.all().delete()
+    call_command("loaddata", str(dump), stdout=io.StringIO())
+
+    again = Endpoint.objects.get(pk=endpoint.pk)
+    assert (again.secret, again.previous_secrets, again.headers) == expected
+    assert expected[1][0].secret not in dump.read_text()
