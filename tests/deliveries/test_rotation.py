@@ -112,3 +112,16 @@ def test_an_overlap_of_zero_retires_the_replaced_secret_at_once_and_keeps_the_ot
     assert accepts(created["secret"], request)  # replaced first, still within its day
     assert not accepts(leaked, request)
     assert accepts(current, request)
+
+
+# Last in the module: the worker it starts sweeps the database until the module ends.
+def test_the_worker_signs_with_all_three_secrets_after_two_rotations(api, receiver, worker):
+    created = api.post("/api/v1/endpoints/", {"url": receiver.url("/worker")}, format="json")
+    secret_a = created.json()["secret"]
+    secret_b = rotate(api, created.json()["id"])["secret"]
+    secret_c = rotate(api, created.json()["id"])["secret"]
+
+    api.post("/api/v1/events/", {"event_type": "order.paid", "payload": {}}, format="json")
+
+    [request] = receiver.wait_for(1, "/worker")
+    assert [accepts(s, request) for s in (secret_a, secret_b, secret_c)] == [True] * 3
