@@ -1,9 +1,23 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db import models
-from django.utils import timezone
+import json
+from dataclasses import dataclass
 
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.formats import date_format
+from django.utils.functional import lazy
+
+from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import (
     api_key_create,
@@ -12,6 +26,48 @@ from subscriptions.services import (
     endpoint_rotate_secret,
 )
 from webhooks.errors import EventError
+
+
+@dataclass(frozen=True)
+class ShownOnce:
+    label: str
+    secret: str
+    note: str = ""
+
+
+def shown_once_page(
+    request: HttpRequest, *, title: str, intro: str, rows: list[ShownOnce], next_url: str
+) -> TemplateResponse:
+    """A page that shows new secrets in its own body, once.
+
+    Never a message: Django's messages travel in a cookie, signed but not encrypted, and fall
+    back to the session table; a secret in either would outlive this page.
+    """
+    context = {
+        **admin.site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "rows": rows,
+        "next_url": next_url,
+    }
+    response = TemplateResponse(request, "admin/subscriptions/shown_once.html", context)
+    add_never_cache_headers(response)  # also keeps it out of the browser's back-button cache
+    return response
+
+
+def overlap_text(seconds: int) -> str:
+    """WEBHOOKS_SECRET_ROTATION_OVERLAP in words: `24 h`, `1 h 30 min`, `45 s`."""
+    if seconds <= 0:
+        return "no time (it stops at once)"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" * bool(hours), f"{minutes} min" * bool(minutes), f"{secs} s" * bool(secs)]
+    return " ".join(part for part in parts if part)
+
+
+def _rotate_description() -> str:
+    overlap = overlap_text(settings.WEBHOOKS_SECRET_ROTATION_OVERLAP)
+    return f"Rotate the signing secret (the old one keeps signing for {overlap})"
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -35,12 +91,21 @@ class TenantAdmin(admin.ModelAdmin):
     actions = ["create_api_key"]
 
     @admin.action(description="Create an API key for selected tenants (shown once)")
-    def create_api_key(self, request, queryset) -> None:  # noqa: ANN001
-        for tenant in queryset:
-            _, key = api_key_create(tenant=tenant, name=f"created by {request.user.get_username()}")
-            self.message_user(
-                request, f"API key for {tenant.slug}, shown only now: {key}", messages.WARNING
+    def create_api_key(self, request, queryset) -> TemplateResponse:  # noqa: ANN001
+        who = request.user.get_username()
+        rows = [
+            ShownOnce(
+                label=tenant.slug, secret=api_key_create(tenant=tenant, name=f"created by {who}")[1]
             )
+            for tenant in queryset
+        ]
+        return shown_once_page(
+            request,
+            title="New API keys",
+            intro="API keys, shown only now: copy them. Hookline keeps only their hash.",
+            rows=rows,
+            next_url=reverse("admin:subscriptions_tenant_changelist"),
+        )
 
 
 @admin.register(ApiKey)
@@ -69,6 +134,43 @@ class EventTypeAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class MaskedHeadersField(forms.JSONField):
+    """The custom headers as JSON, each value masked; a masked value left as it is keeps the
+    stored value (subscriptions.headers)."""
+
+    def bound_data(self, data, initial):  # noqa: ANN001, ANN201
+        # A form shown again after an error keeps what the operator typed, so a new value is
+        # not turned into a mask that no longer matches anything stored.
+        return data if isinstance(data, str) else super().bound_data(data, initial)
+
+    def prepare_value(self, value):  # noqa: ANN001, ANN201
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            return json.dumps(masked_headers(value), ensure_ascii=False)
+        return super().prepare_value(value)
+
+
+class EndpointAdminForm(forms.ModelForm):
+    headers = MaskedHeadersField(
+        required=False,
+        help_text="Extra headers sent each time, as JSON. Values are shown masked (••••abcd): "
+        "leave a masked value as it is to keep it, or type the full new value. The object "
+        "replaces the whole set.",
+    )
+    # No Meta: the admin builds it from EndpointAdmin (its fields and `exclude`).
+
+    def clean_headers(self) -> object:
+        given = self.cleaned_data.get("headers")
+        if given is None:
+            return {}
+        stored = self.instance.headers if self.instance.pk else {}
+        try:
+            return headers_with_kept_values(given=given, stored=stored)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages) from None
+
+
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
     list_display = (
@@ -84,8 +186,10 @@ class EndpointAdmin(admin.ModelAdmin):
     list_select_related = ("tenant",)
     search_fields = ("url", "tenant__slug")
     filter_horizontal = ("event_types",)
-    exclude = ("secret", "previous_secret", "previous_secret_expires_at")
+    form = EndpointAdminForm
+    exclude = ("secret",)
     readonly_fields = (
+        "previous_secrets_signing",
         "disabled_at",
         "failing_since",
         "last_success_at",
@@ -100,14 +204,32 @@ class EndpointAdmin(admin.ModelAdmin):
         fields = super().get_readonly_fields(request, obj)
         return (*fields, "is_active") if obj is not None else fields
 
-    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
-        super().save_model(request, obj, form, change)
-        if not change:
-            self.message_user(
-                request,
-                f"Signing secret of {obj.url}, shown only now: {obj.secret}",
-                messages.WARNING,
-            )
+    def response_add(self, request, obj, post_url_continue=None):  # noqa: ANN001, ANN201
+        if IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        return shown_once_page(
+            request,
+            title="Endpoint added",
+            intro="The signing secret, shown only now: copy it to the receiver. "
+            "Hookline keeps it encrypted and never shows it again.",
+            rows=[ShownOnce(label=obj.url, secret=obj.secret)],
+            next_url=self._next_after_add(request, obj),
+        )
+
+    def _next_after_add(self, request: HttpRequest, obj: Endpoint) -> str:
+        """Where the admin's own redirect would have gone: its "Save and …" buttons still work."""
+        if "_continue" in request.POST:
+            return reverse("admin:subscriptions_endpoint_change", args=[obj.pk])
+        if "_addanother" in request.POST:
+            return reverse("admin:subscriptions_endpoint_add")
+        return reverse("admin:subscriptions_endpoint_changelist")
+
+    @admin.display(description="Replaced secrets still signing")
+    def previous_secrets_signing(self, obj: Endpoint) -> str:
+        valid = obj.valid_previous_secrets() if obj.pk else []
+        if not valid:
+            return "None"
+        return "; ".join(f"one until {date_format(p.expires_at, 'DATETIME_FORMAT')}" for p in valid)
 
     @admin.action(description="Send a test event to selected endpoints")
     def send_test_event(self, request, queryset) -> None:  # noqa: ANN001
@@ -136,15 +258,29 @@ class EndpointAdmin(admin.ModelAdmin):
                     messages.ERROR,
                 )
 
-    @admin.action(description="Rotate the signing secret (the old one keeps signing for 24 h)")
-    def rotate_secret(self, request, queryset) -> None:  # noqa: ANN001
+    @admin.action(description=lazy(_rotate_description, str)())
+    def rotate_secret(self, request, queryset) -> TemplateResponse:  # noqa: ANN001
+        rows = []
         for endpoint in queryset:
-            secret = endpoint_rotate_secret(endpoint=endpoint)
-            self.message_user(
-                request,
-                f"New signing secret of {endpoint.url}, shown only now: {secret}",
-                messages.WARNING,
+            rotation = endpoint_rotate_secret(endpoint=endpoint)
+            until = date_format(rotation.previous_secret_expires_at, "DATETIME_FORMAT")
+            rows.append(
+                ShownOnce(
+                    label=endpoint.url,
+                    secret=rotation.secret,
+                    note=f"The secret it replaced keeps signing until {until}.",
+                )
             )
+        overlap = overlap_text(settings.WEBHOOKS_SECRET_ROTATION_OVERLAP)
+        return shown_once_page(
+            request,
+            title="Signing secrets rotated",
+            intro=f"New signing secrets, shown only now: copy them to the receivers. The secrets "
+            f"they replaced keep signing for {overlap}, and secrets replaced earlier until their "
+            "own expiry.",
+            rows=rows,
+            next_url=reverse("admin:subscriptions_endpoint_changelist"),
+        )
 
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,9 +18,16 @@ from config.api_types import JsonTypes
 from deliveries.api import AttemptSerializer, ReplayJobSerializer
 from deliveries.batch import deliver_now
 from deliveries.services import replay_job_start
+from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
-from subscriptions.validators import SIGNING_SECRET_PATTERN, validate_signing_secret
+from subscriptions.validators import (
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    SIGNING_SECRET_PATTERN,
+    validate_endpoint_headers,
+    validate_signing_secret,
+)
 from webhooks.services import event_send_test
 
 HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
@@ -83,8 +91,43 @@ class EventTypeNameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_HEADERS,
+        "additionalProperties": {"type": "string", "maxLength": MAX_HEADER_VALUE},
+        "description": "Header names to values.",
+    }
+)
+class EndpointHeadersField(serializers.JSONField):
+    """Custom headers, values masked on the way out; a masked value sent back keeps the stored
+    one (subscriptions.headers). Sending `headers` replaces the whole set."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [validate_endpoint_headers])
+        kwargs.setdefault(
+            "help_text",
+            "Extra headers sent each time. Values come back masked (••••abcd); send a masked "
+            "value back unchanged to keep it. Sending headers replaces the whole set.",
+        )
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return masked_headers(value) if isinstance(value, dict) else {}
+
+    def to_internal_value(self, data: Any) -> Any:
+        data = super().to_internal_value(data)
+        endpoint = getattr(self.parent, "instance", None)
+        stored = endpoint.headers if isinstance(endpoint, Endpoint) else {}
+        try:
+            return headers_with_kept_values(given=data, stored=stored)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
+
+
 class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
     event_types = EventTypeNameField(many=True, required=False)
+    headers = EndpointHeadersField(required=False)
     payload_format = serializers.ChoiceField(
         choices=Endpoint.PayloadFormat.choices,
         required=False,
@@ -143,7 +186,10 @@ class RotateSecretSerializer(JsonTypes, serializers.Serializer):
 
 class RotatedSecretSerializer(serializers.Serializer):
     secret = serializers.CharField()
-    previous_secret_expires_at = serializers.DateTimeField()
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="When the secret just replaced stops signing. Secrets replaced earlier keep "
+        "signing until their own expiry."
+    )
 
 
 class TestEventSerializer(JsonTypes, serializers.Serializer):
@@ -194,12 +240,10 @@ class EndpointViewSet(viewsets.ModelViewSet):
         endpoint = self.get_object()
         params = RotateSecretSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        secret = endpoint_rotate_secret(
+        rotation = endpoint_rotate_secret(
             endpoint=endpoint, overlap_seconds=params.validated_data.get("overlap_seconds")
         )
-        return Response(
-            {"secret": secret, "previous_secret_expires_at": endpoint.previous_secret_expires_at}
-        )
+        return Response(RotatedSecretSerializer(rotation).data)
 
     @extend_schema(request=TestEventSerializer, responses=TestResultSerializer)
     @action(detail=True, methods=["post"])

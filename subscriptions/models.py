@@ -13,7 +13,12 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from subscriptions.encryption import EncryptedTextField
+from subscriptions.encryption import (
+    EncryptedJSONField,
+    EncryptedTextField,
+    PreviousSecret,
+    PreviousSecretsField,
+)
 from subscriptions.validators import (
     validate_endpoint_headers,
     validate_endpoint_url,
@@ -22,6 +27,8 @@ from subscriptions.validators import (
 from webhooks.payloads import contains_nul
 
 SECRET_PREFIX = "whsec_"
+# Replaced secrets kept signing at once; past this, the one expiring soonest is dropped early.
+MAX_PREVIOUS_SECRETS = 5
 # Sent by "send test event"; created by a migration, delivered only to the endpoint under test.
 TEST_EVENT_TYPE = "hookline.test"
 
@@ -144,9 +151,11 @@ class Endpoint(models.Model):
     secret = EncryptedTextField(
         default=generate_signing_secret, validators=[validate_signing_secret]
     )
-    previous_secret = EncryptedTextField(blank=True, default="")
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
-    headers = models.JSONField(
+    # Replaced secrets that still sign until their own expiry, latest expiry first (at most
+    # MAX_PREVIOUS_SECRETS): a second rotation inside the overlap must not drop the first secret.
+    previous_secrets = PreviousSecretsField(default=list, blank=True, editable=False)
+    # Values are often receivers' credentials: encrypted at rest, masked wherever shown.
+    headers = EncryptedJSONField(
         default=dict,
         blank=True,
         validators=[validate_endpoint_headers],
@@ -180,12 +189,11 @@ class Endpoint(models.Model):
         return self.url
 
     def signing_secrets(self, at: datetime | None = None) -> list[str]:
-        """The secrets that sign a message now: the current one, and the previous during overlap."""
+        """The secrets that sign a message now: the current one, then every replaced one whose
+        overlap has not ended."""
+        return [self.secret] + [previous.secret for previous in self.valid_previous_secrets(at)]
+
+    def valid_previous_secrets(self, at: datetime | None = None) -> list[PreviousSecret]:
+        """The replaced secrets still signing at `at` (default now), latest expiry first."""
         at = at or timezone.now()
-        if (
-            self.previous_secret
-            and self.previous_secret_expires_at
-            and at < self.previous_secret_expires_at
-        ):
-            return [self.secret, self.previous_secret]
-        return [self.secret]
+        return [previous for previous in self.previous_secrets if at < previous.expires_at]

@@ -6,7 +6,8 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +16,15 @@ from django.utils import timezone
 
 from deliveries.dispatch import wake_workers
 from deliveries.holds import backlog_park, backlog_resume, backlog_unpark
-from subscriptions.models import ApiKey, Endpoint, EventType, Tenant, generate_signing_secret
+from subscriptions.encryption import PreviousSecret
+from subscriptions.models import (
+    MAX_PREVIOUS_SECRETS,
+    ApiKey,
+    Endpoint,
+    EventType,
+    Tenant,
+    generate_signing_secret,
+)
 from subscriptions.notifications import notify_endpoint_disabled
 
 API_KEY_PREFIX = "hl_"
@@ -127,21 +136,47 @@ def endpoint_enable(*, endpoint: Endpoint) -> None:
     endpoint.refresh_from_db(fields=list(fresh))
 
 
-def endpoint_rotate_secret(*, endpoint: Endpoint, overlap_seconds: int | None = None) -> str:
+@dataclass(frozen=True)
+class SecretRotation:
+    """What a rotation hands back: the new secret (shown once) and when the one it replaced
+    stops signing."""
+
+    secret: str
+    previous_secret_expires_at: datetime
+
+
+def endpoint_rotate_secret(
+    *, endpoint: Endpoint, overlap_seconds: int | None = None
+) -> SecretRotation:
     """Give the endpoint a new signing secret; the old one keeps signing alongside for the overlap.
 
-    Returns the new secret. `overlap_seconds` defaults to WEBHOOKS_SECRET_ROTATION_OVERLAP; 0
-    retires the old secret at once (for a leaked one).
+    Every secret replaced earlier keeps signing until its own promised expiry, so rotating twice
+    within an overlap leaves three secrets signing. At most MAX_PREVIOUS_SECRETS replaced secrets
+    are kept: beyond that, the one expiring soonest stops signing early. `overlap_seconds`
+    defaults to WEBHOOKS_SECRET_ROTATION_OVERLAP; 0 retires the old secret at once (for a leaked
+    one).
     """
     overlap = (
         settings.WEBHOOKS_SECRET_ROTATION_OVERLAP if overlap_seconds is None else overlap_seconds
     )
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=overlap)
     with transaction.atomic():
         locked = Endpoint.objects.select_for_update().get(id=endpoint.id)
-        new_secret = generate_signing_secret()
-        locked.previous_secret = locked.secret
-        locked.previous_secret_expires_at = timezone.now() + timedelta(seconds=overlap)
-        locked.secret = new_secret
-        locked.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
-    endpoint.refresh_from_db()
-    return new_secret
+        replaced = PreviousSecret(secret=locked.secret, expires_at=expires_at)
+        locked.previous_secrets = _previous_secrets_kept(
+            [replaced, *locked.previous_secrets], now=now
+        )
+        locked.secret = generate_signing_secret()
+        locked.save(update_fields=["secret", "previous_secrets"])
+    endpoint.refresh_from_db(fields=["secret", "previous_secrets"])
+    return SecretRotation(secret=locked.secret, previous_secret_expires_at=expires_at)
+
+
+def _previous_secrets_kept(
+    candidates: list[PreviousSecret], *, now: datetime
+) -> list[PreviousSecret]:
+    """The unexpired ones, latest expiry first, cut at the cap (the soonest to expire go)."""
+    alive = [previous for previous in candidates if previous.expires_at > now]
+    alive.sort(key=lambda previous: previous.expires_at, reverse=True)
+    return alive[:MAX_PREVIOUS_SECRETS]

@@ -39,9 +39,14 @@ def validate_endpoint_url(url: str) -> None:
 
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-RESERVED_HEADERS = {"content-type", "content-length", "host", "user-agent", "transfer-encoding",
-                    "connection"}  # fmt: skip
+# Hookline sets these itself: a custom value would change the signed message's meaning.
+RESERVED_HEADERS = {"content-type", "user-agent"}
+# Hop-by-hop and framing headers: a custom value could smuggle a second request, stall the
+# receiver (Expect: 100-continue) or reach a proxy; urllib3 sets the ones a request needs.
+FORBIDDEN_HEADERS = {"connection", "upgrade", "te", "trailer", "keep-alive", "expect", "host",
+                     "content-length", "transfer-encoding"}  # fmt: skip
 MAX_HEADERS = 20
+MAX_HEADER_VALUE = 4096
 
 
 def validate_endpoint_headers(headers: object) -> None:
@@ -53,12 +58,10 @@ def validate_endpoint_headers(headers: object) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not _TOKEN.match(name) or len(name) > 100:
             raise ValidationError(f"{name!r} is not a valid header name.")
-        lowered = name.lower()
-        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
-            raise ValidationError(f"Header {name!r} is set by Hookline and cannot be overridden.")
-        if not isinstance(value, str) or len(value) > 4096:
+        _check_header_name_allowed(name)
+        if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE:
             raise ValidationError(
-                f"Header {name!r} must have a string value up to 4096 characters."
+                f"Header {name!r} must have a string value up to {MAX_HEADER_VALUE} characters."
             )
         if any(char in value for char in "\r\n\0"):
             raise ValidationError(f"Header {name!r} must not contain line breaks.")
@@ -68,6 +71,16 @@ def validate_endpoint_headers(headers: object) -> None:
             )
         if not value.isascii():
             raise ValidationError(f"Header {name!r} must be plain ASCII, as HTTP headers are.")
+
+
+def _check_header_name_allowed(name: str) -> None:
+    lowered = name.lower()
+    if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+        raise ValidationError(f"Header {name!r} is set by Hookline and cannot be overridden.")
+    if lowered in FORBIDDEN_HEADERS or lowered.startswith("proxy-"):
+        raise ValidationError(
+            f"Header {name!r} is a hop-by-hop or framing header and cannot be set on an endpoint."
+        )
 
 
 _B64 = "[A-Za-z0-9+/]"

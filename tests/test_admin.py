@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.contrib.sessions.models import Session
+from django.test import RequestFactory
 
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
-from subscriptions.services import hash_api_key
+from subscriptions.services import endpoint_rotate_secret, hash_api_key
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 
@@ -37,8 +41,9 @@ def test_operator_creates_tenant_event_type_and_endpoint(admin_client):
          "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
     )  # fmt: skip
 
-    assert response.status_code == 302, response.content
+    assert response.status_code == 200, response.content  # the page that shows its secret once
     endpoint = Endpoint.objects.get(tenant=tenant)
+    assert endpoint.secret in response.content.decode()
     assert list(endpoint.event_types.all()) == [paid]
     assert endpoint.payload_format == "xml"
     assert endpoint.secret.startswith("whsec_")
@@ -114,7 +119,7 @@ def test_admin_creates_an_api_key_shown_once_and_revokes_it(admin_client):
         follow=True,
     )
 
-    key = re.search(rb"shown only now: (hl_[\w-]+)", page.content).group(1).decode()
+    key = re.search(rb'class="shown-once">(hl_[\w-]+)<', page.content).group(1).decode()
     api_key = ApiKey.objects.get(tenant=tenant)
     assert api_key.key_hash == hash_api_key(key)
     admin_client.post(
@@ -154,3 +159,155 @@ def test_admin_delivery_list_filters_by_tenant_endpoint_type_and_date(admin_clie
     assert other_event.public_id.encode() in by_type.content
     assert other_event.public_id.encode() not in by_endpoint.content
     assert mine_event.public_id.encode() in today.content
+
+
+# --- Secrets shown once: in the page, never in a cookie or the session ----------------------------
+
+TOKEN = "Bearer sk_live_9f8e7d6c5b4a3210abcd"
+ENDPOINT_FORM = {"url": "http://127.0.0.1:8000/hook", "payload_format": "json",
+                 "created_at_0": "2026-11-29", "created_at_1": "10:00:00"}  # fmt: skip
+
+
+def stored_outside_the_page(response) -> str:  # noqa: ANN001
+    """Everything the response leaves behind: each Set-Cookie value, the messages cookie
+    decoded, and every session as stored and decoded."""
+    kept = []
+    for cookie in response.cookies.values():
+        kept.append(cookie.value)
+        if cookie.key == "messages" and cookie.value:
+            decoded = CookieStorage(RequestFactory().get("/"))._decode(cookie.value) or []
+            kept.extend(str(message) for message in decoded)
+    for session in Session.objects.all():
+        kept.extend([session.session_data, json.dumps(session.get_decoded())])
+    return "\n".join(kept)
+
+
+def seen_by_the_operator(client, response) -> str:  # noqa: ANN001
+    """The page the operator lands on (following the admin's redirect, if any)."""
+    if response.status_code == 302:
+        return client.get(response["Location"]).content.decode()
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_new_endpoints_secret_is_shown_once_and_never_stored_in_a_cookie(admin_client):
+    tenant = TenantFactory()
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {**ENDPOINT_FORM, "tenant": tenant.pk, "headers": json.dumps({"Authorization": TOKEN})},
+    )
+
+    secret = Endpoint.objects.get(tenant=tenant).secret
+    assert secret not in stored_outside_the_page(response)
+    assert TOKEN not in stored_outside_the_page(response)
+    assert secret in seen_by_the_operator(admin_client, response)
+    assert secret not in admin_client.get("/admin/subscriptions/endpoint/").content.decode()
+
+
+def test_a_new_api_key_is_shown_once_and_never_stored_in_a_cookie(admin_client):
+    tenant = TenantFactory()
+
+    response = admin_client.post(
+        "/admin/subscriptions/tenant/",
+        {"action": "create_api_key", "_selected_action": [tenant.pk]},
+    )
+
+    shown = seen_by_the_operator(admin_client, response)
+    key = re.search(r"hl_[\w-]{20,}", shown).group(0)
+    assert ApiKey.objects.get(tenant=tenant).key_hash == hash_api_key(key)
+    assert key not in stored_outside_the_page(response)
+    assert key not in admin_client.get("/admin/subscriptions/tenant/").content.decode()
+
+
+def test_a_rotated_secret_is_shown_once_and_never_stored_in_a_cookie(admin_client):
+    endpoint = EndpointFactory()
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/",
+        {"action": "rotate_secret", "_selected_action": [endpoint.pk]},
+    )
+
+    endpoint.refresh_from_db()
+    assert endpoint.secret not in stored_outside_the_page(response)
+    assert endpoint.secret in seen_by_the_operator(admin_client, response)
+    assert (
+        endpoint.secret not in admin_client.get("/admin/subscriptions/endpoint/").content.decode()
+    )
+
+
+def test_the_rotate_action_names_the_configured_overlap(admin_client, settings):
+    settings.WEBHOOKS_SECRET_ROTATION_OVERLAP = 2 * 3600 + 30 * 60
+    endpoint = EndpointFactory()
+
+    listing = admin_client.get("/admin/subscriptions/endpoint/").content.decode()
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/",
+        {"action": "rotate_secret", "_selected_action": [endpoint.pk]},
+    )
+    shown = seen_by_the_operator(admin_client, response)
+
+    assert "keeps signing for 2 h 30 min" in listing
+    assert "keep signing for 2 h 30 min" in shown
+    assert "24 h" not in listing
+    assert "24 h" not in shown
+
+
+def test_the_endpoint_page_lists_when_each_replaced_secret_stops_signing(admin_client):
+    endpoint = EndpointFactory()
+    endpoint_rotate_secret(endpoint=endpoint, overlap_seconds=3600)
+    endpoint_rotate_secret(endpoint=endpoint, overlap_seconds=7200)
+
+    page = admin_client.get(f"/admin/subscriptions/endpoint/{endpoint.pk}/change/")
+
+    assert page.status_code == 200
+    assert page.content.decode().count("one until ") == 2
+
+
+def test_the_endpoint_form_masks_header_values_and_keeps_a_masked_value_left_alone(admin_client):
+    endpoint = EndpointFactory(headers={"Authorization": TOKEN, "X-Old": "old-value"})
+    path = f"/admin/subscriptions/endpoint/{endpoint.pk}/change/"
+
+    page = admin_client.get(path).content.decode()
+    response = admin_client.post(
+        path,
+        {**ENDPOINT_FORM, "tenant": endpoint.tenant_id, "url": endpoint.url,
+         "headers": json.dumps({"Authorization": "••••abcd", "X-New": "new-value"})},
+    )  # fmt: skip
+
+    assert TOKEN not in page
+    assert "••••abcd" in page
+    assert response.status_code == 302, response.content.decode()
+    endpoint.refresh_from_db()
+    assert endpoint.headers == {"Authorization": TOKEN, "X-New": "new-value"}
+
+
+@pytest.mark.parametrize("name", ["Keep-Alive", "proxy-authorization", "TE", "Upgrade"])
+def test_the_endpoint_form_refuses_hop_by_hop_headers_naming_them(admin_client, name):
+    tenant = TenantFactory()
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {**ENDPOINT_FORM, "tenant": tenant.pk, "headers": json.dumps({name: "x"})},
+    )
+
+    assert response.status_code == 200
+    assert f"Header &#x27;{name}&#x27; is a hop-by-hop" in response.content.decode()
+    assert not Endpoint.objects.exists()
+
+
+def test_the_endpoint_form_shown_again_after_an_error_keeps_what_was_typed(admin_client, settings):
+    settings.WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = ()
+    endpoint = EndpointFactory(headers={"Authorization": TOKEN})
+    path = f"/admin/subscriptions/endpoint/{endpoint.pk}/change/"
+    typed = {"Authorization": "••••abcd", "X-New": "typed-new-value"}
+
+    refused = admin_client.post(
+        path,
+        {**ENDPOINT_FORM, "tenant": endpoint.tenant_id, "url": "http://10.0.0.1/hook",
+         "headers": json.dumps(typed, ensure_ascii=False)},
+    )  # fmt: skip
+
+    assert refused.status_code == 200
+    assert "typed-new-value" in refused.content.decode()
+    assert TOKEN not in refused.content.decode()

@@ -1,4 +1,5 @@
-"""After a full run, no signing secret or API key is readable in the database or the logs."""
+"""After a full run, no signing secret, API key or custom header value is readable in the
+database or the logs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from deliveries.batch import deliver_due_batch
 from tests.factories import EventTypeFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+HEADER_NAMES = ["Authorization", "X-Shop-Auth", "X-Region"]
 
 
 def database_dump() -> str:
@@ -35,10 +37,20 @@ def test_secrets_and_keys_never_stored_or_logged_in_plain_text(receiver, caplog)
     key = out.getvalue().splitlines()[-1]
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    created = api.post("/api/v1/endpoints/", {"url": receiver.url("/hook")}, format="json").json()
+    header_values = ["Bearer sk_live_9f8e7d6c5b4a3210abcd", "shop-token-7a6b5c4d", "X-Tiny"]
+    created = api.post(
+        "/api/v1/endpoints/",
+        {
+            "url": receiver.url("/hook"),
+            "headers": dict(zip(HEADER_NAMES, header_values, strict=True)),
+        },
+        format="json",
+    ).json()
     first_secret = created["secret"]
     rotated = api.post(f"/api/v1/endpoints/{created['id']}/rotate-secret/", {}, format="json")
     second_secret = rotated.json()["secret"]
+    third = api.post(f"/api/v1/endpoints/{created['id']}/rotate-secret/", {}, format="json")
+    third_secret = third.json()["secret"]
     for n in range(3):
         api.post(
             "/api/v1/events/", {"event_type": "order.paid", "payload": {"n": n}}, format="json"
@@ -46,11 +58,14 @@ def test_secrets_and_keys_never_stored_or_logged_in_plain_text(receiver, caplog)
     deliver_due_batch(limit=10)
     api.post(f"/api/v1/endpoints/{created['id']}/test/", {}, format="json")
     assert len(receiver.requests("/hook")) == 4
+    for request in receiver.requests("/hook"):  # sent in full, so the run is a real test
+        assert [request.headers[name.lower()] for name in HEADER_NAMES] == header_values
 
     dump = database_dump()
     logs = caplog.text
     assert "INSERT" in dump or "COPY" in dump
-    for secret in (key, first_secret, second_secret, first_secret.removeprefix("whsec_"),
-                   second_secret.removeprefix("whsec_")):  # fmt: skip
+    for secret in (key, first_secret, second_secret, third_secret, *header_values,
+                   *(s.removeprefix("whsec_") for s in (first_secret, second_secret, third_secret))
+                   ):  # fmt: skip
         assert secret not in dump
         assert secret not in logs

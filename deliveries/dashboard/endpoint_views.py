@@ -18,6 +18,7 @@ from deliveries.dashboard.charts import stacked_hour_bars
 from deliveries.dashboard.pages import render_page
 from deliveries.dashboard.status import delivery_pill, last_result
 from deliveries.models import Attempt
+from subscriptions.headers import masked_headers
 from subscriptions.models import (
     SECRET_PREFIX,
     TEST_EVENT_TYPE,
@@ -123,14 +124,11 @@ def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:
 def _facts(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
     """What the facts panel shows; secrets and header values never leave the server."""
     headers = endpoint.headers if isinstance(endpoint.headers, dict) else {}
-    previous_until = endpoint.previous_secret_expires_at
     return {
         "event_types": [kind.name for kind in endpoint.event_types.all()],
-        "header_names": sorted(headers),
+        "headers": sorted(masked_headers(headers).items()),
         "secret_masked": _mask(endpoint.secret),
-        "previous_secret_until": previous_until
-        if endpoint.previous_secret and previous_until and previous_until > now
-        else None,
+        "previous_secrets_until": [p.expires_at for p in endpoint.valid_previous_secrets(now)],
     }
 
 

@@ -65,7 +65,7 @@ def test_generated_client_creates_an_endpoint_and_reads_its_secret(hookline, rec
     assert created.secret.startswith("whsec_")
     assert created.is_active is True
     assert created.event_types == []
-    # HEADERS-TYPED: assert isinstance(created.headers, models().EndpointHeaders)
+    assert isinstance(created.headers, models().EndpointCreateHeaders)
 
 
 def test_generated_client_sends_an_event_and_follows_its_delivery(hookline, receiver):

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from deliveries.batch import deliver_due_batch
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint
+from subscriptions.services import endpoint_rotate_secret
 from tests.dashboard.conftest import admin_sign_in, sign_in
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
@@ -50,6 +51,10 @@ def test_operator_creates_an_endpoint_in_the_admin_and_sees_a_test_event_deliver
     page.wait_for_selector("text=shown only now")
     endpoint = Endpoint.objects.get(tenant=tenant)
     assert endpoint.secret in page.content()
+    assert all(endpoint.secret not in c["value"] for c in page.context.cookies())
+    page.click("text=Continue")
+    page.wait_for_url("**/admin/subscriptions/endpoint/")
+    assert endpoint.secret not in page.content()  # shown once
     page.check(f"input[name=_selected_action][value='{endpoint.pk}']")
     page.select_option("select[name=action]", "send_test_event")
     page.click("button[name=index]")
@@ -135,3 +140,23 @@ def test_member_sees_nothing_of_another_tenant_even_by_guessing_urls(page, trans
         assert page.goto(path).status == 404, path
     response = page.request.post(f"/dashboard/deliveries/{their_delivery.pk}/replay/")
     assert response.status in (403, 404)
+
+
+def test_endpoint_page_shows_header_values_masked_and_when_each_replaced_secret_stops(
+    page, transactional_db
+):
+    token = "Bearer sk_live_9f8e7d6c5b4a3210abcd"
+    tenant = TenantFactory(slug="acme", name="Acme")
+    endpoint = EndpointFactory(tenant=tenant, headers={"Authorization": token, "X-Region": "eu-1"})
+    endpoint_rotate_secret(endpoint=endpoint, overlap_seconds=3600)
+    endpoint_rotate_secret(endpoint=endpoint, overlap_seconds=7200)
+    make_user("ana", tenant=tenant)
+
+    sign_in(page, "ana")
+    page.goto(f"/dashboard/endpoints/{endpoint.pk}/")
+
+    assert token not in page.content()
+    assert "eu-1" not in page.content()
+    assert page.locator("text=Authorization: ••••abcd").count() == 1
+    assert page.locator("text=X-Region: ••••").count() == 1
+    assert page.locator(".previous-secret").count() == 2

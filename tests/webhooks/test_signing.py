@@ -105,7 +105,7 @@ def test_a_real_delivery_during_a_rotation_verifies_with_either_secret(receiver)
     EventTypeFactory(name="order.paid")
     endpoint = EndpointFactory(tenant=TenantFactory(), url=receiver.url("/rotating"))
     old = endpoint.secret
-    new = endpoint_rotate_secret(endpoint=endpoint)
+    new = endpoint_rotate_secret(endpoint=endpoint).secret
     event = send_event(endpoint.tenant, "order.paid", {"n": 1})
 
     deliver_now(Delivery.objects.get(event=event).id)
@@ -119,6 +119,28 @@ def test_a_real_delivery_during_a_rotation_verifies_with_either_secret(receiver)
     assert verify([generate_signing_secret(), new], request.headers, request.body)
     with pytest.raises(SignatureMismatchError):
         verify(generate_signing_secret(), request.headers, request.body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_delivery_after_two_rotations_carries_a_v1_signature_for_each_of_three_secrets(
+    receiver,
+):
+    EventTypeFactory(name="order.paid")
+    endpoint = EndpointFactory(tenant=TenantFactory(), url=receiver.url("/twice"))
+    first = endpoint.secret
+    second = endpoint_rotate_secret(endpoint=endpoint).secret
+    third = endpoint_rotate_secret(endpoint=endpoint).secret
+    event = send_event(endpoint.tenant, "order.paid", {"n": 1})
+
+    deliver_now(Delivery.objects.get(event=event).id)
+
+    [request] = receiver.requests("/twice")
+    entries = request.headers["webhook-signature"].split(" ")
+    assert len(entries) == 3
+    assert all(entry.startswith("v1,") for entry in entries)
+    for secret in (first, second, third):
+        standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+        assert verify(secret, request.headers, request.body).id == event.public_id
 
 
 def test_rotation_header_carries_one_signature_per_secret_and_either_verifies():
