@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from deliveries.models import Attempt, Delivery
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import hash_api_key
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.fetch_trap import FetchTrap
 from webhooks import send_event
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +156,20 @@ def test_admin_delivery_list_filters_by_tenant_endpoint_type_and_date(admin_clie
     assert other_event.public_id.encode() in by_type.content
     assert other_event.public_id.encode() not in by_endpoint.content
     assert mine_event.public_id.encode() in today.content
+
+
+def test_admin_refuses_an_event_type_schema_referring_outside_itself_and_fetches_nothing(
+    admin_client,
+):
+    with FetchTrap() as trap:
+        response = admin_client.post(
+            "/admin/subscriptions/eventtype/add/",
+            {"name": "order.paid", "description": "Paid",
+             "schema": json.dumps({"allOf": [{"$ref": trap.url()}]}),
+             "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
+        )  # fmt: skip
+
+    assert response.status_code == 200
+    assert b"points outside the schema" in response.content
+    assert trap.paths == []
+    assert not EventType.objects.filter(name="order.paid").exists()

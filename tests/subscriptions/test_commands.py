@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 
 from subscriptions.models import TEST_EVENT_TYPE, ApiKey, EventType, Tenant
 from subscriptions.services import hash_api_key
+from tests.fetch_trap import SECRET, FetchTrap
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +69,17 @@ def test_createeventtype_refuses_bad_input(args, message):
     with pytest.raises(CommandError, match=message):
         run("createeventtype", *args)
     assert not EventType.objects.exclude(name=TEST_EVENT_TYPE).exists()
+
+
+def test_createeventtype_refuses_a_schema_referring_outside_itself_and_fetches_nothing(tmp_path):
+    secret_file = tmp_path / "private.json"
+    secret_file.write_text(json.dumps({"enum": [SECRET]}))
+    with FetchTrap() as trap:
+        for target in (trap.url(), secret_file.as_uri()):
+            schema = json.dumps({"type": "object", "properties": {"a": {"$ref": target}}})
+            with pytest.raises(CommandError, match="points outside the schema") as info:
+                run("createeventtype", "order.paid", "--schema", schema)
+            assert SECRET not in str(info.value)
+
+    assert trap.paths == []
+    assert not EventType.objects.filter(name="order.paid").exists()
