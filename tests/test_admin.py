@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
+from rest_framework.test import APIClient
 
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
@@ -128,6 +130,55 @@ def test_admin_creates_an_api_key_shown_once_and_revokes_it(admin_client):
         key.encode()
         not in admin_client.get(f"/admin/subscriptions/tenant/{tenant.pk}/change/").content
     )
+
+
+def test_admin_creates_a_staff_api_key_shown_once_on_its_own_page(admin_client):
+    tenant = TenantFactory(slug="ops")
+
+    page = admin_client.post(
+        "/admin/subscriptions/tenant/",
+        {"action": "create_staff_api_key", "_selected_action": [tenant.pk]},
+    )
+
+    assert page.status_code == 200  # the keys are on this page, not behind a redirect
+    assert "no-store" in page["Cache-Control"]
+    html = page.content.decode()
+    key = re.search(r'<code class="staff-api-key">(hl_[\w-]+)</code>', html).group(1)
+    assert "Copy each key now" in html
+    assert key not in page.cookies.output()  # not in a message cookie
+    api_key = ApiKey.objects.get(tenant=tenant)
+    assert (api_key.is_staff, api_key.key_hash) == (True, hash_api_key(key))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    created = client.post("/api/v1/event-types/", {"name": "order.paid"}, format="json")
+    assert created.status_code == 201, created.content
+    # Shown once: neither the list nor the tenant's page shows it again.
+    for path in (
+        "/admin/subscriptions/tenant/",
+        f"/admin/subscriptions/tenant/{tenant.pk}/change/",
+    ):
+        assert key.encode() not in admin_client.get(path).content
+
+
+def test_only_users_who_may_add_api_keys_may_create_staff_keys(client, django_user_model):
+    tenant = TenantFactory(slug="ops")
+    operator = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
+    operator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_tenant", "change_tenant"])
+    )
+    client.force_login(operator)
+
+    listing = client.get("/admin/subscriptions/tenant/")
+    attempt = client.post(
+        "/admin/subscriptions/tenant/",
+        {"action": "create_staff_api_key", "_selected_action": [tenant.pk]},
+    )
+
+    assert listing.status_code == 200
+    assert b"create_staff_api_key" not in listing.content
+    assert attempt.status_code in (200, 302)
+    assert b"staff-api-key" not in attempt.content
+    assert not ApiKey.objects.filter(tenant=tenant).exists()
 
 
 def test_admin_delivery_list_filters_by_tenant_endpoint_type_and_date(admin_client):

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from rest_framework.test import APIClient
 
 from subscriptions.models import TEST_EVENT_TYPE, ApiKey, EventType, Tenant
 from subscriptions.services import hash_api_key
@@ -31,6 +32,30 @@ def test_createtenant_prints_a_working_api_key_as_its_last_line():
     assert stored.key_hash == hash_api_key(key)
     assert key not in stored.key_hash
     assert key.startswith(stored.prefix)
+
+
+def test_createtenant_with_staff_key_prints_a_key_that_may_change_the_catalog():
+    lines = run("createtenant", "ops", "--staff-key")
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {lines[-1]}")
+    response = client.post("/api/v1/event-types/", {"name": "order.paid"}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert EventType.objects.filter(name="order.paid").exists()
+    assert ApiKey.objects.get(tenant__slug="ops").is_staff
+    assert "staff API key" in lines[-2]
+
+
+def test_createtenant_without_staff_key_prints_a_key_that_may_not_change_the_catalog():
+    lines = run("createtenant", "acme")
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {lines[-1]}")
+    response = client.post("/api/v1/event-types/", {"name": "order.paid"}, format="json")
+
+    assert response.status_code == 403
+    assert not ApiKey.objects.get(tenant__slug="acme").is_staff
 
 
 def test_createtenant_refuses_a_taken_slug():
