@@ -24,6 +24,7 @@ import urllib3
 import urllib3.response
 import urllib3.util.connection
 from django.conf import settings
+from django.utils import timezone
 
 from deliveries.watchdog import watchdog
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
@@ -45,7 +46,7 @@ class TransportResult:
 
     @property
     def retry_after(self) -> float | None:
-        return parse_retry_after(self.headers.get("retry-after"), now=datetime.now(UTC))
+        return parse_retry_after(self.headers.get("retry-after"), now=timezone.now())
 
 
 _DELAY_SECONDS = re.compile(r"\d+(\.\d+)?", re.ASCII)
