@@ -7,20 +7,24 @@ checked against the network policy before each request.
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import http.client
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import certifi
 import urllib3
 import urllib3.response
 import urllib3.util.connection
 from django.conf import settings
+from django.utils import timezone
 
 from deliveries.watchdog import watchdog
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
@@ -42,17 +46,31 @@ class TransportResult:
 
     @property
     def retry_after(self) -> float | None:
-        return parse_retry_after(self.headers.get("retry-after"))
+        return parse_retry_after(self.headers.get("retry-after"), now=timezone.now())
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header given in seconds; None when absent or a date."""
+_DELAY_SECONDS = re.compile(r"\d+(\.\d+)?", re.ASCII)
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header, as of `now`; None when absent or garbage.
+
+    Both forms of RFC 9110 count: delay-seconds (`120`) and an HTTP-date
+    (`Wed, 21 Oct 2026 07:28:00 GMT`). A date already past means "now" (0). The retry policy
+    caps whatever comes out of here.
+    """
     if not value:
         return None
+    value = value.strip()
+    if _DELAY_SECONDS.fullmatch(value):
+        return float(value)
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 class _CheckedConnectionMixin:

@@ -6,4 +6,7 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = "Subscriptions"
 
     def ready(self) -> None:
-        from subscriptions import catalog  # noqa: F401  (connects its cache to model signals)
+        from subscriptions import (  # noqa: F401
+            catalog,  # connects its cache to model signals
+            checks,  # registers Hookline's system checks
+        )

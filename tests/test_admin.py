@@ -6,14 +6,17 @@ import json
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
 from django.test import RequestFactory
+from rest_framework.test import APIClient
 
 from deliveries.models import Attempt, Delivery
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import endpoint_rotate_secret, hash_api_key
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.fetch_trap import FetchTrap
 from webhooks import send_event
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +134,55 @@ def test_admin_creates_an_api_key_shown_once_and_revokes_it(admin_client):
         key.encode()
         not in admin_client.get(f"/admin/subscriptions/tenant/{tenant.pk}/change/").content
     )
+
+
+def test_admin_creates_a_staff_api_key_shown_once_on_its_own_page(admin_client):
+    tenant = TenantFactory(slug="ops")
+
+    page = admin_client.post(
+        "/admin/subscriptions/tenant/",
+        {"action": "create_staff_api_key", "_selected_action": [tenant.pk]},
+    )
+
+    assert page.status_code == 200  # the keys are on this page, not behind a redirect
+    assert "no-store" in page["Cache-Control"]
+    html = page.content.decode()
+    key = re.search(r'<code class="staff-api-key">(hl_[\w-]+)</code>', html).group(1)
+    assert "Copy each key now" in html
+    assert key not in page.cookies.output()  # not in a message cookie
+    api_key = ApiKey.objects.get(tenant=tenant)
+    assert (api_key.is_staff, api_key.key_hash) == (True, hash_api_key(key))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    created = client.post("/api/v1/event-types/", {"name": "order.paid"}, format="json")
+    assert created.status_code == 201, created.content
+    # Shown once: neither the list nor the tenant's page shows it again.
+    for path in (
+        "/admin/subscriptions/tenant/",
+        f"/admin/subscriptions/tenant/{tenant.pk}/change/",
+    ):
+        assert key.encode() not in admin_client.get(path).content
+
+
+def test_only_users_who_may_add_api_keys_may_create_staff_keys(client, django_user_model):
+    tenant = TenantFactory(slug="ops")
+    operator = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
+    operator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_tenant", "change_tenant"])
+    )
+    client.force_login(operator)
+
+    listing = client.get("/admin/subscriptions/tenant/")
+    attempt = client.post(
+        "/admin/subscriptions/tenant/",
+        {"action": "create_staff_api_key", "_selected_action": [tenant.pk]},
+    )
+
+    assert listing.status_code == 200
+    assert b"create_staff_api_key" not in listing.content
+    assert attempt.status_code in (200, 302)
+    assert b"staff-api-key" not in attempt.content
+    assert not ApiKey.objects.filter(tenant=tenant).exists()
 
 
 def test_admin_delivery_list_filters_by_tenant_endpoint_type_and_date(admin_client):
@@ -311,3 +363,20 @@ def test_the_endpoint_form_shown_again_after_an_error_keeps_what_was_typed(admin
     assert refused.status_code == 200
     assert "typed-new-value" in refused.content.decode()
     assert TOKEN not in refused.content.decode()
+
+
+def test_admin_refuses_an_event_type_schema_referring_outside_itself_and_fetches_nothing(
+    admin_client,
+):
+    with FetchTrap() as trap:
+        response = admin_client.post(
+            "/admin/subscriptions/eventtype/add/",
+            {"name": "order.paid", "description": "Paid",
+             "schema": json.dumps({"allOf": [{"$ref": trap.url()}]}),
+             "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
+        )  # fmt: skip
+
+    assert response.status_code == 200
+    assert b"points outside the schema" in response.content
+    assert trap.paths == []
+    assert not EventType.objects.filter(name="order.paid").exists()

@@ -13,7 +13,8 @@ from config.api_errors import Conflict, PayloadTooLarge
 from config.api_types import JsonTypes
 from deliveries.api import DeliverySerializer
 from webhooks.models import Event
-from webhooks.services import event_send
+from webhooks.payloads import same_json
+from webhooks.services import event_send_idempotent
 
 # Room for the envelope around the payload ({"event_type": …, "idempotency_key": …}).
 ENVELOPE_BYTES = 16 * 1024
@@ -82,16 +83,15 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         params.is_valid(raise_exception=True)
         wanted = params.validated_data
         key = wanted.get("idempotency_key") or _idempotency_header(request)
-        tenant = request.auth.tenant
-        first = Event.objects.filter(tenant=tenant, idempotency_key=key).first() if key else None
-        if first is not None:
-            return _replayed(first, wanted)
-        event = event_send(
-            tenant=tenant,
+        # The insert decides who owns a key; a lookup first would race with a concurrent POST.
+        event, created = event_send_idempotent(
+            tenant=request.auth.tenant,
             event_type=wanted["event_type"],
             payload=wanted["payload"],
             idempotency_key=key,
         )
+        if not created:
+            return _replayed(event, wanted)
         return Response(EventCreatedSerializer(event).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -117,7 +117,10 @@ def _refuse_oversized(request: Request) -> None:
 
 
 def _replayed(first: Event, wanted: dict) -> Response:
-    if first.event_type.name != wanted["event_type"] or first.payload != wanted["payload"]:
+    same = first.event_type.name == wanted["event_type"] and same_json(
+        first.payload, wanted["payload"]
+    )
+    if not same:
         raise Conflict("This idempotency key was already used for a different event.")
     response = Response(EventCreatedSerializer(first).data, status=status.HTTP_202_ACCEPTED)
     response["Idempotent-Replayed"] = "true"

@@ -25,6 +25,7 @@ from webhooks.errors import (
 )
 from webhooks.models import Event
 from webhooks.payloads import contains_nul
+from webhooks.schemas import schema_validator
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,31 @@ def event_send(
     Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, or a
     payload that is not a JSON object, fails the type's schema, or is over the size limit.
     """
+    event, _ = event_send_idempotent(
+        tenant=tenant, event_type=event_type, payload=payload, idempotency_key=idempotency_key
+    )
+    return event
+
+
+def event_send_idempotent(
+    *,
+    tenant: Tenant | str,
+    event_type: str,
+    payload: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> tuple[Event, bool]:
+    """`event_send`, telling also whether this call stored the event.
+
+    False means the idempotency key was taken, and the event is the first one stored with it,
+    whatever its type and payload: the caller compares. The database decides, not a lookup
+    beforehand: of concurrent calls with one key, exactly one inserts (the unique constraint
+    with ON CONFLICT DO NOTHING), and every other one gets False and the winner's event.
+    """
     tenant = _resolve_tenant(tenant)
     if idempotency_key is not None:
         existing = _event_by_idempotency_key(tenant, idempotency_key)
         if existing is not None:
-            return existing
+            return existing, False
     stored = _store(tenant, event_type, payload, idempotency_key)
     if not stored.event_type_current:
         # The cached event type changed meanwhile: look it up afresh, and check again.
@@ -58,11 +79,11 @@ def event_send(
         existing = _event_by_idempotency_key(tenant, idempotency_key)
         if existing is None:
             raise UnknownEventTypeError(f"Event type {event_type!r} changed; try again.")
-        return existing
+        return existing, False
     if stored.due:
         # Deliveries held behind an open circuit wait for its end: no worker could take them now.
         transaction.on_commit(wake_workers)
-    return stored.event
+    return stored.event, True
 
 
 def _store(
@@ -181,6 +202,6 @@ def _check_schema(kind: EventType, payload: dict[str, Any]) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _schema_validator(schema_json: str) -> jsonschema.protocols.Validator:
-    schema = json.loads(schema_json)
-    validator_class = jsonschema.validators.validator_for(schema)
-    return validator_class(schema)
+    # Offline: a reference outside the schema (stored before such schemas were refused) fails
+    # the check instead of fetching a URL or reading a file.
+    return schema_validator(json.loads(schema_json))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import pytest
 
 from subscriptions.models import EventType
 from tests.api.conftest import ORDER_SCHEMA, assert_error_body, db_state
 from tests.factories import EventTypeFactory
+from tests.fetch_trap import SECRET, FetchTrap
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +177,123 @@ def test_a_taken_name_is_400(staff_api, order_paid):
     assert response.status_code == 400
     assert "name" in assert_error_body(response, "invalid")["fields"]
     assert EventType.objects.filter(name="order.paid").count() == 1
+
+
+# --- References outside the schema: never fetched, never read ----------------------------------
+
+
+@pytest.fixture
+def trap():
+    with FetchTrap() as server:
+        yield server
+
+
+@pytest.fixture
+def secret_file(tmp_path):
+    """A local JSON file whose content must never reach an API response."""
+    path = tmp_path / "private.json"
+    path.write_text(json.dumps({"enum": [SECRET]}))
+    return path
+
+
+# Each names a place outside the schema; filled in with the trap's URL or the file's path.
+OUTSIDE_REFERENCES = [
+    pytest.param("{url}", id="http"),
+    pytest.param("{url}#/definitions/a", id="http-with-fragment"),
+    pytest.param("{url_without_scheme}", id="scheme-relative"),
+    pytest.param("{file}", id="file"),
+    pytest.param("{file}#", id="file-with-fragment"),
+    pytest.param("private.json", id="relative"),
+]
+
+
+def outside_reference(template: str, trap, secret_file) -> str:
+    url = trap.url()
+    return template.format(
+        url=url, url_without_scheme=url.removeprefix("http:"), file=secret_file.as_uri()
+    )
+
+
+def schemas_referring_to(target: str) -> list[dict]:
+    return [
+        {"$ref": target},
+        {"type": "object", "properties": {"order": {"$ref": target}}},
+        {"$id": "urn:hookline:x", "allOf": [{"$ref": target}]},
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", "$dynamicRef": target},
+        {"$schema": "http://json-schema.org/draft-07/schema#", "not": {"$ref": target}},
+    ]
+
+
+@pytest.mark.parametrize("template", OUTSIDE_REFERENCES)
+def test_a_schema_referring_outside_itself_is_refused_and_nothing_is_fetched(
+    staff_api, order_paid, trap, secret_file, template
+):
+    answers = []
+    for schema in schemas_referring_to(outside_reference(template, trap, secret_file)):
+        created = staff_api.post(
+            "/api/v1/event-types/", {"name": "invoice.sent", "schema": schema}, format="json"
+        )
+        patched = staff_api.patch(
+            "/api/v1/event-types/order.paid/", {"schema": schema}, format="json"
+        )
+        answers += [created, patched]
+        for response in (created, patched):
+            assert response.status_code == 400, (schema, response.content)
+            body = assert_error_body(response, "invalid")
+            assert "points outside the schema" in body["fields"]["schema"][0]
+
+    assert trap.paths == []
+    assert not any(SECRET.encode() in response.content for response in answers)
+    assert not EventType.objects.filter(name="invoice.sent").exists()
+    order_paid.refresh_from_db()
+    assert order_paid.schema == ORDER_SCHEMA
+
+
+def test_references_within_the_schema_still_work(staff_api, api, tenant_a):
+    schema = {
+        "$defs": {"id": {"type": "string", "pattern": "^o-"}},
+        "type": "object",
+        "properties": {"order_id": {"$ref": "#/$defs/id"}, "self": {"$ref": "#"}},
+        "required": ["order_id"],
+    }
+
+    created = staff_api.post(
+        "/api/v1/event-types/", {"name": "invoice.sent", "schema": schema}, format="json"
+    )
+    good = api.post(
+        "/api/v1/events/",
+        {"event_type": "invoice.sent", "payload": {"order_id": "o-1"}},
+        format="json",
+    )
+    bad = api.post(
+        "/api/v1/events/", {"event_type": "invoice.sent", "payload": {"order_id": 7}}, format="json"
+    )
+
+    assert created.status_code == 201, created.content
+    assert good.status_code == 202, good.content
+    assert bad.status_code == 400
+    assert "order_id" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("template", OUTSIDE_REFERENCES)
+def test_an_event_checked_against_a_stored_outside_reference_fetches_and_reads_nothing(
+    api, tenant_a, trap, secret_file, template
+):
+    # Stored before such schemas were refused: straight into the table, past every check.
+    schemas = schemas_referring_to(outside_reference(template, trap, secret_file))
+    # Names of their own: the emit path caches event types by name for a few seconds.
+    names = [f"legacy.{uuid.uuid4().hex}" for _ in schemas]
+    EventType.objects.bulk_create(
+        EventType(name=name, schema=schema) for name, schema in zip(names, schemas, strict=True)
+    )
+
+    answers = [
+        api.post("/api/v1/events/", {"event_type": name, "payload": {"order": "x"}}, format="json")
+        for name in names
+    ]
+
+    assert trap.paths == []
+    for response in answers:
+        assert response.status_code == 400, response.content
+        assert "cannot be checked" in assert_error_body(response, "invalid")["detail"]
+        assert SECRET.encode() not in response.content

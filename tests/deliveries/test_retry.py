@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from deliveries.retry import RETRY_AFTER_CAP, Action, Decision, decide
+from deliveries.transport import parse_retry_after
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 
@@ -261,3 +264,71 @@ def test_without_client_error_retries_400_and_404_give_up_at_any_attempt(status,
 def test_without_client_error_retries_408_429_and_500_are_still_retried(status, attempt_number):
     decision = decide_after(status, attempt_number=attempt_number, retry_client_errors=False)
     assert_retried_on_schedule(decision, attempt_number)
+
+
+# --- Retry-After, in seconds or as an HTTP-date ----------------------------------------------
+
+NOW = datetime(2026, 12, 4, 15, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("Fri, 04 Dec 2026 15:02:00 GMT", 120.0),  # IMF-fixdate, the preferred form
+        ("Friday, 04-Dec-26 15:00:30 GMT", 30.0),  # obsolete RFC 850 form
+        ("Fri Dec  4 15:00:05 2026", 5.0),  # obsolete asctime form, GMT by definition
+        ("Fri, 04 Dec 2026 16:00:00 +0100", 0.0),  # the same instant as NOW
+        ("Fri, 04 Dec 2026 14:59:00 GMT", 0.0),  # past: now
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("Fri, 04 Dec 2026 17:00:00 GMT", 7200.0),  # over the cap: decide() caps it
+    ],
+)
+def test_retry_after_is_read_in_seconds_and_as_an_http_date(header, seconds):
+    assert parse_retry_after(header, now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "soon", "-5", "1e3", "nan", "inf", "0x10", "Fri, 32 Dec 2026 15:00:00 GMT",
+     "Fri, 04 Dec 2026 25:00:00 GMT", "Fri, 04 Foo 2026 15:00:00 GMT", "2026-12-04T15:02:00Z",
+     "Fri, 04 Dec 99999 15:00:00 GMT", "\x00", "１２"],
+)  # fmt: skip
+def test_garbage_retry_after_is_ignored(header):
+    assert parse_retry_after(header, now=NOW) is None
+
+
+@given(text=st.text(max_size=60))
+def test_retry_after_parsing_never_raises_and_never_goes_negative(text):
+    seconds = parse_retry_after(text, now=NOW)
+    assert seconds is None or seconds >= 0
+
+
+@given(
+    # Hypothesis takes naive bounds; `timezones` makes every value it draws aware.
+    when=st.datetimes(
+        min_value=datetime(1971, 1, 1),  # noqa: DTZ001
+        max_value=datetime(9000, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    )
+)
+def test_an_http_date_means_the_seconds_until_it_or_now_if_past(when):
+    when = when.replace(microsecond=0)  # an HTTP-date holds whole seconds
+
+    seconds = parse_retry_after(format_datetime(when, usegmt=True), now=NOW)
+
+    assert seconds == max(0.0, (when - NOW).total_seconds())
+
+
+def test_an_http_date_retry_after_is_capped_like_the_seconds_form():
+    in_a_day = format_datetime(NOW + timedelta(days=1), usegmt=True)
+    from_date = decide_after(503, retry_after=parse_retry_after(in_a_day, now=NOW))
+    from_seconds = decide_after(503, retry_after=parse_retry_after("86400", now=NOW))
+    assert from_date == from_seconds == Decision(Action.RETRY, RETRY_AFTER_CAP)
+
+
+def test_a_past_http_date_leaves_the_scheduled_delay():
+    past = parse_retry_after("Fri, 04 Dec 2026 14:00:00 GMT", now=NOW)
+    assert_retried_on_schedule(decide_after(503, retry_after=past), 1)

@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
+from rest_framework.test import APIClient
 
 from deliveries.models import Delivery
+from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.models import Event
@@ -86,3 +88,60 @@ def test_concurrent_sends_with_three_interleaved_keys_store_three_events(tenant)
     assert Counter(Delivery.objects.values_list("event_id", flat=True)) == {
         event_id: 2 for event_id in events.values()
     }
+
+
+# --- The API: concurrent POSTs reusing one key with different payloads -------------------------
+
+ROUNDS = 5
+CALLS_PER_ROUND = 8
+
+
+def post_event(key: str, idempotency_key: str, payload: dict) -> Callable[[], tuple]:
+    def call() -> tuple:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        response = client.post(
+            "/api/v1/events/",
+            {"event_type": "order.paid", "payload": payload, "idempotency_key": idempotency_key},
+            format="json",
+        )
+        replayed = response.get("Idempotent-Replayed") == "true"
+        return response.status_code, replayed, payload, response.json()
+
+    return call
+
+
+def test_concurrent_posts_with_one_key_and_different_payloads_get_one_202_and_409s(tenant):
+    for round_number in range(ROUNDS):
+        idempotency_key = f"race-{round_number}"
+        _, key = api_key_create(tenant=tenant, name=f"round {round_number}")
+        # Two calls in each pair send the same payload: one may be a genuine retry of another.
+        payloads = [{"n": n // 2, "round": round_number} for n in range(CALLS_PER_ROUND)]
+
+        answers = run_at_once([post_event(key, idempotency_key, p) for p in payloads])
+
+        assert len(answers) == CALLS_PER_ROUND
+        event = Event.objects.get(idempotency_key=idempotency_key)
+        first = [answer for answer in answers if answer[0] == 202 and not answer[1]]
+        assert len(first) == 1, [answer[:3] for answer in answers]
+        assert first[0][2] == event.payload
+        assert first[0][3]["id"] == event.public_id
+        for status, _, payload, body in answers:
+            if payload == event.payload:
+                assert (status, body["id"]) == (202, event.public_id)
+            else:
+                assert (status, body["code"]) == (409, "conflict"), (payload, event.payload)
+        assert Delivery.objects.filter(event=event).count() == 2
+    assert Event.objects.count() == ROUNDS
+
+
+def test_a_replayed_key_with_true_where_the_first_had_1_is_a_conflict(tenant):
+    _, key = api_key_create(tenant=tenant, name="bools")
+    first = post_event(key, "bool", {"paid": 1})()
+    again = post_event(key, "bool", {"paid": 1.0})()
+    other = post_event(key, "bool", {"paid": True})()
+
+    assert (first[0], first[1]) == (202, False)
+    assert (again[0], again[1]) == (202, True)
+    assert other[0] == 409
+    assert Event.objects.count() == 1
