@@ -112,21 +112,24 @@ class TenantAdmin(admin.ModelAdmin):
         permissions=["create_staff_key"],
     )
     def create_staff_api_key(self, request, queryset) -> TemplateResponse:  # noqa: ANN001
-        # The keys go into this response alone: not into a message, which would carry them
-        # through a cookie and a redirect.
         who = request.user.get_username()
-        created = [
-            api_key_create(tenant=tenant, name=f"staff key created by {who}", is_staff=True)
+        rows = [
+            ShownOnce(
+                label=tenant.slug,
+                secret=api_key_create(
+                    tenant=tenant, name=f"staff key created by {who}", is_staff=True
+                )[1],
+                note="Staff: may also change the event-type catalog.",
+            )
             for tenant in queryset
         ]
-        response = TemplateResponse(
+        return shown_once_page(
             request,
-            "admin/subscriptions/tenant/staff_api_keys.html",
-            {**self.admin_site.each_context(request), "opts": self.model._meta,
-             "created": created},
-        )  # fmt: skip
-        add_never_cache_headers(response)
-        return response
+            title="New staff API keys",
+            intro="Staff API keys, shown only now: copy them. Hookline keeps only their hash.",
+            rows=rows,
+            next_url=reverse("admin:subscriptions_tenant_changelist"),
+        )
 
     def has_create_staff_key_permission(self, request) -> bool:  # noqa: ANN001
         # A staff key changes the catalog every tenant shares: issuing one is issuing an API key.
