@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -156,11 +157,14 @@ def test_api_docs_render_without_a_key_and_without_any_cdn(anon):
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
-    html = response.content.decode().lower()
-    assert "swagger" in html
+    html = response.content.decode()
+    assert "swagger" in html.lower()
     assert "/api/schema/" in html
-    for external in ("cdn", "unpkg", "jsdelivr", "//fonts.", "https://", "http://"):
-        assert external not in html, external
+    # Every asset the page loads is the app's own. (Matching "cdn" anywhere in the page would
+    # also match the random CSP nonce or CSRF token now and then.)
+    loaded = re.findall(r"""(?:src|href|url)\s*[=(]\s*["']([^"']+)""", html)
+    assert loaded
+    assert all(url.startswith("/") and not url.startswith("//") for url in loaded), loaded
 
 
 def test_api_docs_assets_are_shipped_with_the_app():
