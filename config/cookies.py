@@ -50,7 +50,7 @@ class SectionCookies(SimpleCookie):
 
     def __init__(self, cookies: SimpleCookie, copies: list[Morsel]) -> None:
         super().__init__()
-        dict.update(self, cookies)
+        dict.update(self, cookies)  # the morsels as they are: SimpleCookie's setter would re-encode
         self.copies = copies
 
     def values(self) -> list[Morsel]:  # type: ignore[override]
