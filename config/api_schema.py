@@ -28,7 +28,7 @@ ERRORS = {
     "409": "The request conflicts with the object's state.",
     "413": "The payload is over WEBHOOKS_MAX_PAYLOAD_BYTES.",
     "415": "Send JSON.",
-    "429": "Rate limit exceeded; see Retry-After.",
+    "429": "Rate limit exceeded, or too many refused API keys from this address; see Retry-After.",
 }
 
 

@@ -7,16 +7,29 @@ import binascii
 import ipaddress
 import math
 import os
+import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# Letters, digits and dashes: WSGI servers drop or merge header names with underscores.
+_HEADER_NAME = re.compile(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*")
 
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def env_header_name(name: str) -> str:
+    """An HTTP header name such as X-Forwarded-For, or "" when unset."""
+    raw = os.environ.get(name, "").strip()
+    if raw and not _HEADER_NAME.fullmatch(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be an HTTP header name such as X-Forwarded-For, not {raw!r}"
+        )
+    return raw
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.env import (
     env_bool,
     env_float,
+    env_header_name,
     env_int,
     env_list,
     env_networks,
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.nul_guard.RejectNulQueryMiddleware",
     "config.api_query.RefuseUnknownQueryParametersMiddleware",
+    "config.cookies.CookiePathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -244,6 +246,12 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
+
+# --- Throttles -----------------------------------------------------------------------------------
+
+# The header in which the reverse proxy in front of Hookline passes the client's address (its
+# right-most entry counts); empty: REMOTE_ADDR. Sign-in and API-key throttles count per address.
+WEBHOOKS_TRUSTED_PROXY_HEADER = env_header_name("WEBHOOKS_TRUSTED_PROXY_HEADER")
 
 # --- REST API -----------------------------------------------------------------------------------
 

@@ -1,7 +1,15 @@
-"""The test inbox: a receiver Hookline serves itself, which records what arrives and checks it."""
+"""The test inbox: a receiver Hookline serves itself, which records what arrives and checks it.
+
+Its URL is public and its owner, a tenant, reads every request it keeps. So it never keeps
+credentials that a browser or a client adds on its own: a signed-in operator who opens an inbox
+URL must not hand their session to the tenant (docs/decisions/0010).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -12,6 +20,8 @@ from webhooks.signing import VerificationError, verify
 
 MAX_STORED_BODY = 256 * 1024
 KEEP_REQUESTS = 100
+# Lower-case names of headers the inbox never keeps nor shows, besides any naming a CSRF token.
+CREDENTIAL_HEADERS = frozenset({"cookie", "cookie2", "authorization", "proxy-authorization"})
 
 
 @csrf_exempt
@@ -22,7 +32,7 @@ def receive(request: HttpRequest, token: str) -> JsonResponse:
     InboxRequest.objects.create(
         inbox=inbox,
         method=request.method or "",
-        headers=headers,
+        headers=headers_without_credentials(headers),
         body=body.decode("utf-8", errors="replace"),
         webhook_id=request.headers.get("webhook-id", "")[:64],
         signature_valid=_signature_valid(inbox, headers, body),
@@ -30,6 +40,22 @@ def receive(request: HttpRequest, token: str) -> JsonResponse:
     )
     _keep_latest(inbox)
     return JsonResponse({"received": True}, status=inbox.respond_status)
+
+
+def headers_without_credentials(headers: Mapping[str, object]) -> dict[str, object]:
+    """`headers` less cookies, authorization and CSRF tokens: what the inbox may keep and show."""
+    return {name: value for name, value in headers.items() if not _is_credential(str(name))}
+
+
+def _is_credential(name: str) -> bool:
+    lowered = name.lower()
+    configured_csrf = settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-").lower()
+    return (
+        lowered in CREDENTIAL_HEADERS
+        or lowered == configured_csrf
+        or "csrf" in lowered
+        or "xsrf" in lowered
+    )
 
 
 def _keep_latest(inbox: Inbox) -> None:

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 
 from subscriptions.models import ApiKey
 from subscriptions.services import hash_api_key
+from subscriptions.throttling import api_key_failure_record
 
 # Writing last_used_at on every request would turn each read into a write; once a minute will do.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -25,6 +26,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
+            api_key_failure_record(request=request, key="")
             raise exceptions.AuthenticationFailed(
                 "Send the API key as 'Authorization: Bearer <key>'."
             )
@@ -34,6 +36,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if api_key is None or not api_key.tenant.is_active:
+            # Recorded only now: a valid key is never held back by its address's failures.
+            api_key_failure_record(request=request, key=key.strip())
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         _touch(api_key)
         return api_key, api_key

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.env import (
     env_bool,
     env_float,
+    env_header_name,
     env_int,
     env_list,
     env_networks,
@@ -237,3 +238,16 @@ def test_signing_secret_rejects_a_malformed_value_without_echoing_it(setenv, raw
         env_signing_secret(NAME)
     if raw != "whsec_":
         assert raw not in str(raised.value)
+
+
+def test_header_name_accepts_a_header_and_is_empty_when_unset(setenv):
+    assert env_header_name(NAME) == ""
+    setenv(" X-Forwarded-For ")
+    assert env_header_name(NAME) == "X-Forwarded-For"
+
+
+@pytest.mark.parametrize("raw", ["HTTP_X_FORWARDED_FOR", "X-Forwarded-For:", "X Real IP", "-X"])
+def test_header_name_rejects_anything_else_naming_the_variable(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME):
+        env_header_name(NAME)

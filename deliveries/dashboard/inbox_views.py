@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from deliveries.dashboard.access import dashboard_login_required, viewer_for
 from deliveries.dashboard.pages import render_page
+from deliveries.inbox_views import headers_without_credentials
 from deliveries.models import Inbox, InboxRequest
 from subscriptions.models import Endpoint, Tenant
 from subscriptions.services import endpoint_create
@@ -141,7 +142,8 @@ def _inbox_url(request: HttpRequest, target: Inbox) -> str:
 
 
 def _row(item: InboxRequest) -> ReceivedRow:
-    headers = item.headers if isinstance(item.headers, dict) else {}
+    # Rows stored before the receiver dropped credentials may still hold some: never show them.
+    headers = headers_without_credentials(item.headers if isinstance(item.headers, dict) else {})
     body, note, kind = _readable(item.body, _content_type(headers))
     if len(body) > BODY_PREVIEW_CHARS:
         cut = len(body) - BODY_PREVIEW_CHARS

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
 import yaml
 from django.contrib.staticfiles import finders
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from subscriptions.models import ApiKey
 from subscriptions.services import api_key_create
@@ -125,6 +127,68 @@ def test_rate_limit_is_counted_per_key(api, tenant_a, other_api, three_per_minut
     assert api.get("/api/v1/endpoints/").status_code == 429
     assert same_tenant_other_key.get("/api/v1/endpoints/").status_code == 200
     assert other_api.get("/api/v1/endpoints/").status_code == 200
+
+
+# --- Refused keys, per client address -------------------------------------------------------------
+
+
+def test_refused_keys_from_one_address_get_429_with_retry_after_yet_a_valid_key_still_works(
+    api, tenant_a
+):
+    guesses = [client_for(f"hl_guess-{n:04d}").get("/api/v1/endpoints/") for n in range(20)]
+
+    throttled = client_for("hl_guess-9999").get("/api/v1/endpoints/")
+    malformed = APIClient().get("/api/v1/endpoints/", HTTP_AUTHORIZATION="Basic Zm9vOmJhcg==")
+
+    assert [response.status_code for response in guesses] == [401] * 20
+    assert throttled.status_code == 429
+    assert 0 < int(throttled["Retry-After"]) <= 60
+    assert_error_body(throttled, "throttled")
+    assert malformed.status_code == 429
+    # Keys carry 256 random bits: a guess's answer is worthless, and one stale key on a shared
+    # address must not cut off the valid keys used from there.
+    assert api.get("/api/v1/endpoints/").status_code == 200
+
+
+def test_refused_keys_are_counted_per_client_address(tenant_a):
+    for n in range(21):
+        client_for(f"hl_guess-{n:04d}").get("/api/v1/endpoints/", REMOTE_ADDR="198.51.100.1")
+
+    elsewhere = client_for("hl_guess-other").get("/api/v1/endpoints/", REMOTE_ADDR="198.51.100.2")
+
+    assert elsewhere.status_code == 401
+
+
+def test_behind_a_proxy_refused_keys_are_counted_per_forwarded_address(tenant_a, settings):
+    settings.WEBHOOKS_TRUSTED_PROXY_HEADER = "X-Forwarded-For"
+    for n in range(20):
+        client_for(f"hl_guess-{n:04d}").get(
+            "/api/v1/endpoints/", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}, 203.0.113.7"
+        )
+
+    same = client_for("hl_guess-a").get(
+        "/api/v1/endpoints/", HTTP_X_FORWARDED_FOR="10.1.1.1, 203.0.113.7"
+    )
+    other = client_for("hl_guess-b").get("/api/v1/endpoints/", HTTP_X_FORWARDED_FOR="203.0.113.8")
+
+    assert same.status_code == 429
+    assert other.status_code == 401
+
+
+def test_a_refused_key_is_logged_with_its_prefix_only(api, key_a, caplog):
+    ApiKey.objects.filter(id=key_a[0].id).update(revoked_at=timezone.now())
+    pasted_secret = "s3cr3t-password-pasted-by-mistake"
+
+    with caplog.at_level(logging.WARNING, logger="subscriptions.throttling"):
+        api.get("/api/v1/endpoints/")
+        client_for(pasted_secret).get("/api/v1/endpoints/")
+
+    logged = caplog.text
+    assert f"key_prefix={key_a[0].prefix}" in logged
+    assert key_a[1] not in logged
+    assert key_a[1][len(key_a[0].prefix) :] not in logged
+    assert "s3cr3t" not in logged
+    assert logged.count("API key refused") == 2
 
 
 # --- Schema and docs --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from deliveries.models import Inbox, InboxRequest
 from tests.factories import EndpointFactory, TenantFactory
@@ -92,3 +93,68 @@ def test_inbox_keeps_only_its_latest_requests(client, inbox, monkeypatch):
     ]
 
     assert kept == [2, 3, 4]
+
+
+# --- Credentials: what a browser or client adds on its own is never kept nor shown ---------------
+
+CREDENTIALS = {
+    "HTTP_COOKIE": "sessionid=op3r4t0rs3ss10nk3y00000000000000; csrftoken=csrfcookievalue123",
+    "HTTP_AUTHORIZATION": "Bearer hl_authorizationvalue",
+    "HTTP_PROXY_AUTHORIZATION": "Basic cHJveHl1c2VyOnByb3h5cGFzcw==",
+    "HTTP_X_CSRFTOKEN": "csrfheadervalue456",
+    "HTTP_X_XSRF_TOKEN": "xsrfheadervalue789",
+}
+CREDENTIAL_VALUES = (
+    "op3r4t0rs3ss10nk3y",
+    "csrfcookievalue123",
+    "hl_authorizationvalue",
+    "cHJveHl1c2VyOnByb3h5cGFzcw",
+    "csrfheadervalue456",
+    "xsrfheadervalue789",
+)
+
+
+def test_inbox_never_keeps_cookies_authorization_or_csrf_headers(client, inbox):
+    client.post(
+        f"/inbox/{inbox.token}/",
+        b'{"hello": "world"}',
+        content_type="application/json",
+        HTTP_X_CUSTOM="kept",
+        **CREDENTIALS,
+    )
+
+    stored = InboxRequest.objects.get(inbox=inbox)
+    names = {name.lower() for name in stored.headers}
+    assert names.isdisjoint(
+        {"cookie", "authorization", "proxy-authorization", "x-csrftoken", "x-xsrf-token"}
+    ), names
+    assert stored.headers["X-Custom"] == "kept"
+    everything = json.dumps(stored.headers) + stored.body
+    for value in CREDENTIAL_VALUES:
+        assert value not in everything
+
+
+def test_inbox_page_never_shows_credentials_that_older_rows_still_hold(client, inbox):
+    member = get_user_model().objects.create_user("tenant-user", password="secret-pass-123")
+    inbox.tenant.members.add(member)
+    InboxRequest.objects.create(
+        inbox=inbox,
+        method="GET",
+        headers={
+            "Cookie": "sessionid=op3r4t0rs3ss10nk3y00000000000000",
+            "Authorization": "Bearer hl_authorizationvalue",
+            "X-Csrftoken": "csrfheadervalue456",
+            "X-Custom": "still-shown",
+        },
+        body="",
+        response_status=200,
+    )
+    client.force_login(member)
+
+    page = client.get(f"/dashboard/inbox/?inbox={inbox.pk}")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "still-shown" in html
+    for value in CREDENTIAL_VALUES:
+        assert value not in html
