@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import (
     api_key_create,
+    endpoint_add,
     endpoint_disable,
     endpoint_enable,
+    endpoint_limit_check,
     endpoint_rotate_secret,
 )
 from webhooks.errors import EventError
@@ -69,8 +73,24 @@ class EventTypeAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class EndpointAdminForm(forms.ModelForm):
+    # The admin gives it its model and fields.
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant")
+        if self.instance.pk is None and tenant is not None:
+            # Said on the form; endpoint_add checks again, under a lock, when saving.
+            try:
+                endpoint_limit_check(tenant_id=tenant.pk)
+            except ValidationError as error:
+                self.add_error("tenant", error)
+        return cleaned
+
+
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointAdminForm
     list_display = (
         "url",
         "tenant",
@@ -101,13 +121,13 @@ class EndpointAdmin(admin.ModelAdmin):
         return (*fields, "is_active") if obj is not None else fields
 
     def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
-        super().save_model(request, obj, form, change)
-        if not change:
-            self.message_user(
-                request,
-                f"Signing secret of {obj.url}, shown only now: {obj.secret}",
-                messages.WARNING,
-            )
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        endpoint_add(endpoint=obj)  # its event types follow in save_related
+        self.message_user(
+            request, f"Signing secret of {obj.url}, shown only now: {obj.secret}", messages.WARNING
+        )
 
     @admin.action(description="Send a test event to selected endpoints")
     def send_test_event(self, request, queryset) -> None:  # noqa: ANN001

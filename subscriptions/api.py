@@ -12,11 +12,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
-from deliveries.api import AttemptSerializer, ReplayJobSerializer
+from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJobSerializer
 from deliveries.batch import deliver_now
 from deliveries.services import replay_job_start
 from subscriptions.models import Endpoint, EventType
-from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
+from subscriptions.services import (
+    endpoint_add,
+    endpoint_disable,
+    endpoint_enable,
+    endpoint_rotate_secret,
+)
 from subscriptions.validators import validate_signing_secret
 from webhooks.services import event_send_test
 
@@ -123,6 +128,11 @@ class EndpointCreateSerializer(EndpointSerializer):
     class Meta(EndpointSerializer.Meta):
         fields = [*EndpointSerializer.Meta.fields, "secret"]
 
+    def create(self, validated_data: dict[str, Any]) -> Endpoint:
+        # Through the service, which holds the tenant to its limit of endpoints.
+        event_types = validated_data.pop("event_types", [])
+        return endpoint_add(endpoint=Endpoint(**validated_data), event_types=event_types)
+
 
 class RotateSecretSerializer(serializers.Serializer):
     overlap_seconds = serializers.IntegerField(
@@ -150,10 +160,17 @@ class RecoverSerializer(serializers.Serializer):
     since = serializers.DateTimeField()
 
 
+class EndpointCursorPagination(DeliveryCursorPagination):
+    # Oldest first, as the list always was; a tenant's endpoints are few (a setting caps them).
+    ordering = "id"
+
+
 class EndpointViewSet(viewsets.ModelViewSet):
-    """The calling key's tenant's endpoints. Other tenants' ids answer 404."""
+    """The calling key's tenant's endpoints, oldest first, a page at a time (follow `next`).
+    Other tenants' ids answer 404."""
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
+    pagination_class = EndpointCursorPagination
 
     def get_queryset(self) -> QuerySet[Endpoint]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
