@@ -9,8 +9,8 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 LONE_SURROGATE = (
-    "JSON parse error - the document holds a lone UTF-16 surrogate (\\ud800 to \\udfff), "
-    "which is not a character."
+    "JSON parse error - the document holds an unpaired surrogate (such as \\ud800), "
+    "which is not text."
 )
 
 

@@ -44,6 +44,22 @@ def test_operator_creates_tenant_event_type_and_endpoint(admin_client):
     assert endpoint.secret.startswith("whsec_")
 
 
+def test_admin_refuses_an_endpoint_past_the_tenants_limit(admin_client, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    tenant = TenantFactory()
+    EndpointFactory(tenant=tenant)
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/second", "is_active": "on",
+         "headers": "{}", "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert b"already has 1 endpoints" in response.content
+    assert Endpoint.objects.filter(tenant=tenant).count() == 1
+
+
 def test_admin_refuses_an_endpoint_on_a_private_address(admin_client, settings):
     settings.WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = ()
     tenant = TenantFactory()

@@ -4,6 +4,7 @@ import json
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from deliveries.models import Inbox, InboxRequest
 from tests.factories import EndpointFactory, TenantFactory
@@ -92,3 +93,48 @@ def test_inbox_keeps_only_its_latest_requests(client, inbox, monkeypatch):
     ]
 
     assert kept == [2, 3, 4]
+
+
+def test_a_dashboard_endpoint_for_the_inbox_past_the_tenants_limit_is_refused(
+    client, inbox, settings
+):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    EndpointFactory(tenant=inbox.tenant, url="http://127.0.0.1:9/first")
+    client.force_login(get_user_model().objects.create_user("op", is_staff=True))
+
+    page = client.post(
+        f"/dashboard/inbox/endpoint/?tenant={inbox.tenant.slug}",
+        {"inbox": inbox.pk},
+        follow=True,
+        HTTP_HOST="127.0.0.1",  # the inbox URL must resolve to pass the endpoint checks
+    )
+
+    assert page.status_code == 200
+    assert "Could not create the endpoint: This tenant already has 1 endpoints" in page.text
+    assert inbox.tenant.endpoints.count() == 1
+
+
+# --- Bodies over the limit -----------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_a_json_413_and_records_nothing(client, inbox, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = b'{"pad": "' + b"x" * 5000 + b'"}'
+
+    response = client.post(f"/inbox/{inbox.token}/", body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert "at most 1000 bytes" in response.json()["detail"]
+    assert not InboxRequest.objects.exists()
+
+
+def test_a_body_at_the_limit_is_received(client, inbox, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = b'{"pad": "' + b"x" * (1000 - 11) + b'"}'
+    assert len(body) == 1000
+
+    response = client.post(f"/inbox/{inbox.token}/", body, content_type="application/json")
+
+    assert response.status_code == 200
+    assert inbox.requests.get().body == body.decode()
