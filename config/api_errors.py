@@ -110,13 +110,6 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     )
 
 
-def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if is_api(request):
-        detail = "You do not have permission to perform this action."
-        return error_response(request, status=403, code="permission_denied", detail=detail)
-    return defaults.permission_denied(request, exception)
-
-
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
     if is_api(request):

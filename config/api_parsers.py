@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from typing import Any
 
 from rest_framework import parsers
@@ -23,13 +25,24 @@ class JSONParser(parsers.JSONParser):
     """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        raw = stream.read() if stream is not None else b""
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the document is nested too deeply.") from None
-        if _holds_lone_surrogate(data):
+        if _may_escape_a_surrogate(raw, parser_context) and _holds_lone_surrogate(data):
             raise ParseError(LONE_SURROGATE)
         return data
+
+
+# In UTF-8 a surrogate can only arrive escaped (raw, it is not valid UTF-8 and fails decoding):
+# a body without `\uD8…`-`\uDF…` needs no second look, which spares large payloads the walk.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _may_escape_a_surrogate(raw: bytes, parser_context: Any) -> bool:
+    encoding = str((parser_context or {}).get("encoding") or "utf-8").lower().replace("-", "")
+    return encoding not in ("utf8", "ascii") or SURROGATE_ESCAPE.search(raw) is not None
 
 
 def _holds_lone_surrogate(data: Any) -> bool:

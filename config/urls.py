@@ -28,6 +28,5 @@ urlpatterns = [
 ]
 
 handler400 = "config.api_errors.bad_request"
-handler403 = "config.api_errors.permission_denied"
 handler404 = "config.api_errors.not_found"
 handler500 = "config.api_errors.server_error"

@@ -52,9 +52,10 @@ hostile_text = st.builds(
     .filter(lambda text: any(char in text for char in NASTY)),
     st.sampled_from(["", "x", "/"]),
 )
-# Headers travel as latin-1 and servers refuse CR, LF and NUL in them; the rest gets through.
+# Headers travel as latin-1 (no surrogates); gunicorn refuses control characters in them, but
+# another server might not.
 hostile_header = st.text(
-    alphabet=st.sampled_from(["\x01", "\x08", "\x1b", "\x7f", "\x85", "\xff", "a", " "]),
+    alphabet=st.sampled_from(["\x00", "\x01", "\x1b", "\x7f", "\x85", "\xff", "\t", "a", " "]),
     min_size=1,
     max_size=8,
 )

@@ -96,6 +96,11 @@ def _idempotency_header(request: Request) -> str | None:
         raise serializers.ValidationError(
             {"idempotency_key": [f"The Idempotency-Key is over {MAX_IDEMPOTENCY_KEY} characters."]}
         )
+    if key is not None and "\x00" in key:
+        # Most servers refuse it in a header; one that does not must not carry it to PostgreSQL.
+        raise serializers.ValidationError(
+            {"idempotency_key": ["The Idempotency-Key cannot contain the NUL character."]}
+        )
     return key
 
 
