@@ -80,7 +80,8 @@ class EndpointAdminForm(forms.ModelForm):
         cleaned = super().clean()
         tenant = cleaned.get("tenant")
         if self.instance.pk is None and tenant is not None:
-            # Said on the form; endpoint_add checks again, under a lock, when saving.
+            # The admin validates and saves in one transaction, so the tenant's row stays locked
+            # from this check to the save: the answer on the form holds.
             try:
                 endpoint_limit_check(tenant_id=tenant.pk)
             except ValidationError as error:

@@ -81,11 +81,9 @@ def endpoint_add(*, endpoint: Endpoint, event_types: Iterable[EventType] | None 
     admin's form), with its event types when given.
 
     Raises ValidationError when its tenant already has WEBHOOKS_MAX_ENDPOINTS_PER_TENANT
-    endpoints. The count is taken under a lock on the tenant row, so two requests racing for the
-    last free place cannot both get it.
+    endpoints; two requests racing for the last free place cannot both get it.
     """
     with transaction.atomic():
-        list(Tenant.objects.select_for_update().filter(id=endpoint.tenant_id).values("id"))
         endpoint_limit_check(tenant_id=endpoint.tenant_id)
         endpoint.save()
         if event_types is not None:
@@ -94,9 +92,16 @@ def endpoint_add(*, endpoint: Endpoint, event_types: Iterable[EventType] | None 
 
 
 def endpoint_limit_check(*, tenant_id: int) -> None:
-    """Raise ValidationError if the tenant may not have one more endpoint."""
+    """Raise ValidationError if the tenant may not have one more endpoint.
+
+    Call it inside a transaction: it locks the tenant's row until that transaction ends, so the
+    answer holds until the caller has saved its endpoint (a concurrent check waits).
+    """
     limit = settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT
-    if limit and Endpoint.objects.filter(tenant_id=tenant_id).count() >= limit:
+    if not limit:
+        return
+    list(Tenant.objects.select_for_update().filter(id=tenant_id).values("id"))
+    if Endpoint.objects.filter(tenant_id=tenant_id).count() >= limit:
         raise ValidationError(
             f"This tenant already has {limit} endpoints, the most it may have; delete one "
             "before adding another.",
