@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -74,15 +75,50 @@ def _first_message(fields: dict[str, Any]) -> str:
     return "Invalid input."
 
 
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(
+    request: HttpRequest, *, status: int, code: str, detail: str, json: bool | None = None
+) -> HttpResponse:
+    """An error answered outside DRF: the API's JSON shape under /api/ (or when `json` is set),
+    one line of plain text elsewhere."""
+    if is_api(request) if json is None else json:
+        return JsonResponse({"code": code, "detail": detail}, status=status)
+    return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+
+
+# Django's own refusals, raised before any view runs. Their messages are not echoed: they can
+# quote a Host header or a field of any length.
+SUSPICIOUS = [
+    (DisallowedHost, 400, "bad_request", "The Host header names a host not served here."),
+    (RequestDataTooBig, 413, "payload_too_large", "The request body is too large."),
+]
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """400 for what Django refuses before a view runs (a bad Host header, too many fields…):
+    JSON under /api/, Django's page elsewhere."""
+    if not is_api(request):
+        return defaults.bad_request(request, exception)
+    for kind, answer, code, detail in SUSPICIOUS:
+        if isinstance(exception, kind):
+            return error_response(request, status=answer, code=code, detail=detail)
+    return error_response(
+        request, status=400, code="bad_request", detail="The request is malformed."
+    )
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for URLs no view matched: JSON under /api/, Django's page elsewhere."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    if is_api(request):
+        return error_response(request, status=404, code="not_found", detail="Not found.")
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api(request):
         detail = "Internal error; it has been logged. Please retry later."
-        return JsonResponse({"code": "server_error", "detail": detail}, status=500)
+        return error_response(request, status=500, code="server_error", detail=detail)
     return defaults.server_error(request)

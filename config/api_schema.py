@@ -26,7 +26,7 @@ ERRORS = {
     "405": "Method not allowed.",
     "406": "Only JSON responses are offered.",
     "409": "The request conflicts with the object's state.",
-    "413": "The payload is over WEBHOOKS_MAX_PAYLOAD_BYTES.",
+    "413": "The body is over its route's limit (WEBHOOKS_MAX_PAYLOAD_BYTES for events).",
     "415": "Send JSON.",
     "429": "Rate limit exceeded, or too many refused API keys from this address; see Retry-After.",
 }

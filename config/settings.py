@@ -65,7 +65,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.nul_guard.RejectNulQueryMiddleware",
+    "config.nul_guard.RejectNulMiddleware",
+    "config.body_limit.BodyLimitMiddleware",
     "config.api_query.RefuseUnknownQueryParametersMiddleware",
     "config.cookies.CookiePathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -316,6 +317,8 @@ WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = env_networks("WEBHOOKS_PRIVATE_NETWORK_ALLO
 WEBHOOKS_SWEEP_INTERVAL = env_float("WEBHOOKS_SWEEP_INTERVAL", 5.0, minimum=0.1)
 WEBHOOKS_DISABLE_AFTER_DAYS = env_float("WEBHOOKS_DISABLE_AFTER_DAYS", 5.0, minimum=0.0)
 WEBHOOKS_EGRESS_PROXY = env_str("WEBHOOKS_EGRESS_PROXY", "")
+# Endpoints a tenant may have (subscriptions.services.endpoint_add); 0 for no limit.
+WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = env_int("WEBHOOKS_MAX_ENDPOINTS_PER_TENANT", 100, minimum=0)
 WEBHOOKS_SECRET_ROTATION_OVERLAP = env_int("WEBHOOKS_SECRET_ROTATION_OVERLAP", 24 * 3600)
 # Fernet keys for endpoint secrets at rest, newest first; derived from SECRET_KEY when unset.
 WEBHOOKS_ENCRYPTION_KEYS = env_list("WEBHOOKS_ENCRYPTION_KEYS", "")

@@ -27,5 +27,6 @@ urlpatterns = [
     path("metrics", metrics_views.metrics, name="metrics"),
 ]
 
+handler400 = "config.api_errors.bad_request"
 handler404 = "config.api_errors.not_found"
 handler500 = "config.api_errors.server_error"

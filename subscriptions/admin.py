@@ -21,8 +21,10 @@ from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import (
     api_key_create,
+    endpoint_add,
     endpoint_disable,
     endpoint_enable,
+    endpoint_limit_check,
     endpoint_rotate_secret,
 )
 from webhooks.errors import EventError
@@ -198,9 +200,22 @@ class EndpointAdminForm(forms.ModelForm):
         except ValidationError as error:
             raise forms.ValidationError(error.messages) from None
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant")
+        if self.instance.pk is None and tenant is not None:
+            # The admin validates and saves in one transaction, so the tenant's row stays locked
+            # from this check to the save: the answer on the form holds.
+            try:
+                endpoint_limit_check(tenant_id=tenant.pk)
+            except ValidationError as error:
+                self.add_error("tenant", error)
+        return cleaned
+
 
 @admin.register(Endpoint)
 class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointAdminForm
     list_display = (
         "url",
         "tenant",
@@ -231,6 +246,12 @@ class EndpointAdmin(admin.ModelAdmin):
         # endpoint's waiting deliveries and tell people; a checkbox would only flip the flag.
         fields = super().get_readonly_fields(request, obj)
         return (*fields, "is_active") if obj is not None else fields
+
+    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        endpoint_add(endpoint=obj)  # its event types follow in save_related
 
     def response_add(self, request, obj, post_url_continue=None):  # noqa: ANN001, ANN201
         if IS_POPUP_VAR in request.POST:

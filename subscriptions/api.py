@@ -15,12 +15,17 @@ from rest_framework.response import Response
 
 from config.api_errors import Conflict
 from config.api_types import JsonTypes
-from deliveries.api import AttemptSerializer, ReplayJobSerializer
+from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJobSerializer
 from deliveries.batch import deliver_now
 from deliveries.services import replay_job_start
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType
-from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
+from subscriptions.services import (
+    endpoint_add,
+    endpoint_disable,
+    endpoint_enable,
+    endpoint_rotate_secret,
+)
 from subscriptions.validators import (
     MAX_HEADER_VALUE,
     MAX_HEADERS,
@@ -176,6 +181,11 @@ class EndpointCreateSerializer(EndpointSerializer):
     class Meta(EndpointSerializer.Meta):
         fields = [*EndpointSerializer.Meta.fields, "secret"]
 
+    def create(self, validated_data: dict[str, Any]) -> Endpoint:
+        # Through the service, which holds the tenant to its limit of endpoints.
+        event_types = validated_data.pop("event_types", [])
+        return endpoint_add(endpoint=Endpoint(**validated_data), event_types=event_types)
+
 
 class RotateSecretSerializer(JsonTypes, serializers.Serializer):
     overlap_seconds = serializers.IntegerField(
@@ -206,10 +216,17 @@ class RecoverSerializer(JsonTypes, serializers.Serializer):
     since = serializers.DateTimeField()
 
 
+class EndpointCursorPagination(DeliveryCursorPagination):
+    # Oldest first, as the list always was; a tenant's endpoints are few (a setting caps them).
+    ordering = "id"
+
+
 class EndpointViewSet(viewsets.ModelViewSet):
-    """The calling key's tenant's endpoints. Other tenants' ids answer 404."""
+    """The calling key's tenant's endpoints, oldest first, a page at a time (follow `next`).
+    Other tenants' ids answer 404."""
 
     http_method_names = ["get", "post", "put", "patch", "delete"]
+    pagination_class = EndpointCursorPagination
 
     def get_queryset(self) -> QuerySet[Endpoint]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key

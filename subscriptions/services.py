@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -75,15 +76,46 @@ def endpoint_create(
     headers: dict[str, str] | None = None,
     secret: str | None = None,
 ) -> Endpoint:
-    """Register an endpoint; raises ValidationError for a URL Hookline would not deliver to."""
+    """Register an endpoint; raises ValidationError for a URL Hookline would not deliver to, or
+    when the tenant already has WEBHOOKS_MAX_ENDPOINTS_PER_TENANT endpoints."""
     endpoint = Endpoint(tenant=tenant, url=url, description=description, headers=headers or {})
     if secret:
         endpoint.secret = secret
     endpoint.full_clean()
+    return endpoint_add(endpoint=endpoint, event_types=event_types)
+
+
+def endpoint_add(*, endpoint: Endpoint, event_types: Iterable[EventType] | None = None) -> Endpoint:
+    """Store a new endpoint its caller has validated (endpoint_create, the API's serializer, the
+    admin's form), with its event types when given.
+
+    Raises ValidationError when its tenant already has WEBHOOKS_MAX_ENDPOINTS_PER_TENANT
+    endpoints; two requests racing for the last free place cannot both get it.
+    """
     with transaction.atomic():
+        endpoint_limit_check(tenant_id=endpoint.tenant_id)
         endpoint.save()
-        endpoint.event_types.set(list(event_types))
+        if event_types is not None:
+            endpoint.event_types.set(list(event_types))
     return endpoint
+
+
+def endpoint_limit_check(*, tenant_id: int) -> None:
+    """Raise ValidationError if the tenant may not have one more endpoint.
+
+    Call it inside a transaction: it locks the tenant's row until that transaction ends, so the
+    answer holds until the caller has saved its endpoint (a concurrent check waits).
+    """
+    limit = settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT
+    if not limit:
+        return
+    list(Tenant.objects.select_for_update().filter(id=tenant_id).values("id"))
+    if Endpoint.objects.filter(tenant_id=tenant_id).count() >= limit:
+        raise ValidationError(
+            f"This tenant already has {limit} endpoints, the most it may have; delete one "
+            "before adding another.",
+            code="endpoint_limit",
+        )
 
 
 def endpoint_disable(*, endpoint_ids: Iterable[int], reason: str) -> list[Endpoint]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
-from django.test import RequestFactory
+from django.db import connection
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from deliveries.models import Attempt, Delivery
@@ -50,6 +53,63 @@ def test_operator_creates_tenant_event_type_and_endpoint(admin_client):
     assert list(endpoint.event_types.all()) == [paid]
     assert endpoint.payload_format == "xml"
     assert endpoint.secret.startswith("whsec_")
+
+
+def test_admin_refuses_an_endpoint_past_the_tenants_limit(admin_client, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    tenant = TenantFactory()
+    EndpointFactory(tenant=tenant)
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/second", "is_active": "on",
+         "headers": "{}", "payload_format": "json", "created_at_0": "2026-11-29",
+         "created_at_1": "10:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert b"already has 1 endpoints" in response.content
+    assert b"This field is required" not in response.content  # refused for the limit alone
+    assert Endpoint.objects.filter(tenant=tenant).count() == 1
+
+
+@pytest.mark.services
+def test_concurrent_admin_creations_for_the_last_place_give_one_endpoint_and_form_errors(
+    transactional_db, settings
+):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 2
+    tenant = EndpointFactory().tenant  # one place left
+    operators = [
+        get_user_model().objects.create_superuser(f"op{n}", password="pw-123456789")
+        for n in range(6)
+    ]
+    start, statuses = threading.Barrier(len(operators)), []
+
+    def add(operator) -> None:  # noqa: ANN001
+        client = Client()
+        client.force_login(operator)
+        start.wait()
+        try:
+            response = client.post(
+                "/admin/subscriptions/endpoint/add/",
+                {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/hook", "is_active": "on",
+                 "headers": "{}", "payload_format": "json", "created_at_0": "2026-11-29",
+                 "created_at_1": "10:00:00"},
+            )  # fmt: skip
+            # An endpoint added shows its secret once, on a page of its own (also a 200).
+            added = b'class="shown-once"' in response.content
+            statuses.append((response.status_code, added))
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=add, args=(operator,)) for operator in operators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [(200, False)] * 5 + [(200, True)]  # the others see the limit
+    assert Endpoint.objects.filter(tenant=tenant).count() == 2
 
 
 def test_admin_refuses_an_endpoint_on_a_private_address(admin_client, settings):

@@ -95,7 +95,7 @@ def test_a_key_sees_only_its_own_tenants_objects(api, other_api, tenant_a, tenan
     mine = EndpointFactory(tenant=tenant_a, url="http://127.0.0.1:9/mine")
     EndpointFactory(tenant=tenant_b, url="http://127.0.0.1:9/theirs")
 
-    listed = api.get("/api/v1/endpoints/").json()
+    listed = api.get("/api/v1/endpoints/").json()["results"]
 
     assert [endpoint["id"] for endpoint in listed] == [mine.id]
 

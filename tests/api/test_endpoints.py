@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -14,7 +16,8 @@ from deliveries.batch import deliver_due_batch
 from deliveries.models import Delivery, ReplayJob
 from deliveries.services import replay_job_run
 from subscriptions.models import Endpoint
-from tests.api.conftest import assert_error_body, db_state
+from subscriptions.services import api_key_create
+from tests.api.conftest import assert_error_body, client_for, db_state
 from tests.factories import EndpointFactory, EventTypeFactory
 from webhooks.signing import VerificationError, verify
 
@@ -67,10 +70,98 @@ def test_retrieve_and_list_never_include_the_secret(api, endpoint_a):
     assert detail.status_code == 200
     assert detail.json()["url"] == endpoint_a.url
     assert listed.status_code == 200
-    assert [e["id"] for e in listed.json()] == [endpoint_a.id]
+    assert [e["id"] for e in listed.json()["results"]] == [endpoint_a.id]
     for text in (detail.content.decode(), listed.content.decode()):
         assert "secret" not in text
         assert endpoint_a.secret not in text
+
+
+def test_the_list_is_paged_oldest_first_and_next_walks_every_endpoint_once(api, tenant_a):
+    created = [EndpointFactory(tenant=tenant_a, url=f"http://127.0.0.1:9/{n}").id for n in range(7)]
+    EndpointFactory(url="http://127.0.0.1:9/someone-else")
+
+    seen, pages, url = [], 0, "/api/v1/endpoints/?limit=3"
+    while url:
+        response = api.get(url)
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"results", "next", "previous", "next_cursor", "previous_cursor"}
+        assert len(body["results"]) <= 3
+        seen += [endpoint["id"] for endpoint in body["results"]]
+        pages, url = pages + 1, body["next"]
+
+    assert seen == created
+    assert pages == 3
+
+
+def test_the_list_has_a_default_page_size_and_caps_the_limit(api, tenant_a, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 0
+    Endpoint.objects.bulk_create(
+        Endpoint(tenant=tenant_a, url=f"http://127.0.0.1:9/{n}") for n in range(260)
+    )
+
+    assert len(api.get("/api/v1/endpoints/").json()["results"]) == 50
+    assert len(api.get("/api/v1/endpoints/?limit=200").json()["results"]) == 200
+    assert api.get("/api/v1/endpoints/?limit=1000").status_code == 400  # as the schema says
+
+
+def test_a_garbage_endpoint_cursor_is_a_json_404(api, endpoint_a):
+    response = api.get("/api/v1/endpoints/?cursor=cD1hYmM%3D")
+
+    assert response.status_code == 404
+    assert_error_body(response, "not_found")
+
+
+# --- The limit of endpoints per tenant ------------------------------------------------------------
+
+
+def test_creating_past_the_tenants_limit_is_400_and_stores_nothing(api, other_api, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 2
+    assert [_create(api).status_code for _ in range(2)] == [201, 201]
+    before = db_state()
+
+    response = _create(api, description="one too many")
+
+    assert response.status_code == 400
+    detail = assert_error_body(response, "invalid")["detail"]
+    assert "already has 2 endpoints" in detail
+    assert db_state() == before
+    assert _create(other_api).status_code == 201  # the limit is per tenant
+
+
+def test_deleting_an_endpoint_frees_a_place_under_the_limit(api, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    first = _create(api).json()["id"]
+    assert _create(api).status_code == 400
+
+    assert api.delete(f"/api/v1/endpoints/{first}/").status_code == 204
+
+    assert _create(api).status_code == 201
+
+
+@pytest.mark.services
+def test_concurrent_creations_never_pass_the_limit(transactional_db, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 3
+    tenant = EndpointFactory().tenant  # one endpoint already: two places left
+    keys = [api_key_create(tenant=tenant, name=f"k{n}")[1] for n in range(8)]
+    start, statuses = threading.Barrier(len(keys)), []
+
+    def create(key: str) -> None:
+        client = client_for(key)
+        start.wait()
+        try:
+            statuses.append(_create(client).status_code)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=create, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [201, 201] + [400] * 6
+    assert Endpoint.objects.filter(tenant=tenant).count() == 3
 
 
 def test_a_given_valid_secret_is_kept(api):
@@ -215,7 +306,10 @@ def test_header_values_are_returned_masked_to_the_last_four_characters(api):
         assert TOKEN.encode() not in response.content
         assert b"abc123" not in response.content
     assert detail.json()["headers"] == {"Authorization": "••••abcd", "X-Short": "••••"}
-    assert listed.json()[0]["headers"] == {"Authorization": "••••abcd", "X-Short": "••••"}
+    assert listed.json()["results"][0]["headers"] == {
+        "Authorization": "••••abcd",
+        "X-Short": "••••",
+    }
     assert Endpoint.objects.get(id=endpoint_id).headers == {
         "Authorization": TOKEN,
         "X-Short": "abc123",
@@ -693,8 +787,9 @@ def test_another_tenants_endpoint_is_404_and_unchanged(
 
 
 def test_endpoint_lists_show_only_own_endpoints(api, other_api, endpoint_a, endpoint_b):
-    assert [e["id"] for e in api.get("/api/v1/endpoints/").json()] == [endpoint_a.id]
-    assert [e["id"] for e in other_api.get("/api/v1/endpoints/").json()] == [endpoint_b.id]
+    assert [e["id"] for e in api.get("/api/v1/endpoints/").json()["results"]] == [endpoint_a.id]
+    mine = other_api.get("/api/v1/endpoints/").json()["results"]
+    assert [e["id"] for e in mine] == [endpoint_b.id]
 
 
 def test_created_endpoints_belong_to_the_callers_tenant(other_api, tenant_a, tenant_b):

@@ -62,7 +62,7 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
             f"http://127.0.0.1:{port}/api/v1/endpoints/", headers={"Authorization": f"Bearer {key}"}
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            endpoints = json.load(response)
+            endpoints = json.load(response)["results"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             metrics = response.read().decode()
         started = {

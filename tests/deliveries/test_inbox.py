@@ -158,3 +158,44 @@ def test_inbox_page_never_shows_credentials_that_older_rows_still_hold(client, i
     assert "still-shown" in html
     for value in CREDENTIAL_VALUES:
         assert value not in html
+
+
+def test_a_dashboard_endpoint_for_the_inbox_past_the_tenants_limit_is_refused(
+    client, inbox, settings
+):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    EndpointFactory(tenant=inbox.tenant, url="http://127.0.0.1:9/first")
+    client.force_login(get_user_model().objects.create_user("op", is_staff=True))
+
+    page = client.post(
+        f"/dashboard/inbox/endpoint/?tenant={inbox.tenant.slug}",
+        {"inbox": inbox.pk},
+        follow=True,
+        HTTP_HOST="127.0.0.1",  # the inbox URL must resolve to pass the endpoint checks
+    )
+
+    assert page.status_code == 200
+    assert "Could not create the endpoint: This tenant already has 1 endpoints" in page.text
+    assert inbox.tenant.endpoints.count() == 1
+
+
+# --- Bodies over the limit -----------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_a_json_413_and_one_at_the_limit_is_received(
+    client, inbox, settings
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    at_limit = b'{"pad": "' + b"x" * (1000 - 11) + b'"}'
+    assert len(at_limit) == 1000
+
+    refused = client.post(f"/inbox/{inbox.token}/", at_limit + b" ", content_type="text/plain")
+    received = client.post(f"/inbox/{inbox.token}/", at_limit, content_type="application/json")
+
+    assert refused.status_code == 413
+    assert refused.json()["code"] == "payload_too_large"
+    assert refused.json()["detail"] == (
+        "The request body is 1001 bytes; this URL accepts at most 1000 bytes."
+    )
+    assert received.status_code == 200
+    assert [request.body for request in inbox.requests.all()] == [at_limit.decode()]
