@@ -15,6 +15,7 @@ from config.api_errors import Conflict
 from deliveries.api import AttemptSerializer, ReplayJobSerializer
 from deliveries.batch import deliver_now
 from deliveries.services import replay_job_start
+from deliveries.validators import validate_replay_since
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import endpoint_disable, endpoint_enable, endpoint_rotate_secret
 from subscriptions.validators import validate_signing_secret
@@ -147,7 +148,10 @@ class TestResultSerializer(serializers.Serializer):
 
 
 class RecoverSerializer(serializers.Serializer):
-    since = serializers.DateTimeField()
+    since = serializers.DateTimeField(
+        validators=[validate_replay_since],
+        help_text="Replay the failed deliveries created at or after this time (not in the future).",
+    )
 
 
 class EndpointViewSet(viewsets.ModelViewSet):
