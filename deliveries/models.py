@@ -65,6 +65,13 @@ class Delivery(models.Model):
                 condition=models.Q(status="failed"),
                 name="delivery_dead_letter_idx",
             ),
+            # Test sends still to be attempted, counted for each tenant's limit: a handful of
+            # rows, however long the backlog of other pending deliveries.
+            models.Index(
+                fields=["endpoint"],
+                condition=models.Q(status="pending", next_trigger="test"),
+                name="delivery_test_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:

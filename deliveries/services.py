@@ -43,16 +43,19 @@ logger = logging.getLogger(__name__)
 
 
 def delivery_create_test(*, event: Event, endpoint: Endpoint) -> Delivery:
-    """A test delivery of `event` to `endpoint` alone, for the caller to attempt at once.
+    """A test delivery of `event` to `endpoint` alone, due at once: a worker sends it.
 
-    It falls due a minute later, so workers attempt it only if the caller never does.
+    Test sends take the workers' path like every delivery, never the web process's: a receiver
+    that hangs holds a worker's slow lane, not a web worker. Workers wake once the caller commits.
     """
-    return Delivery.objects.create(
+    delivery = Delivery.objects.create(
         event=event,
         endpoint=endpoint,
-        next_attempt_at=timezone.now() + timedelta(minutes=1),
+        next_attempt_at=timezone.now(),
         next_trigger=Attempt.Trigger.TEST,
     )
+    transaction.on_commit(wake_workers)
+    return delivery
 
 
 @dataclass(frozen=True)
