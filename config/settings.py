@@ -337,6 +337,10 @@ WEBHOOKS_CIRCUIT_COOLDOWN = env_float("WEBHOOKS_CIRCUIT_COOLDOWN", 30.0, minimum
 WEBHOOKS_SLOW_ATTEMPT_SECONDS = env_float("WEBHOOKS_SLOW_ATTEMPT_SECONDS", 1.0, minimum=0.01)
 WEBHOOKS_SLOW_LANE_THREADS = env_int("WEBHOOKS_SLOW_LANE_THREADS", 8, minimum=1)
 WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, minimum=0)
+# A test send goes through the workers; the web request waits this long for its attempt before
+# answering 202 with the delivery to follow. Each tenant has at most so many test sends pending.
+WEBHOOKS_TEST_WAIT_SECONDS = env_float("WEBHOOKS_TEST_WAIT_SECONDS", 2.5, minimum=0.0)
+WEBHOOKS_TEST_SENDS_PER_TENANT = env_int("WEBHOOKS_TEST_SENDS_PER_TENANT", 3, minimum=1)
 
 # --- Retention (README: "Retention") ------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from deliveries.models import (
     InboxRequest,
     OperationalAlert,
     PortalLink,
+    ReplayJob,
 )
 from deliveries.services import deliveries_replay
 from subscriptions.admin import TenantAdmin
@@ -137,6 +138,27 @@ class AttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "started_at",
     )
     list_filter = ("trigger", "error_kind")
+    show_full_result_count = False
+
+
+@admin.register(ReplayJob)
+class ReplayJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Bulk replays ("every failed delivery since T"), started from the API or the dashboard."""
+
+    list_display = (
+        "id",
+        "endpoint",
+        "status",
+        "since",
+        "replayed",
+        "total",
+        "requested_by",
+        "created_at",
+        "finished_at",
+        "failure_reason",
+    )
+    list_filter = ("status",)
+    list_select_related = ("endpoint",)
     show_full_result_count = False
 
 

@@ -154,6 +154,7 @@ class ReplayJobSerializer(serializers.ModelSerializer):
             "replayed",
             "created_at",
             "finished_at",
+            "failure_reason",
         ]
 
     def get_url(self, job: ReplayJob) -> str:

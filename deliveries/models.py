@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
+
+from deliveries.validators import EARLIEST_SINCE, LATEST_STORABLE, validate_replay_since
 
 
 class Delivery(models.Model):
@@ -61,6 +64,13 @@ class Delivery(models.Model):
                 fields=["endpoint"],
                 condition=models.Q(status="failed"),
                 name="delivery_dead_letter_idx",
+            ),
+            # Test sends still to be attempted, counted for each tenant's limit: a handful of
+            # rows, however long the backlog of other pending deliveries.
+            models.Index(
+                fields=["endpoint"],
+                condition=models.Q(status="pending", next_trigger="test"),
+                name="delivery_test_pending_idx",
             ),
         ]
 
@@ -168,19 +178,40 @@ class InboxRequest(models.Model):
         return f"{self.method} {self.webhook_id or '(no webhook-id)'}"
 
 
+class ReadableDateTimeField(models.DateTimeField):
+    """A DateTimeField that every read can turn into a datetime, whatever the row holds.
+
+    PostgreSQL stores times Python cannot hold (before the year 1 in UTC, past 9999, infinity),
+    and a row holding one makes every query that reads it fail. Such a row may have been stored
+    before its input was checked; reads clamp it, in SQL, to the range a datetime holds.
+    """
+
+    def select_format(self, compiler: Any, sql: str, params: Any) -> tuple[str, tuple]:
+        sql, params = super().select_format(compiler, sql, params)
+        adapt = compiler.connection.ops.adapt_datetimefield_value
+        low, high = adapt(EARLIEST_SINCE), adapt(LATEST_STORABLE)
+        clamped = f"CASE WHEN {sql} < %s THEN %s WHEN {sql} > %s THEN %s ELSE {sql} END"
+        return clamped, (*params, low, low, *params, high, high, *params)
+
+
 class ReplayJob(models.Model):
-    """A bulk replay running in the background: "every failed delivery of this endpoint since T"."""
+    """A bulk replay running in the background: "every failed delivery of this endpoint since T".
+
+    It ends `done`, or `failed` with its `failure_reason` when the replay raised: never left
+    `running` by an error.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
         DONE = "done"
+        FAILED = "failed"
 
     tenant = models.ForeignKey("subscriptions.Tenant", on_delete=models.CASCADE)
     endpoint = models.ForeignKey(
         "subscriptions.Endpoint", on_delete=models.CASCADE, related_name="replay_jobs"
     )
-    since = models.DateTimeField()
+    since = ReadableDateTimeField(validators=[validate_replay_since])
     requested_by = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(
@@ -189,6 +220,7 @@ class ReplayJob(models.Model):
     replayed = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True, default="", help_text="Why a failed job stopped.")
 
     class Meta:
         ordering = ["-id"]

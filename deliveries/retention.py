@@ -294,7 +294,8 @@ def _events_delete(events: QuerySet[Event]) -> int:
 
 
 def _replay_jobs_done(before: datetime) -> QuerySet[ReplayJob]:
-    return ReplayJob.objects.filter(status=ReplayJob.Status.DONE, finished_at__lt=before)
+    ended = (ReplayJob.Status.DONE, ReplayJob.Status.FAILED)
+    return ReplayJob.objects.filter(status__in=ended, finished_at__lt=before)
 
 
 # --- Dry runs: one count per category, read-only ----------------------------------------------

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet
 
-from deliveries.models import Delivery, ReplayJob
+from deliveries.models import Attempt, Delivery, ReplayJob
 from subscriptions.models import Endpoint
 
 
@@ -124,3 +125,32 @@ def deliveries_overdue_since(*, at: datetime, late_by: timedelta) -> datetime | 
     """
     overdue = deliveries_overdue(at=at, late_by=late_by).order_by("next_attempt_at")
     return overdue.values_list("next_attempt_at", flat=True).first()
+
+
+def pending_test_sends_count(*, tenant_id: int) -> int:
+    """The tenant's test deliveries not attempted yet, to endpoints that are active (a disabled
+    endpoint's test waits for ever and must not hold a place). Read on delivery_test_pending_idx.
+    """
+    return Delivery.objects.filter(
+        status=Delivery.Status.PENDING,
+        next_trigger=Attempt.Trigger.TEST,
+        endpoint__tenant_id=tenant_id,
+        endpoint__is_active=True,
+    ).count()
+
+
+ATTEMPT_POLL_SECONDS = 0.1
+
+
+def attempts_wait(*, delivery_ids: list[int], seconds: float) -> dict[int, Attempt]:
+    """The latest attempt of each delivery, by delivery id, waiting up to `seconds` for workers
+    to make them; those not attempted by then are missing. Polls the attempts' delivery index."""
+    deadline = time.monotonic() + seconds
+    while True:
+        attempts = {
+            attempt.delivery_id: attempt
+            for attempt in Attempt.objects.filter(delivery_id__in=delivery_ids).order_by("number")
+        }
+        if len(attempts) == len(set(delivery_ids)) or time.monotonic() >= deadline:
+            return attempts
+        time.sleep(min(ATTEMPT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))

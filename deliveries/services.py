@@ -34,6 +34,7 @@ from deliveries.selectors import (
     deliveries_failed_since,
     endpoint_ids_to_probe,
 )
+from deliveries.validators import replay_since_checked
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event
@@ -42,16 +43,19 @@ logger = logging.getLogger(__name__)
 
 
 def delivery_create_test(*, event: Event, endpoint: Endpoint) -> Delivery:
-    """A test delivery of `event` to `endpoint` alone, for the caller to attempt at once.
+    """A test delivery of `event` to `endpoint` alone, due at once: a worker sends it.
 
-    It falls due a minute later, so workers attempt it only if the caller never does.
+    Test sends take the workers' path like every delivery, never the web process's: a receiver
+    that hangs holds a worker's slow lane, not a web worker. Workers wake once the caller commits.
     """
-    return Delivery.objects.create(
+    delivery = Delivery.objects.create(
         event=event,
         endpoint=endpoint,
-        next_attempt_at=timezone.now() + timedelta(minutes=1),
+        next_attempt_at=timezone.now(),
         next_trigger=Attempt.Trigger.TEST,
     )
+    transaction.on_commit(wake_workers)
+    return delivery
 
 
 @dataclass(frozen=True)
@@ -360,8 +364,10 @@ def replay_job_start(*, endpoint: Endpoint, since: datetime, requested_by: str =
     """Start replaying every failed delivery of `endpoint` created since `since`, in the background.
 
     The job counts its deliveries now and runs once the caller commits; if the broker is down, the
-    sweeper starts it later.
+    sweeper starts it later. Raises ValidationError for a `since` that
+    `deliveries.validators.replay_since_checked` refuses (out of range, or in the future).
     """
+    since = replay_since_checked(since)
     total = deliveries_failed_since(endpoint=endpoint, since=since).count()
     job = ReplayJob.objects.create(
         tenant_id=endpoint.tenant_id,
@@ -375,13 +381,25 @@ def replay_job_start(*, endpoint: Endpoint, since: datetime, requested_by: str =
 
 
 def replay_job_run(*, job_id: int) -> ReplayJob:
-    """Replay the job's deliveries in chunks, counting progress as it goes. Safe to run twice."""
+    """Replay the job's deliveries in chunks, counting progress as it goes. Safe to run twice.
+
+    Whatever goes wrong marks the job `failed` with the reason, for the dashboard and the API to
+    show; the chunks queued before it stay queued. Never raises for a job that exists.
+    """
     started = ReplayJob.objects.filter(id=job_id, status=ReplayJob.Status.QUEUED).update(
         status=ReplayJob.Status.RUNNING
     )
+    if started:
+        try:
+            _replay_job_chunks(job_id)
+        except Exception as error:
+            logger.exception("Replay job %s failed", job_id)
+            _replay_job_fail(job_id, error)
+    return ReplayJob.objects.select_related("endpoint").get(id=job_id)
+
+
+def _replay_job_chunks(job_id: int) -> None:
     job = ReplayJob.objects.select_related("endpoint").get(id=job_id)
-    if not started:
-        return job
     ids = list(
         deliveries_failed_since(endpoint=job.endpoint, since=job.since)
         .filter(created_at__lte=job.created_at)
@@ -398,5 +416,13 @@ def replay_job_run(*, job_id: int) -> ReplayJob:
     ReplayJob.objects.filter(id=job_id).update(
         status=ReplayJob.Status.DONE, finished_at=timezone.now()
     )
-    job.refresh_from_db()
-    return job
+
+
+def _replay_job_fail(job_id: int, error: Exception) -> None:
+    reason = f"{type(error).__name__}: {error}".replace("\x00", "")[:REPLAY_FAILURE_CHARS]
+    ReplayJob.objects.filter(id=job_id).update(
+        status=ReplayJob.Status.FAILED, failure_reason=reason, finished_at=timezone.now()
+    )
+
+
+REPLAY_FAILURE_CHARS = 1000

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from deliveries.watchdog import watchdog
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
+from subscriptions.validators import url_points_at_hookline
 
 STORED_BODY_CHARS = 4096
 MAX_CONNECT_TIMEOUT = 5.0
@@ -220,6 +221,12 @@ def _check_target(url: str) -> None:
         raise BlockedAddressError(f"not an http(s) URL with a host: {url}")
     if parts.scheme == "http" and settings.WEBHOOKS_REQUIRE_HTTPS:
         raise BlockedAddressError("plain http:// is refused while WEBHOOKS_REQUIRE_HTTPS is on")
+    if url_points_at_hookline(url):
+        # Stored before the check at registration existed, or ALLOWED_HOSTS changed since.
+        raise BlockedAddressError(
+            f"{parts.host} is one of Hookline's own ALLOWED_HOSTS: only its test inbox may be "
+            "a target there"
+        )
     if settings.WEBHOOKS_EGRESS_PROXY:
         # Without a direct connection to check at, check the name's addresses now.
         resolve_allowed(

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
 from config.api_types import JsonTypes
 from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJobSerializer
-from deliveries.batch import deliver_now
+from deliveries.selectors import attempts_wait
 from deliveries.services import replay_job_start
+from deliveries.validators import validate_replay_since
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import (
@@ -33,6 +36,7 @@ from subscriptions.validators import (
     validate_endpoint_headers,
     validate_signing_secret,
 )
+from webhooks.errors import TooManyTestSendsError
 from webhooks.services import event_send_test
 
 HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
@@ -209,11 +213,15 @@ class TestEventSerializer(JsonTypes, serializers.Serializer):
 
 class TestResultSerializer(serializers.Serializer):
     delivery_id = serializers.IntegerField()
-    attempt = AttemptSerializer(allow_null=True)
+    url = serializers.CharField(help_text="The test delivery, with its attempt once made.")
+    attempt = AttemptSerializer(allow_null=True, help_text="Null until a worker attempted it.")
 
 
 class RecoverSerializer(JsonTypes, serializers.Serializer):
-    since = serializers.DateTimeField()
+    since = serializers.DateTimeField(
+        validators=[validate_replay_since],
+        help_text="Replay the failed deliveries created at or after this time (not in the future).",
+    )
 
 
 class EndpointCursorPagination(DeliveryCursorPagination):
@@ -262,19 +270,34 @@ class EndpointViewSet(viewsets.ModelViewSet):
         )
         return Response(RotatedSecretSerializer(rotation).data)
 
-    @extend_schema(request=TestEventSerializer, responses=TestResultSerializer)
+    @extend_schema(
+        request=TestEventSerializer,
+        responses={200: TestResultSerializer, 202: TestResultSerializer},
+    )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str) -> Response:
-        """Send a test event to this endpoint now and return the attempt."""
+        """Send a test event to this endpoint through the workers and return its attempt.
+
+        200 with the attempt when a worker made it within WEBHOOKS_TEST_WAIT_SECONDS; otherwise
+        202 with the delivery to follow at `url`. 429 while the tenant has
+        WEBHOOKS_TEST_SENDS_PER_TENANT test events waiting to be sent.
+        """
         endpoint = self.get_object()
         if not endpoint.is_active:
             raise Conflict("The endpoint is disabled; enable it before sending a test event.")
         params = TestEventSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        delivery = event_send_test(endpoint=endpoint, **params.validated_data)
-        attempt = deliver_now(delivery.id)
+        try:
+            delivery = event_send_test(endpoint=endpoint, **params.validated_data)
+        except TooManyTestSendsError as error:
+            raise Throttled(wait=error.retry_after, detail=str(error)) from None
+        attempts = attempts_wait(
+            delivery_ids=[delivery.id], seconds=settings.WEBHOOKS_TEST_WAIT_SECONDS
+        )
+        attempt = attempts.get(delivery.id)
         body = {
             "delivery_id": delivery.id,
+            "url": f"/api/v1/deliveries/{delivery.id}/",
             "attempt": AttemptSerializer(attempt).data if attempt else None,
         }
         return Response(body, status=status.HTTP_200_OK if attempt else status.HTTP_202_ACCEPTED)

@@ -7,8 +7,10 @@ import binascii
 import re
 from urllib.parse import urlsplit
 
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http.request import validate_host
 
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
 
@@ -32,10 +34,43 @@ def validate_endpoint_url(url: str) -> None:
         raise ValidationError("URL has no host.")
     if parts.username is not None or parts.password is not None:
         raise ValidationError("URL must not contain a user name or password.")
+    if url_points_at_hookline(url):
+        raise ValidationError(
+            f"URL points at Hookline itself ({parts.hostname} is one of its ALLOWED_HOSTS): "
+            "only its test inbox, /inbox/<token>/, may receive webhooks there."
+        )
     try:
         resolve_allowed(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     except BlockedAddressError as error:
         raise ValidationError(f"URL is not allowed: {error}.") from None
+
+
+# The test inbox (deliveries.inbox_views.receive) is the one page of Hookline's own that webhooks
+# may go to: it only records what arrives. Tokens are URL-safe base64 (deliveries.models).
+_INBOX_PATH = re.compile(r"/inbox/[A-Za-z0-9_-]+/")
+
+
+def url_points_at_hookline(url: str) -> bool:
+    """Whether a request to `url` would reach Hookline's own web server, other than its inbox.
+
+    Django answers only requests whose Host header matches ALLOWED_HOSTS, and the Host header
+    Hookline sends is the URL's host, so a URL whose host matches them (port aside) is the one way
+    a webhook reaches Hookline: an endpoint there could make Hookline call its own API, again and
+    again. A "*" entry matches everything and says nothing about which host is Hookline's; it is
+    left out. The URL is read by urllib3, the parser that picks where the request goes, so path
+    tricks such as /inbox/x/../../api/ are judged by the path actually sent.
+    """
+    try:
+        parts = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        return False  # not sendable at all; other checks refuse it
+    if not parts.host:
+        return False
+    host = parts.host.lower().rstrip(".")
+    own_hosts = [pattern for pattern in settings.ALLOWED_HOSTS if pattern != "*"]
+    if not validate_host(host, own_hosts):
+        return False
+    return not _INBOX_PATH.fullmatch(parts.path or "/")
 
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

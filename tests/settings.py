@@ -17,6 +17,10 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("HOOKLINE_VAR_DIR", str(_BASE_DIR / "var" / "test"))
 # Test receivers are plain HTTP on 127.0.0.1; tests about these rules switch them back on.
 os.environ.setdefault("WEBHOOKS_REQUIRE_HTTPS", "false")
+# Test receivers listen on 127.0.0.1 and localhost, which must not count as Hookline's own hosts
+# (endpoints there would be refused). The test client's host, and the live server's, are added by
+# Django and pytest-django.
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 os.environ.setdefault("WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST", "127.0.0.0/8")
 os.environ.setdefault("WEBHOOKS_RETRY_SCHEDULE", "0.2,0.4,0.6")
 os.environ.setdefault("WEBHOOKS_TIMEOUT", "2")

@@ -127,6 +127,21 @@ def test_admin_refuses_an_endpoint_on_a_private_address(admin_client, settings):
     assert not Endpoint.objects.exists()
 
 
+def test_admin_refuses_an_endpoint_on_hooklines_own_host(admin_client, settings):
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
+    tenant = TenantFactory()
+
+    response = admin_client.post(
+        "/admin/subscriptions/endpoint/add/",
+        {"tenant": tenant.pk, "url": "http://127.0.0.1:8000/api/v1/events/", "is_active": "on",
+         "headers": "{}", "created_at_0": "2026-11-29", "created_at_1": "10:00:00"},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    assert b"URL points at Hookline itself" in response.content
+    assert not Endpoint.objects.exists()
+
+
 def test_admin_shows_deliveries_with_their_attempts(admin_client):
     tenant = TenantFactory()
     EventTypeFactory(name="order.paid")

@@ -19,3 +19,11 @@ class InvalidPayloadError(EventError):
 
 class PayloadTooLargeError(InvalidPayloadError):
     pass
+
+
+class TooManyTestSendsError(EventError):
+    """The tenant has as many test sends pending as it may; one may be tried after `retry_after`."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

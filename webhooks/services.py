@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from typing import Any
 
 import jsonschema
@@ -14,12 +15,14 @@ from django.db import transaction
 from deliveries.bulk import StoredEvent, event_insert_with_deliveries
 from deliveries.dispatch import wake_workers
 from deliveries.models import Delivery
+from deliveries.selectors import pending_test_sends_count
 from deliveries.services import delivery_create_test
 from subscriptions.catalog import event_type_by_name, event_types_forget
 from subscriptions.models import TEST_EVENT_TYPE, Endpoint, EventType, Tenant
 from webhooks.errors import (
     InvalidPayloadError,
     PayloadTooLargeError,
+    TooManyTestSendsError,
     UnknownEventTypeError,
     UnknownTenantError,
 )
@@ -102,10 +105,12 @@ def _store(
 def event_send_test(
     *, endpoint: Endpoint, event_type: str = TEST_EVENT_TYPE, payload: dict[str, Any] | None = None
 ) -> Delivery:
-    """Store a test event for `endpoint` alone and return its delivery, not yet attempted.
+    """Store a test event for `endpoint` alone and return its delivery, which a worker attempts.
 
-    The caller attempts it (`deliveries.batch.deliver_now`); the same validation as `event_send`
-    applies, and raises the same errors.
+    The same validation as `event_send` applies, and raises the same errors. A tenant has at most
+    WEBHOOKS_TEST_SENDS_PER_TENANT test deliveries waiting for their attempt; past that,
+    TooManyTestSendsError, and nothing is stored. Follow the attempt with
+    `deliveries.selectors.attempts_wait`.
     """
     if event_type == TEST_EVENT_TYPE:
         # Made by a migration; re-created should anyone have deleted it.
@@ -118,8 +123,25 @@ def event_send_test(
         payload = {"message": "A test message from Hookline.", "endpoint_id": endpoint.id}
     _validate_payload(kind, payload)
     with transaction.atomic():
+        _test_sends_reserve(endpoint.tenant_id)
         event = Event.objects.create(tenant_id=endpoint.tenant_id, event_type=kind, payload=payload)
         return delivery_create_test(event=event, endpoint=endpoint)
+
+
+def _test_sends_reserve(tenant_id: int) -> None:
+    """Raise TooManyTestSendsError if the tenant's test sends are all taken (call in a transaction).
+
+    The tenant's row is locked until the caller commits, so that requests arriving together are
+    counted one after the other and cannot all take the last place.
+    """
+    list(Tenant.objects.select_for_update().filter(id=tenant_id).values_list("id", flat=True))
+    limit = settings.WEBHOOKS_TEST_SENDS_PER_TENANT
+    if pending_test_sends_count(tenant_id=tenant_id) >= limit:
+        raise TooManyTestSendsError(
+            f"{limit} test events are already waiting to be sent for this tenant; "
+            "try again once they are (WEBHOOKS_TEST_SENDS_PER_TENANT).",
+            retry_after=math.ceil(settings.WEBHOOKS_TIMEOUT),
+        )
 
 
 def _resolve_tenant(tenant: Tenant | str) -> Tenant:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Max, Min, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -119,10 +120,15 @@ def recover(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     viewer.require("replay")
     endpoint = get_object_or_404(viewer.endpoints(), pk=endpoint_id)
     since = _parse_since(request.POST.get("since", ""))
-    if since is None:
-        messages.error(request, "Pick when to recover from.")
+    try:
+        if since is None:
+            raise ValidationError("Pick when to recover from.")
+        job = replay_job_start(
+            endpoint=endpoint, since=since, requested_by=request.user.get_username()
+        )
+    except ValidationError as error:
+        messages.error(request, f"Nothing replayed: {error.messages[0]}")
         return redirect(_safe_next(request, reverse("dashboard:dead-letters")))
-    job = replay_job_start(endpoint=endpoint, since=since, requested_by=request.user.get_username())
     return redirect("dashboard:replay-job", job_id=job.pk)
 
 
@@ -155,7 +161,10 @@ def _job_progress(job: ReplayJob) -> dict[str, Any]:
     delivered = counts.get(Delivery.Status.SUCCEEDED, 0)
     failed = counts.get(Delivery.Status.FAILED, 0)
     done = delivered + failed
-    finished = job.status == ReplayJob.Status.DONE and remaining == 0
+    # A failed job queues nothing more: what it did queue still shows its progress.
+    finished = job.status == ReplayJob.Status.FAILED or (
+        job.status == ReplayJob.Status.DONE and remaining == 0
+    )
     percent = 100 if finished or not job.replayed else round(100 * done / job.replayed)
     return {"remaining": remaining, "delivered": delivered, "failed_again": failed,
             "percent": percent, "finished": finished}  # fmt: skip
@@ -254,15 +263,13 @@ def _int(raw: str) -> int | None:
 
 
 def _parse_since(raw: str) -> datetime | None:
+    """A preset or an ISO time (naive: the current time zone); its range is checked on start."""
     if raw in SINCE:
         return timezone.now() - SINCE[raw]
     try:
-        moment = parse_datetime(raw) if raw else None
+        return parse_datetime(raw) if raw else None
     except ValueError:
         return None
-    if moment is not None and timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:

@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from deliveries.batch import deliver_now
 from deliveries.dashboard import stats
 from deliveries.dashboard.access import dashboard_login_required, viewer_for
 from deliveries.dashboard.charts import stacked_hour_bars
 from deliveries.dashboard.pages import render_page
 from deliveries.dashboard.status import delivery_pill, last_result
 from deliveries.models import Attempt
+from deliveries.selectors import attempts_wait
 from subscriptions.headers import masked_headers
 from subscriptions.models import (
     SECRET_PREFIX,
@@ -87,7 +88,7 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 @dashboard_login_required
 @require_POST
 def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
-    """Send a test event to this endpoint alone, attempt it now, and show its delivery."""
+    """Send a test event to this endpoint alone through the workers, and show its delivery."""
     viewer = viewer_for(request)
     viewer.require("manage_endpoints")
     endpoint = get_object_or_404(viewer.endpoints(), pk=endpoint_id)
@@ -103,13 +104,16 @@ def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     except EventError as error:
         messages.error(request, f"Test event not sent: {error}")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
-    _report_attempt(request, deliver_now(delivery.id))
+    waited = attempts_wait(delivery_ids=[delivery.id], seconds=settings.WEBHOOKS_TEST_WAIT_SECONDS)
+    _report_attempt(request, waited.get(delivery.id))
     return redirect("dashboard:delivery", delivery_id=delivery.pk)
 
 
 def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:
     if attempt is None:
-        messages.info(request, "Test event queued: a worker is already delivering it.")
+        messages.info(
+            request, "Test event queued: a worker is sending it. This page shows the attempt."
+        )
         return
     took = f"in {attempt.duration_ms:.0f} ms"
     if attempt.succeeded:

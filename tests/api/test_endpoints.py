@@ -587,52 +587,6 @@ def test_after_a_rotation_without_overlap_only_the_new_secret_signs(api, order_p
 # --- Test events ----------------------------------------------------------------------------------
 
 
-def test_test_event_is_sent_now_and_its_attempt_returned(api, tenant_a, receiver, test_event_type):
-    endpoint = EndpointFactory(tenant=tenant_a, url=receiver.url("/test"))
-
-    response = api.post(f"/api/v1/endpoints/{endpoint.id}/test/", {}, format="json")
-
-    assert response.status_code == 200, response.content
-    body = response.json()
-    delivery = Delivery.objects.get(id=body["delivery_id"])
-    assert delivery.endpoint == endpoint
-    assert delivery.status == Delivery.Status.SUCCEEDED
-    assert body["attempt"]["response_status"] == 200
-    assert body["attempt"]["trigger"] == "test"
-    assert body["attempt"]["error_kind"] == ""
-    [request] = receiver.requests("/test")
-    assert json.loads(request.body)["type"] == "hookline.test"
-    assert request.headers["webhook-id"] == delivery.event.public_id
-    assert _signatures_verify(endpoint.secret, request.headers, request.body)
-
-
-def test_test_event_with_a_chosen_type_and_payload(api, tenant_a, receiver, order_paid):
-    endpoint = EndpointFactory(tenant=tenant_a, url=receiver.url("/test"))
-
-    response = api.post(
-        f"/api/v1/endpoints/{endpoint.id}/test/",
-        {"event_type": "order.paid", "payload": {"order_id": "o-test"}},
-        format="json",
-    )
-
-    assert response.status_code == 200
-    [request] = receiver.requests("/test")
-    sent = json.loads(request.body)
-    assert sent["type"] == "order.paid"
-    assert sent["data"] == {"order_id": "o-test"}
-
-
-def test_test_event_reports_a_failing_endpoint(api, tenant_a, receiver, test_event_type):
-    endpoint = EndpointFactory(tenant=tenant_a, url=receiver.url("/down"))
-    receiver.script("/down", [503])
-
-    response = api.post(f"/api/v1/endpoints/{endpoint.id}/test/", {}, format="json")
-
-    assert response.status_code == 200
-    assert response.json()["attempt"]["response_status"] == 503
-    assert response.json()["attempt"]["error_kind"] == "http_status"
-
-
 def test_test_event_to_a_disabled_endpoint_is_409(api, tenant_a, receiver, test_event_type):
     endpoint = EndpointFactory(tenant=tenant_a, url=receiver.url("/test"), is_active=False)
     before = db_state()

@@ -299,7 +299,7 @@ def _asgi_post(path: str, chunks: list[bytes]) -> tuple[int, dict, bytes]:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", JSON)],
+        "root_path": "", "headers": [(b"host", b"testserver"), (b"content-type", JSON)],
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
     }  # fmt: skip
     messages = [

@@ -37,8 +37,9 @@ def dead_delivery(tenant, url: str, settings) -> Delivery:
 
 
 def test_operator_creates_an_endpoint_in_the_admin_and_sees_a_test_event_delivered(
-    page, receiver, transactional_db
+    page, receiver, start_worker
 ):
+    start_worker()  # a worker sends test events; the admin waits for its attempt
     tenant = TenantFactory(slug="acme", name="Acme")
     make_user("ops", staff=True)
     admin_sign_in(page, "ops")
@@ -60,6 +61,26 @@ def test_operator_creates_an_endpoint_in_the_admin_and_sees_a_test_event_deliver
     page.click("button[name=index]")
     page.wait_for_selector("text=Test event delivered")
     [request] = receiver.requests("/admin-made")
+    assert b'"type":"hookline.test"' in request.body
+
+
+def test_member_sends_a_test_event_from_the_dashboard_and_a_worker_delivers_it(
+    page, receiver, start_worker, settings
+):
+    start_worker()
+    settings.WEBHOOKS_TEST_WAIT_SECONDS = 0.0  # answer at once: the delivery page follows it
+    tenant = TenantFactory(slug="acme", name="Acme")
+    endpoint = EndpointFactory(tenant=tenant, url=receiver.url("/from-dashboard"))
+    make_user("ana", tenant=tenant)
+    sign_in(page, "ana")
+
+    page.goto(f"/dashboard/endpoints/{endpoint.pk}/")
+    page.click("form.test-form button[type=submit]")
+
+    page.wait_for_selector("text=Test event queued: a worker is sending it.")
+    # The delivery page refreshes itself until the worker's attempt is there.
+    page.wait_for_selector("[data-testid=delivery-status] >> text=Delivered")
+    [request] = receiver.requests("/from-dashboard")
     assert b'"type":"hookline.test"' in request.body
 
 

@@ -35,7 +35,14 @@ def demo_env(tmp_path):
         key: value
         for key, value in os.environ.items()
         if not key.startswith(
-            ("DATABASE_URL", "CELERY_", "WEBHOOKS_", "DJANGO_SETTINGS", "PROMETHEUS_")
+            (
+                "DATABASE_URL",
+                "CELERY_",
+                "WEBHOOKS_",
+                "DJANGO_SETTINGS",
+                "PROMETHEUS_",
+                "ALLOWED_HOSTS",
+            )
         )
     }
     env.update(

@@ -164,6 +164,7 @@ def test_a_dashboard_endpoint_for_the_inbox_past_the_tenants_limit_is_refused(
     client, inbox, settings
 ):
     settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "127.0.0.1"]
     EndpointFactory(tenant=inbox.tenant, url="http://127.0.0.1:9/first")
     client.force_login(get_user_model().objects.create_user("op", is_staff=True))
 

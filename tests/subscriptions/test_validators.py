@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from subscriptions.validators import MAX_URL_LENGTH, validate_endpoint_url
+from subscriptions.validators import MAX_URL_LENGTH, url_points_at_hookline, validate_endpoint_url
 
 LOOPBACK_SPELLINGS = [
     "http://127.0.0.1/",
@@ -125,3 +125,59 @@ def test_backslash_smuggling_a_loopback_host_before_a_public_one_is_rejected():
     # urlsplit sees host 8.8.8.8; requests would connect to 127.0.0.1 (the part before the "\").
     with pytest.raises(ValidationError):
         validate_endpoint_url("http://127.0.0.1:8000\\@8.8.8.8/hook")
+
+
+# --- Hookline's own hosts ------------------------------------------------------------------------
+
+OWN_HOSTS = ["hookline.example.com", ".hooks.example.org", "127.0.0.1", "[::1]", "*"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hookline.example.com/api/v1/endpoints/1/test/",
+        "https://HOOKLINE.example.com./api/v1/events/",  # case and a trailing dot: the same host
+        "https://hookline.example.com:8443/anything",  # ALLOWED_HOSTS has no ports
+        "https://hooks.example.org/",
+        "https://eu.hooks.example.org/dashboard/",
+        "http://127.0.0.1:8000/api/v1/endpoints/",
+        "http://[::1]:8000/",
+        "https://hookline.example.com/inbox/ibx_a/../../api/v1/events/",  # sent as /api/v1/events/
+        "https://hookline.example.com/inbox/ibx_a%2F..%2F..%2Fapi/",
+        "https://hookline.example.com/inbox/ibx_a/extra/",
+        "https://hookline.example.com/inbox/",
+    ],
+)
+def test_a_url_on_one_of_hooklines_own_hosts_is_refused(url, settings):
+    settings.ALLOWED_HOSTS = OWN_HOSTS
+
+    assert "URL points at Hookline itself" in message_of(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hookline.example.com/inbox/ibx_Ab-9_z/",
+        "https://hookline.example.com/inbox/ibx_Ab-9_z/?source=test",
+        "http://127.0.0.1:8000/inbox/ibx_Ab-9_z/",
+    ],
+)
+def test_the_test_inbox_on_hooklines_own_host_is_allowed(url, settings):
+    settings.ALLOWED_HOSTS = OWN_HOSTS
+
+    assert not url_points_at_hookline(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://receiver.example.net/api/v1/events/",  # "*" says nothing about Hookline's hosts
+        "https://example.org/",  # .hooks.example.org covers its subdomains, not its parent
+        "https://hookline.example.com.evil.example/",
+        "http://127.0.0.2:8000/",
+    ],
+)
+def test_a_url_on_another_host_is_not_taken_for_hooklines_own(url, settings):
+    settings.ALLOWED_HOSTS = OWN_HOSTS
+
+    assert not url_points_at_hookline(url)

@@ -91,7 +91,9 @@ class Command(BaseCommand):
             env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
                    "CACHE_URL": "locmem://", "WEBHOOKS_REQUIRE_HTTPS": "false",
                    "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
-                   "LOG_LEVEL": "WARNING"}  # fmt: skip
+                   "LOG_LEVEL": "WARNING",
+                   # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
+                   "ALLOWED_HOSTS": "localhost"}  # fmt: skip
             command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
             inner = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
             try:

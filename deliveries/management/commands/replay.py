@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import QuerySet
@@ -11,6 +12,7 @@ from tqdm import tqdm
 
 from deliveries.models import Delivery
 from deliveries.services import deliveries_replay
+from deliveries.validators import replay_since_checked
 from subscriptions.models import Endpoint
 
 CHUNK = 500
@@ -90,4 +92,9 @@ def _parse_since(raw: str) -> datetime:
         raise CommandError(
             f"--since must be an ISO 8601 time such as 2026-11-28T09:00Z, not {raw!r}"
         )
-    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return replay_since_checked(moment)
+    except ValidationError as error:
+        raise CommandError(f"--since {raw!r}: {error.messages[0]}") from None
