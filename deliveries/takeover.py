@@ -75,11 +75,16 @@ class Sender(threading.Thread):
 
 
 def send_with_takeover(sends: Sends, lane: SlowLane) -> None:
-    """Send the batch from sender threads, replacing any that stalls; returns when it is sent."""
+    """Send the batch from sender threads, replacing any that stalls; returns when it is sent.
+
+    Meanwhile this thread, which owns the claim's database connection, records what was sent
+    and renews the lease (`Sends.keep_up`).
+    """
     slow = settings.WEBHOOKS_SLOW_ATTEMPT_SECONDS
     sender = Sender(sends, lane)
     sender.start()
     while not sender.finished.wait(WATCH_INTERVAL):
+        sends.keep_up()
         with sends.lock:
             stalled = sender.stalled(after=slow)
             if stalled is None:
