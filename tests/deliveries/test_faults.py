@@ -15,8 +15,10 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count
 
 from deliveries.models import Attempt, Delivery
+from tests.dbproxy import DatabaseProxy
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.receiver import HANG, RESET, Receiver
 from webhooks import send_event
@@ -363,3 +365,32 @@ def test_database_connection_cut_while_recording_resends_nothing(start_worker, t
     assert Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() == len(expected)
     assert again == 0
     assert attempts == len(expected)
+
+
+def test_a_record_whose_commit_was_not_acknowledged_is_not_stored_twice(
+    start_worker, tenant, receiver
+):
+    """The worker's connection drops after PostgreSQL committed a record but before the worker
+    heard of it: the worker records again, finds that record stored, and stores nothing twice."""
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    receiver.delay = 0.005
+    db = connection.settings_dict
+    with DatabaseProxy(upstream=(db["HOST"], int(db["PORT"] or 5432))) as proxy:
+        proxy.lose_commit_ack(after=b'COPY "deliveries_attempt"')
+        worker = start_worker(
+            DATABASE_URL=proxy.url(user=db["USER"] or "postgres", database=db["NAME"])
+        )
+        expected = emit(tenant, 500)
+
+        wait_all_finished(timeout=RECOVERY_WAIT_SECONDS)
+        seen = wait_for_ids(receiver, expected, timeout=20)
+        worker.stop()  # while its connections still have somewhere to go
+    twice = Attempt.objects.values("delivery").annotate(n=Count("id")).filter(n__gt=1).count()
+    print(
+        f"\ncommit acknowledgement lost: {proxy.acks_lost}; deliveries with two attempts stored "
+        f"{twice}; sent twice {duplicates(seen)}"
+    )
+    assert proxy.acks_lost == 1
+    assert Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() == len(expected)
+    assert twice == 0
+    assert duplicates(seen) == 0
