@@ -233,6 +233,11 @@ class Sends:
                 self._lost.update(set(ids) - renewal.held_ids)
                 self.queue = collections.deque(d for d in self.queue if d.id not in self._lost)
 
+    def stop(self) -> None:
+        """Start no more sends: the rest of the batch waits for its lease to end."""
+        with self.lock:
+            self.queue.clear()
+
     def next(self) -> Delivery | None:
         """The next delivery to send, or None when the batch is done or out of lease time."""
         with self.lock:

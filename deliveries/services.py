@@ -185,7 +185,10 @@ def deliveries_record(
     failures = 0
     while True:
         try:
-            if not (failures and _recorded_already(outcomes)):
+            if failures and _recorded_already(outcomes):
+                # Stored; only the dead-letter check waiting for the commit was lost with it.
+                _check_dead_letters_on_commit(outcomes)
+            else:
                 _record_once(claim, outcomes)
             break
         except Exception as error:
