@@ -72,6 +72,8 @@ def wait_all_finished(timeout: float) -> None:
 def assert_duplicates_are_the_same_message(receiver: Receiver) -> None:
     bodies: dict[str, bytes] = {}
     for request in receiver.requests():
+        if len(request.body) != int(request.headers["content-length"]):
+            continue  # cut off by a killed worker: the receiver never got the message whole
         webhook_id = request.headers["webhook-id"]
         assert bodies.setdefault(webhook_id, request.body) == request.body
 
