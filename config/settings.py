@@ -323,11 +323,14 @@ WEBHOOKS_SECRET_ROTATION_OVERLAP = env_int("WEBHOOKS_SECRET_ROTATION_OVERLAP", 2
 # Fernet keys for endpoint secrets at rest, newest first; derived from SECRET_KEY when unset.
 WEBHOOKS_ENCRYPTION_KEYS = env_list("WEBHOOKS_ENCRYPTION_KEYS", "")
 WEBHOOKS_BATCH_SIZE = env_int("WEBHOOKS_BATCH_SIZE", 200, minimum=1)
-WEBHOOKS_LEASE_SECONDS = env_float("WEBHOOKS_LEASE_SECONDS", 120.0, minimum=1.0)
-if WEBHOOKS_LEASE_SECONDS < 2 * WEBHOOKS_TIMEOUT + 2:
+# A claim's lease, renewed while its batch is in flight: a dead worker's deliveries go to
+# another worker this long after its last renewal. An attempt starts only if the lease outlasts
+# it, so the lease must exceed the timeout, with room for a renewal (deliveries.batch).
+WEBHOOKS_LEASE_SECONDS = env_float("WEBHOOKS_LEASE_SECONDS", WEBHOOKS_TIMEOUT + 5, minimum=1.0)
+if WEBHOOKS_LEASE_SECONDS < WEBHOOKS_TIMEOUT + 2:
     raise ImproperlyConfigured(
-        "WEBHOOKS_LEASE_SECONDS must be at least twice WEBHOOKS_TIMEOUT plus 2 seconds, so that "
-        "a batch can finish an attempt before another worker may take its deliveries."
+        "WEBHOOKS_LEASE_SECONDS must be at least WEBHOOKS_TIMEOUT plus 2 seconds, so that an "
+        "attempt ends within the lease it started under, and the lease can be renewed meanwhile."
     )
 # The circuit breaker: after this many failed attempts in a row an endpoint is paused, then
 # probed with one delivery after WEBHOOKS_CIRCUIT_COOLDOWN seconds (doubling per failed probe).

@@ -26,6 +26,7 @@ from deliveries.services import (
     deliveries_claim_due,
     deliveries_record,
     deliveries_release,
+    deliveries_renew,
     endpoint_rate_slot,
 )
 from deliveries.takeover import send_with_takeover
@@ -39,6 +40,21 @@ logger = logging.getLogger(__name__)
 
 # Stop starting attempts this long before the lease ends, so a slow last one still fits.
 LEASE_MARGIN_SECONDS = 1.0
+# While a batch is sent, what was sent is recorded at least this often: a worker that dies
+# mid-batch leaves only its last moments' sends to be made again.
+RECORD_INTERVAL_SECONDS = 0.25
+
+
+def lease_renewal_seconds() -> float:
+    """How often a batch in flight renews its lease (its heartbeat).
+
+    An attempt starts only if the lease, as last renewed, outlasts it (WEBHOOKS_TIMEOUT plus
+    LEASE_MARGIN_SECONDS); renewing twice within that slack lets one renewal fail without the
+    sends pausing. A third of the lease at most, so a lease survives two failed renewals.
+    """
+    lease = settings.WEBHOOKS_LEASE_SECONDS
+    slack = lease - settings.WEBHOOKS_TIMEOUT - LEASE_MARGIN_SECONDS
+    return max(0.1, min(slack / 2, lease / 3))
 
 
 def deliver_until_idle(
@@ -134,17 +150,20 @@ def deliver_now(delivery_id: int) -> Attempt | None:
 def deliver_claimed(claim: Claim, *, lane: SlowLane | None = None) -> list[Outcome]:
     """Attempt the claimed deliveries while the lease lasts, record them, release the rest.
 
-    With a `lane`, the sends run on a sender thread that this thread watches: if one stalls on a
-    receiver for WEBHOOKS_SLOW_ATTEMPT_SECONDS, that sender is left to finish and record its one
-    delivery alone, and a fresh sender goes on with the rest of the batch.
+    Outcomes are recorded as they come, every RECORD_INTERVAL_SECONDS, and the lease of what is
+    not recorded yet is renewed while the batch is in flight, so that a worker that dies leaves
+    little to send again, and soon. With a `lane`, the sends run on a sender thread that this
+    thread watches: if one stalls on a receiver for WEBHOOKS_SLOW_ATTEMPT_SECONDS, that sender
+    is left to finish and record its one delivery alone, and a fresh sender goes on with the
+    rest of the batch.
     """
     sends = Sends(claim)
     if lane is None:
         sends.drain()
     else:
         send_with_takeover(sends, lane)
+    sends.record()
     outcomes = sends.outcomes
-    deliveries_record(claim=claim, outcomes=outcomes)
     done = {outcome.delivery.id for outcome in outcomes} | sends.handed_off
     leftover = [d.id for d in claim.deliveries if d.id not in done]
     if leftover:
@@ -153,24 +172,71 @@ def deliver_claimed(claim: Claim, *, lane: SlowLane | None = None) -> list[Outco
 
 
 class Sends:
-    """The sends of one claim, in order; shared by its sender threads when one hands over."""
+    """The sends of one claim, in order; shared by its sender threads when one hands over.
+
+    Only the thread that claimed (and owns the database connection) records and renews, through
+    `keep_up`; sender threads only send.
+    """
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
-        self.stop_at = (
-            time.monotonic()
-            + _seconds_left(claim)
-            - settings.WEBHOOKS_TIMEOUT
-            - LEASE_MARGIN_SECONDS
-        )
+        now = time.monotonic()
+        lease_ends_at = now + _seconds_left(claim)
+        self.lease_ends = claim.expires_at
+        self.stop_at = _last_start_before(lease_ends_at)
         self.queue = collections.deque(claim.deliveries)
         self.outcomes: list[Outcome] = []
         self.handed_off: set[int] = set()  # in flight on a stalled sender, which records them
         self.lock = threading.Lock()
+        self._unrecorded: list[Outcome] = []
+        self._recorded_ids: set[int] = set()
+        self._lost: set[int] = set()  # taken by another worker after this lease ran out
+        self._recorded_at = now
+        self._renew_at = lease_ends_at - settings.WEBHOOKS_LEASE_SECONDS + lease_renewal_seconds()
         self._keys: dict[int, list[bytes]] = {}
         self._bodies: dict[tuple[int, str], Body] = {}  # by (event, payload format)
         self._failures_in_a_row: dict[int, int] = {}
         self._left_alone: set[int] = set()  # endpoints whose other deliveries wait for later
+
+    def keep_up(self) -> None:
+        """Renew the lease when due, and record what was sent since the last record if that was
+        RECORD_INTERVAL_SECONDS ago (called by the claim's thread between sends, or as it
+        watches the sender)."""
+        now = time.monotonic()
+        if self._unrecorded and now - self._recorded_at >= RECORD_INTERVAL_SECONDS:
+            self.record()
+        if now >= self._renew_at:
+            self.renew()
+
+    def record(self) -> None:
+        """Record the outcomes not recorded yet."""
+        with self.lock:
+            outcomes, self._unrecorded = self._unrecorded, []
+        self._recorded_at = time.monotonic()
+        deliveries_record(claim=self.claim, outcomes=outcomes, lease_ends=self.lease_ends)
+        self._recorded_ids.update(outcome.delivery.id for outcome in outcomes)
+
+    def renew(self) -> None:
+        """Extend the lease of the deliveries not recorded yet; drop from the queue any that
+        another worker took meanwhile. If the database cannot be reached, the sends stop once
+        the lease, as last renewed, could end during an attempt."""
+        asked_at = time.monotonic()
+        self._renew_at = asked_at + lease_renewal_seconds()
+        ids = [d.id for d in self.claim.deliveries if d.id not in self._recorded_ids]
+        renewal = deliveries_renew(claim=self.claim, delivery_ids=ids) if ids else None
+        if renewal is None:
+            return
+        with self.lock:
+            self.lease_ends = renewal.expires_at
+            self.stop_at = _last_start_before(asked_at + settings.WEBHOOKS_LEASE_SECONDS)
+            if len(renewal.held_ids) < len(ids):
+                self._lost.update(set(ids) - renewal.held_ids)
+                self.queue = collections.deque(d for d in self.queue if d.id not in self._lost)
+
+    def stop(self) -> None:
+        """Start no more sends: the rest of the batch waits for its lease to end."""
+        with self.lock:
+            self.queue.clear()
 
     def next(self) -> Delivery | None:
         """The next delivery to send, or None when the batch is done or out of lease time."""
@@ -203,6 +269,7 @@ class Sends:
     def add(self, outcome: Outcome) -> None:
         """Keep an outcome for the batch's record (call with `lock` held)."""
         self.outcomes.append(outcome)
+        self._unrecorded.append(outcome)
         endpoint_id = outcome.delivery.endpoint_id
         self._failures_in_a_row[endpoint_id] = _failures_after(
             self._failures_in_a_row.get(endpoint_id, 0), outcome
@@ -214,7 +281,12 @@ class Sends:
         self._left_alone.add(delivery.endpoint_id)
 
     def drain(self) -> None:
-        while (delivery := self.next()) is not None:
+        """Send the batch on this thread, keeping up its record and lease between sends."""
+        while True:
+            self.keep_up()
+            delivery = self.next()
+            if delivery is None:
+                return
             if delivery.endpoint.rate_limit and not self._wait_for_rate_slot(delivery):
                 return  # its slot falls after the lease: this and the rest wait for later
             outcome = self.send(delivery)
@@ -222,14 +294,18 @@ class Sends:
                 self.add(outcome)
 
     def _wait_for_rate_slot(self, delivery: Delivery) -> bool:
+        """Wait for the endpoint's next send slot, keeping up the record and lease meanwhile;
+        False if the slot falls beyond what a lease can cover, or the lease was not kept."""
         endpoint = delivery.endpoint
         slot = endpoint_rate_slot(endpoint_id=endpoint.id, per_second=endpoint.rate_limit)
-        wait = (slot - timezone.now()).total_seconds()
-        if time.monotonic() + wait > self.stop_at:
+        starts_at = time.monotonic() + (slot - timezone.now()).total_seconds()
+        if starts_at > _last_start_before(time.monotonic() + settings.WEBHOOKS_LEASE_SECONDS):
             return False
-        if wait > 0:
-            time.sleep(wait)
-        return True
+        while (now := time.monotonic()) < starts_at:
+            time.sleep(min(starts_at - now, lease_renewal_seconds()))
+            self.keep_up()
+        with self.lock:
+            return time.monotonic() <= self.stop_at and delivery.id not in self._lost
 
 
 def _give_up_after(endpoint: Endpoint) -> int:
@@ -324,3 +400,8 @@ def _outcome(
 
 def _seconds_left(claim: Claim) -> float:
     return (claim.expires_at - timezone.now()).total_seconds()
+
+
+def _last_start_before(lease_ends_at: float) -> float:
+    """The last moment (monotonic) an attempt may start and still end within the lease."""
+    return lease_ends_at - settings.WEBHOOKS_TIMEOUT - LEASE_MARGIN_SECONDS

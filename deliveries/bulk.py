@@ -126,6 +126,27 @@ def _attempt_row(attempt: Attempt) -> tuple:
     )  # fmt: skip
 
 
+def deliveries_extend_lease(
+    *, delivery_ids: list[int], token: str, expires_at: datetime
+) -> set[int]:
+    """Move the lease's end to `expires_at` for those of `delivery_ids` that `token` still holds;
+    returns their ids. A lease that ran out is renewed too, as long as no claim took it."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            held = Delivery.objects.filter(id__in=delivery_ids, leased_by=token)
+            ids = set(held.select_for_update().values_list("id", flat=True))
+            Delivery.objects.filter(id__in=ids).update(lease_expires_at=expires_at)
+        return ids
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET lease_expires_at = %s "
+            "WHERE id = ANY(%s::bigint[]) AND leased_by = %s RETURNING id",
+            [expires_at, delivery_ids, token],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
 def deliveries_apply(changes: list[DeliveryChange], *, lease_token: str) -> None:
     """Move each delivery on and end its lease, but only where `lease_token` still holds it."""
     if connection.vendor != "postgresql":

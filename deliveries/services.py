@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from deliveries.bulk import (
     DeliveryChange,
     attempts_insert,
     deliveries_apply,
+    deliveries_extend_lease,
     deliveries_lease_due,
     endpoints_mark_healthy,
 )
@@ -166,13 +168,49 @@ class Outcome:
     decision: Decision
 
 
-def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
+def deliveries_record(
+    *, claim: Claim, outcomes: list[Outcome], lease_ends: datetime | None = None
+) -> None:
     """Store the attempts and move each delivery on, in one transaction of a few statements.
 
     A delivery whose lease was lost meanwhile keeps its attempt but is left to its new holder.
     Every path that attempts deliveries records them here, so this is where they are counted
     for /metrics, once stored.
+
+    If the database connection drops, this reconnects and records again, until the lease ends
+    (`lease_ends`, by default the claim's): what was sent is not sent again for want of a
+    record. A retry first looks for the first outcome's attempt, so a commit that went through
+    but whose acknowledgement was lost is not stored twice. Raises the last error once the
+    lease has ended, or at once if the error was not a lost connection.
     """
+    if not outcomes:
+        return
+    give_up_at = lease_ends or claim.expires_at
+    failures = 0
+    while True:
+        try:
+            if failures and _recorded_already(outcomes):
+                # Stored; only the dead-letter check waiting for the commit was lost with it.
+                _check_dead_letters_on_commit(outcomes)
+            else:
+                _record_once(claim, outcomes)
+            break
+        except Exception as error:
+            failures += 1
+            if not _reconnected(error) or (
+                failures >= RECORD_TRIES and timezone.now() >= give_up_at
+            ):
+                raise
+            logger.warning("Lost the database while recording; recording again", exc_info=True)
+            time.sleep(min(0.05 * 2**failures, 1.0))
+    outcomes_count(outcomes)
+
+
+# Tries at least this many times to record, even when the lease has ended meanwhile.
+RECORD_TRIES = 3
+
+
+def _record_once(claim: Claim, outcomes: list[Outcome]) -> None:
     now = timezone.now()
     with transaction.atomic():
         attempts_insert([outcome.attempt for outcome in outcomes])
@@ -181,7 +219,52 @@ def deliveries_record(*, claim: Claim, outcomes: list[Outcome]) -> None:
         )
         _update_endpoint_health(outcomes, now)
         _check_dead_letters_on_commit(outcomes)
-    outcomes_count(outcomes)
+
+
+def _recorded_already(outcomes: list[Outcome]) -> bool:
+    """Whether a record that failed had committed after all (it stores all or nothing). An
+    attempt's start time, to the microsecond, is this worker's own: no other attempt shares it."""
+    first = outcomes[0].attempt
+    return Attempt.objects.filter(
+        delivery_id=first.delivery_id, number=first.number, started_at=first.started_at
+    ).exists()
+
+
+def _reconnected(error: Exception) -> bool:
+    """After a failed statement: True if `error` says the connection was lost (or failed in
+    passing), and the connection is now closed so that the next query opens a fresh one; False
+    for any other error, or inside an outer transaction, which a new connection cannot resume."""
+    lost = (
+        OperationalError, InterfaceError,
+        connection.Database.OperationalError, connection.Database.InterfaceError,
+    )  # fmt: skip
+    if connection.in_atomic_block or not isinstance(error, lost):
+        return False
+    connection.close()
+    return True
+
+
+@dataclass(frozen=True)
+class Renewal:
+    expires_at: datetime
+    held_ids: set[int]  # the deliveries the claim still holds: only these may be attempted
+
+
+def deliveries_renew(*, claim: Claim, delivery_ids: list[int]) -> Renewal | None:
+    """Extend the claim's lease on `delivery_ids` by WEBHOOKS_LEASE_SECONDS from now, where the
+    claim still holds them (its heartbeat); None when the database could not be reached, after
+    closing a lost connection so that the next call opens a fresh one."""
+    expires_at = _new_lease(timezone.now())["expires_at"]
+    try:
+        held = deliveries_extend_lease(
+            delivery_ids=sorted(delivery_ids), token=claim.token, expires_at=expires_at
+        )
+    except Exception as error:
+        if not _reconnected(error):
+            raise
+        logger.warning("Lost the database while renewing a lease", exc_info=True)
+        return None
+    return Renewal(expires_at=expires_at, held_ids=held)
 
 
 def _check_dead_letters_on_commit(outcomes: list[Outcome]) -> None:

@@ -68,24 +68,33 @@ class Sender(threading.Thread):
         delivery = outcome.delivery
         try:
             alone = dataclasses.replace(self.sends.claim, deliveries=[delivery])
-            deliveries_record(claim=alone, outcomes=[outcome])
+            deliveries_record(claim=alone, outcomes=[outcome], lease_ends=self.sends.lease_ends)
         finally:
             connection.close()  # this thread ends here: its database connection must not leak
             self.lane.let_go(delivery.endpoint_id)
 
 
 def send_with_takeover(sends: Sends, lane: SlowLane) -> None:
-    """Send the batch from sender threads, replacing any that stalls; returns when it is sent."""
+    """Send the batch from sender threads, replacing any that stalls; returns when it is sent.
+
+    Meanwhile this thread, which owns the claim's database connection, records what was sent
+    and renews the lease (`Sends.keep_up`).
+    """
     slow = settings.WEBHOOKS_SLOW_ATTEMPT_SECONDS
     sender = Sender(sends, lane)
     sender.start()
-    while not sender.finished.wait(WATCH_INTERVAL):
-        with sends.lock:
-            stalled = sender.stalled(after=slow)
-            if stalled is None:
-                continue
-            sender.detached = True
-            sends.hand_off(stalled)
-            lane.hold(stalled.endpoint_id)
-        sender = Sender(sends, lane)
-        sender.start()
+    try:
+        while not sender.finished.wait(WATCH_INTERVAL):
+            sends.keep_up()
+            with sends.lock:
+                stalled = sender.stalled(after=slow)
+                if stalled is None:
+                    continue
+                sender.detached = True
+                sends.hand_off(stalled)
+                lane.hold(stalled.endpoint_id)
+            sender = Sender(sends, lane)
+            sender.start()
+    except BaseException:
+        sends.stop()  # nothing would record what the sender goes on to send
+        raise

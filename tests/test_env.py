@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -251,3 +255,30 @@ def test_header_name_rejects_anything_else_naming_the_variable(setenv, raw):
     setenv(raw)
     with pytest.raises(ImproperlyConfigured, match=NAME):
         env_header_name(NAME)
+
+
+def settings_read(**env: str) -> subprocess.CompletedProcess:
+    """Import config.settings in a fresh process with these WEBHOOKS_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WEBHOOKS_"))}
+    code = "from config import settings; print(settings.WEBHOOKS_LEASE_SECONDS)"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent, env={**clean, **env},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("timeout", "lease"), [(None, "20.0"), ("2", "7.0"), ("60", "65.0")])
+def test_lease_defaults_to_the_timeout_plus_five_seconds(timeout, lease):
+    result = settings_read(**({"WEBHOOKS_TIMEOUT": timeout} if timeout else {}))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == lease
+
+
+def test_a_lease_that_cannot_outlast_an_attempt_with_room_to_renew_is_refused():
+    assert settings_read(WEBHOOKS_TIMEOUT="15", WEBHOOKS_LEASE_SECONDS="17").returncode == 0
+    result = settings_read(WEBHOOKS_TIMEOUT="15", WEBHOOKS_LEASE_SECONDS="16.9")
+    assert result.returncode != 0
+    assert (
+        "WEBHOOKS_LEASE_SECONDS must be at least WEBHOOKS_TIMEOUT plus 2 seconds" in result.stderr
+    )

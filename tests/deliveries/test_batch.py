@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.db.models import Max
 from django.utils import timezone
 
 from deliveries.batch import deliver_due_batch
@@ -113,3 +117,37 @@ def test_deliveries_to_a_disabled_endpoint_wait(tenant, receiver):
 
     assert deliver_due_batch(limit=10) == 0
     assert Delivery.objects.get().status == Delivery.Status.PENDING
+
+
+def test_a_batch_longer_than_its_lease_records_as_it_goes_and_renews_the_lease(
+    tenant, receiver, settings
+):
+    """30 sends of 0.2 s under a 4 s lease (timeout 2 s): the batch renews its lease and sends
+    them all, and what it sent shows as delivered while the batch is still going."""
+    settings.WEBHOOKS_LEASE_SECONDS = 4.0
+    EndpointFactory(tenant=tenant, url=receiver.url("/slow"))
+    receiver.delay = 0.2
+    for n in range(30):
+        send_event(tenant, "order.paid", {"n": n})
+    claimed_at = timezone.now()
+
+    def batch() -> None:
+        try:
+            deliver_due_batch(limit=50)
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=batch)
+    sender.start()
+    delivered_midway, lease_ends = set(), []
+    while sender.is_alive():
+        pending = Delivery.objects.filter(status=Delivery.Status.PENDING)
+        delivered_midway.add(30 - pending.count())
+        lease_ends.append(pending.aggregate(end=Max("lease_expires_at"))["end"])
+        time.sleep(0.1)
+    sender.join()
+
+    assert len(receiver.requests("/slow")) == 30  # one claim, all sent
+    assert Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() == 30
+    assert any(0 < n < 30 for n in delivered_midway)
+    assert max(end for end in lease_ends if end) > claimed_at + timedelta(seconds=5)
