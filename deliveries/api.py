@@ -61,7 +61,7 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
-    payload = serializers.JSONField(source="event.payload")
+    payload = serializers.JSONField(source="event.payload_as_sent", read_only=True)
     attempts = AttemptSerializer(many=True)
 
     class Meta(DeliverySerializer.Meta):
