@@ -303,7 +303,10 @@ WEBHOOKS_REQUIRE_HTTPS = env_bool("WEBHOOKS_REQUIRE_HTTPS", True)
 WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = env_networks("WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST", "")
 WEBHOOKS_SWEEP_INTERVAL = env_float("WEBHOOKS_SWEEP_INTERVAL", 5.0, minimum=0.1)
 WEBHOOKS_DISABLE_AFTER_DAYS = env_float("WEBHOOKS_DISABLE_AFTER_DAYS", 5.0, minimum=0.0)
-WEBHOOKS_EGRESS_PROXY = env_str("WEBHOOKS_EGRESS_PROXY", "")
+# Deliveries tunnel through it with CONNECT to the address Hookline checked (deliveries.transport).
+WEBHOOKS_EGRESS_PROXY = env_url("WEBHOOKS_EGRESS_PROXY", require_https=False)
+if WEBHOOKS_EGRESS_PROXY.startswith("https:"):
+    raise ImproperlyConfigured("WEBHOOKS_EGRESS_PROXY must be an http:// proxy URL")
 WEBHOOKS_SECRET_ROTATION_OVERLAP = env_int("WEBHOOKS_SECRET_ROTATION_OVERLAP", 24 * 3600)
 # Fernet keys for endpoint secrets at rest, newest first; derived from SECRET_KEY when unset.
 WEBHOOKS_ENCRYPTION_KEYS = env_list("WEBHOOKS_ENCRYPTION_KEYS", "")
