@@ -30,9 +30,9 @@ def contains_nul(value: object) -> bool:
     return False
 
 
-# A JSON string (escapes included), or a run of the whitespace JSON allows between tokens.
+# A JSON string, escapes included.
 _STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
-_STRING_OR_SPACE = re.compile(rf"({_STRING})|[ \t\n\r]+")
+_BETWEEN_STRINGS = re.compile(f"({_STRING})")
 _SPACE = re.compile(r"[ \t\n\r]")
 _TOKEN = re.compile(rf'{_STRING}|[{{}}\[\],:]|[^{{}}\[\],:"\s]+')
 
@@ -41,7 +41,12 @@ def json_compact(text: str) -> str:
     """Valid JSON `text` without the whitespace between its tokens; nothing else changes."""
     if _SPACE.search(text) is None:
         return text
-    return _STRING_OR_SPACE.sub(r"\1", text)
+    # Strings at odd indexes, kept; what lies between them loses its whitespace, which valid JSON
+    # allows there only between tokens. (A regex substitution over the text was 2 to 5 times
+    # slower: one match per token.)
+    parts = _BETWEEN_STRINGS.split(text)
+    parts[0::2] = ["".join(between.split()) for between in parts[0::2]]
+    return "".join(parts)
 
 
 def json_indented(text: str, indent: int = 2) -> str:
