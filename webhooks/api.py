@@ -50,7 +50,10 @@ class EventBodyParser(JSONParser):
 
 class EventCreateSerializer(serializers.Serializer):
     event_type = serializers.CharField(max_length=200)
-    payload = serializers.DictField(help_text="A JSON object; becomes `data` in the webhook body.")
+    payload = serializers.DictField(
+        help_text="A JSON object; becomes `data` in the webhook body as written (key order, number "
+        "spellings and escapes kept; whitespace between tokens dropped)."
+    )
     idempotency_key = serializers.CharField(
         max_length=MAX_IDEMPOTENCY_KEY,
         required=False,
