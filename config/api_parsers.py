@@ -30,9 +30,14 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the document is nested too deeply.") from None
-        if _may_escape_a_surrogate(raw, parser_context) and _holds_lone_surrogate(data):
-            raise ParseError(LONE_SURROGATE)
+        refuse_lone_surrogates(raw, data, parser_context)
         return data
+
+
+def refuse_lone_surrogates(raw: bytes, data: Any, parser_context: Any) -> None:
+    """Raise ParseError if the body `raw`, parsed as `data`, holds half of a UTF-16 pair."""
+    if _may_escape_a_surrogate(raw, parser_context) and _holds_lone_surrogate(data):
+        raise ParseError(LONE_SURROGATE)
 
 
 # In UTF-8 a surrogate can only arrive escaped (raw, it is not valid UTF-8 and fails decoding):

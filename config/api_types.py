@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import relations, serializers
 
 _NAMES = {bool: "a boolean", int: "an integer", float: "a number", list: "an array",
@@ -75,3 +76,8 @@ class JsonTypes:
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.JSONField):
+    """A JSON object, and typed so in the OpenAPI schema, where a JSONField means any value."""

@@ -261,7 +261,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_THROTTLE_CLASSES": ["subscriptions.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env_str("WEBHOOKS_API_RATE_LIMIT", "50/s")},
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["config.api_renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
@@ -316,7 +316,10 @@ WEBHOOKS_REQUIRE_HTTPS = env_bool("WEBHOOKS_REQUIRE_HTTPS", True)
 WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = env_networks("WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST", "")
 WEBHOOKS_SWEEP_INTERVAL = env_float("WEBHOOKS_SWEEP_INTERVAL", 5.0, minimum=0.1)
 WEBHOOKS_DISABLE_AFTER_DAYS = env_float("WEBHOOKS_DISABLE_AFTER_DAYS", 5.0, minimum=0.0)
-WEBHOOKS_EGRESS_PROXY = env_str("WEBHOOKS_EGRESS_PROXY", "")
+# Deliveries tunnel through it with CONNECT to the address Hookline checked (deliveries.transport).
+WEBHOOKS_EGRESS_PROXY = env_url("WEBHOOKS_EGRESS_PROXY", require_https=False)
+if WEBHOOKS_EGRESS_PROXY.startswith("https:"):
+    raise ImproperlyConfigured("WEBHOOKS_EGRESS_PROXY must be an http:// proxy URL")
 # Endpoints a tenant may have (subscriptions.services.endpoint_add); 0 for no limit.
 WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = env_int("WEBHOOKS_MAX_ENDPOINTS_PER_TENANT", 100, minimum=0)
 WEBHOOKS_SECRET_ROTATION_OVERLAP = env_int("WEBHOOKS_SECRET_ROTATION_OVERLAP", 24 * 3600)

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
-from config.api_types import JsonTypes
+from config.api_types import JsonObjectField, JsonTypes
 from deliveries.dashboard.portal import (
     CAPABILITIES,
     MAX_LIFETIME,
@@ -66,7 +66,7 @@ class DeliverySerializer(serializers.ModelSerializer):
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
-    payload = serializers.JSONField(source="event.payload")
+    payload = JsonObjectField(source="event.payload_as_sent", read_only=True)
     attempts = AttemptSerializer(many=True)
 
     class Meta(DeliverySerializer.Meta):

@@ -206,9 +206,12 @@ class StoredEvent:
 
 def event_insert_with_deliveries(
     *, tenant: Tenant, event_type: EventType, payload: dict, payload_json: str,
-    idempotency_key: str | None,
+    payload_text: str, idempotency_key: str | None,
 ) -> StoredEvent:  # fmt: skip
     """Store an event and a pending delivery per subscribed active endpoint, atomically.
+
+    `payload_json` (the parsed payload serialised) fills the `jsonb` column; `payload_text` is
+    kept as it is, to be sent.
 
     On PostgreSQL this is one statement (one round trip, no explicit transaction): the event
     insert, and an `INSERT … SELECT` of its deliveries, so fanning out to a thousand endpoints
@@ -216,8 +219,8 @@ def event_insert_with_deliveries(
     """
     now = timezone.now()
     event = Event(
-        tenant=tenant, event_type=event_type, payload=payload, idempotency_key=idempotency_key,
-        created_at=now,
+        tenant=tenant, event_type=event_type, payload=payload, payload_text=payload_text,
+        idempotency_key=idempotency_key, created_at=now,
     )  # fmt: skip
     if connection.vendor != "postgresql":
         return _event_insert_orm(event)
@@ -227,7 +230,7 @@ def event_insert_with_deliveries(
             {
                 "public_id": event.public_id, "tenant_id": tenant.id,
                 "event_type_id": event_type.id, "event_type_name": event_type.name,
-                "payload": payload_json,
+                "payload": payload_json, "payload_text": payload_text,
                 "idempotency_key": idempotency_key, "now": now,
                 "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
             },
@@ -247,9 +250,9 @@ WITH kind AS (
     WHERE id = %(event_type_id)s AND name = %(event_type_name)s AND NOT archived
 ), event AS (
     INSERT INTO webhooks_event
-        (public_id, tenant_id, event_type_id, payload, idempotency_key, created_at)
-    SELECT %(public_id)s, %(tenant_id)s, kind.id, %(payload)s::jsonb, %(idempotency_key)s,
-           %(now)s
+        (public_id, tenant_id, event_type_id, payload, payload_text, idempotency_key, created_at)
+    SELECT %(public_id)s, %(tenant_id)s, kind.id, %(payload)s::jsonb, %(payload_text)s,
+           %(idempotency_key)s, %(now)s
     FROM kind
     ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id

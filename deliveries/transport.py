@@ -2,7 +2,8 @@
 
 One pooled keep-alive session per worker process; no redirects; connect and read timeouts plus a
 wall-clock deadline while the body streams; the body read only up to a cap; the target's addresses
-checked against the network policy before each request.
+checked against the network policy as each connection opens, and the connection made to the
+address that was checked, directly or through a CONNECT tunnel of the egress proxy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from deliveries.watchdog import watchdog
-from subscriptions.addresses import BlockedAddressError, resolve_allowed
+from subscriptions.addresses import BlockedAddressError, IPAddress, resolve_allowed
 from subscriptions.validators import url_points_at_hookline
 
 STORED_BODY_CHARS = 4096
@@ -134,6 +136,131 @@ class _CheckedHTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _CheckedHTTPSConnection
 
 
+class _TunnelledConnectionMixin(_CheckedConnectionMixin):
+    """Through WEBHOOKS_EGRESS_PROXY: the proxy is asked to CONNECT to the checked address.
+
+    The name is resolved and checked here, as for a direct connection, and the proxy is given the
+    address, never the name: a proxy that resolved the name again could be steered to a private
+    address by DNS rebinding. The tunnel then carries the request as a direct socket would, plain
+    http included: the Host header, TLS SNI and certificate checks use the name.
+    """
+
+    def _new_conn(self) -> socket.socket:
+        addresses = resolve_allowed(self._dns_host, self.port)
+        proxy = urllib3.util.parse_url(settings.WEBHOOKS_EGRESS_PROXY)
+        refusals: list[str] = []
+        for address in addresses:
+            sock = self._connect_to_proxy(proxy)
+            try:
+                status_line = _open_tunnel(sock, address, self.port, proxy, self.timeout)
+            except TimeoutError as error:
+                sock.close()
+                raise urllib3.exceptions.ConnectTimeoutError(
+                    self, f"The egress proxy did not open a tunnel to {self.host} in time."
+                ) from error
+            except OSError as error:
+                sock.close()
+                raise urllib3.exceptions.NewConnectionError(
+                    self, f"Failed to open a tunnel through the egress proxy: {error}"
+                ) from error
+            if status_line is None:
+                sock.settimeout(self.timeout)  # the TLS handshake gets the connect timeout afresh
+                return sock
+            sock.close()
+            refusals.append(f"{_authority(address, self.port)}: {status_line}")
+        raise urllib3.exceptions.NewConnectionError(
+            self, f"The egress proxy refused the tunnel to {'; '.join(refusals)}"
+        )
+
+    def _connect_to_proxy(self, proxy: urllib3.util.Url) -> socket.socket:
+        try:
+            return urllib3.util.connection.create_connection(
+                (proxy.host, proxy.port or 80),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except TimeoutError as error:
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, "Connection to the egress proxy timed out."
+            ) from error
+        except OSError as error:
+            raise urllib3.exceptions.NewConnectionError(
+                self, f"Failed to connect to the egress proxy: {error}"
+            ) from error
+
+
+class _TunnelledHTTPConnection(_TunnelledConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TunnelledHTTPSConnection(_TunnelledConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _TunnelledHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TunnelledHTTPConnection
+
+
+class _TunnelledHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TunnelledHTTPSConnection
+
+
+# A proxy's answer to CONNECT is a status line and a few headers.
+MAX_TUNNEL_REPLY = 16 * 1024
+
+
+def _open_tunnel(
+    sock: socket.socket,
+    address: IPAddress,
+    port: int,
+    proxy: urllib3.util.Url,
+    timeout: float | None,
+) -> str | None:
+    """Ask the proxy on `sock` to CONNECT to `address`; None once open, else its status line.
+
+    Raises OSError (TimeoutError included) when the proxy does not answer in HTTP in time.
+    """
+    authority = _authority(address, port)
+    request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+    if proxy.auth:
+        credentials = urllib3.util.make_headers(proxy_basic_auth=urllib.parse.unquote(proxy.auth))
+        request += f"Proxy-Authorization: {credentials['proxy-authorization']}\r\n"
+    give_up = time.monotonic() + (timeout or MAX_CONNECT_TIMEOUT)
+    sock.settimeout(max(0.001, give_up - time.monotonic()))
+    sock.sendall((request + "\r\n").encode("latin-1"))
+    reply = _read_tunnel_reply(sock, give_up)
+    status_line = reply.split(b"\r\n", 1)[0].decode("latin-1")
+    version, _, rest = status_line.partition(" ")
+    if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+        raise OSError(f"the egress proxy did not answer in HTTP: {status_line[:80]!r}")
+    return None if rest[:3] == "200" else status_line
+
+
+def _read_tunnel_reply(sock: socket.socket, give_up: float) -> bytes:
+    """The reply's head, read up to its blank line and not a byte past it: what follows belongs
+    to the tunnel (peeked first, so the TLS handshake finds its bytes where it expects them)."""
+    head = b""
+    while True:
+        remaining = give_up - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no answer to CONNECT in time")
+        sock.settimeout(remaining)
+        peeked = sock.recv(4096, socket.MSG_PEEK)
+        if not peeked:
+            raise OSError("the egress proxy closed the connection")
+        end = (head + peeked).find(b"\r\n\r\n")
+        if end != -1:
+            return head + sock.recv(end + 4 - len(head))
+        head += sock.recv(len(peeked))
+        if len(head) > MAX_TUNNEL_REPLY:
+            raise OSError("the egress proxy's answer to CONNECT is too long")
+
+
+def _authority(address: IPAddress, port: int) -> str:
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
 # Hosts kept with open connections, and idle connections kept per host.
 POOLED_HOSTS = 100
 CONNECTIONS_PER_HOST = 10
@@ -160,11 +287,14 @@ def _pool_manager() -> urllib3.PoolManager:
             "cert_reqs": "CERT_REQUIRED",
             "ca_certs": certifi.where(),
         }
+        _pools = urllib3.PoolManager(**options)
         if settings.WEBHOOKS_EGRESS_PROXY:
-            # The proxy makes the connection; the address policy was checked before sending.
-            _pools = urllib3.ProxyManager(settings.WEBHOOKS_EGRESS_PROXY, **options)
+            # Pools per target host, as without a proxy: each connection is a tunnel to one.
+            _pools.pool_classes_by_scheme = {
+                "http": _TunnelledHTTPPool,
+                "https": _TunnelledHTTPSPool,
+            }
         else:
-            _pools = urllib3.PoolManager(**options)
             _pools.pool_classes_by_scheme = {"http": _CheckedHTTPPool, "https": _CheckedHTTPSPool}
         _pools_key = key
     return _pools
@@ -226,11 +356,6 @@ def _check_target(url: str) -> None:
         raise BlockedAddressError(
             f"{parts.host} is one of Hookline's own ALLOWED_HOSTS: only its test inbox may be "
             "a target there"
-        )
-    if settings.WEBHOOKS_EGRESS_PROXY:
-        # Without a direct connection to check at, check the name's addresses now.
-        resolve_allowed(
-            parts.host.strip("[]"), parts.port or (443 if parts.scheme == "https" else 80)
         )
 
 

@@ -21,6 +21,7 @@ from subscriptions.services import endpoint_rotate_secret, hash_api_key
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.fetch_trap import FetchTrap
 from webhooks import send_event
+from webhooks.services import event_send
 
 pytestmark = pytest.mark.django_db
 
@@ -162,6 +163,24 @@ def test_admin_shows_deliveries_with_their_attempts(admin_client):
     assert event.public_id.encode() in listing.content
     assert b"HTTP 503" in detail.content
     assert b"http://127.0.0.1:8000/hook" in event_page.content
+
+
+def test_admin_shows_an_events_payload_as_the_host_sent_it_and_read_only(admin_client):
+    tenant = TenantFactory()
+    EventTypeFactory(name="order.paid")
+    event = event_send(
+        tenant=tenant,
+        event_type="order.paid",
+        payload={"zeta": 1.1, "alpha": 1e308},
+        payload_text='{"zeta": 1.10, "alpha": 1e308}',
+    )
+
+    page = admin_client.get(f"/admin/webhooks/event/{event.pk}/change/")
+
+    assert page.status_code == 200
+    expected = "<pre>{\n  &quot;zeta&quot;: 1.10,\n  &quot;alpha&quot;: 1e308\n}</pre>"
+    assert expected in page.content.decode()
+    assert 'name="payload"' not in page.content.decode()
 
 
 @pytest.mark.parametrize(

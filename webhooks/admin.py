@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html
 
 from deliveries.admin import CappedCountPaginator
 from deliveries.models import Delivery
+from deliveries.templatetags.dashboard_tags import pretty_json
 from webhooks.models import Event
 
 
@@ -30,11 +32,17 @@ class EventAdmin(admin.ModelAdmin):
         "public_id",
         "tenant",
         "event_type",
-        "payload",
+        "payload_as_sent",
         "idempotency_key",
         "created_at",
     )
+    fields = readonly_fields  # the parsed `payload` would otherwise show as an editable field
     inlines = [DeliveryInline]
 
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False
+
+    @admin.display(description="payload")
+    def payload_as_sent(self, event: Event) -> str:
+        """The payload as the host sent it, which is what receivers get."""
+        return format_html("<pre>{}</pre>", pretty_json(event.payload_as_sent))

@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
-from config.api_types import JsonTypes
+from config.api_parsers import JSONParser, refuse_lone_surrogates
+from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import DeliverySerializer
 from webhooks.models import Event
-from webhooks.payloads import same_json
+from webhooks.payloads import json_object_members, json_same, same_json
 from webhooks.services import event_send_idempotent
 
 MAX_IDEMPOTENCY_KEY = 255
+
+
+class EventBody(dict):
+    """A request body's members, and the payload's JSON text as the host wrote it."""
+
+    payload_text: str | None = None
+
+
+class EventBodyParser(JSONParser):
+    """Parses an event's request body, keeping the text of its `payload` member as written."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        raw = stream.read() if stream is not None else b""
+        try:
+            values, texts = json_object_members(raw.decode(encoding))
+        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
+            raise ParseError(f"JSON parse error - {error}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - the document is nested too deeply.") from None
+        refuse_lone_surrogates(raw, values, parser_context)
+        if not isinstance(values, dict):
+            return values  # the serializer says what is wrong with it
+        body = EventBody(values)
+        body.payload_text = texts.get("payload")
+        return body
 
 
 class EventCreateSerializer(JsonTypes, serializers.Serializer):
@@ -31,6 +62,9 @@ class EventCreateSerializer(JsonTypes, serializers.Serializer):
 class EventSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="public_id")
     event_type = serializers.CharField(source="event_type.name")
+    payload = JsonObjectField(
+        source="payload_as_sent", read_only=True, help_text="The payload as the host sent it."
+    )
 
     class Meta:
         model = Event
@@ -57,6 +91,7 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
     serializer_class = EventDetailSerializer
+    parser_classes = [EventBodyParser]
 
     def get_queryset(self) -> QuerySet[Event]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
@@ -80,14 +115,16 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         wanted = params.validated_data
         key = wanted.get("idempotency_key") or _idempotency_header(request)
         # The insert decides who owns a key; a lookup first would race with a concurrent POST.
+        payload_text = getattr(request.data, "payload_text", None)
         event, created = event_send_idempotent(
             tenant=request.auth.tenant,
             event_type=wanted["event_type"],
             payload=wanted["payload"],
+            payload_text=payload_text,
             idempotency_key=key,
         )
         if not created:
-            return _replayed(event, wanted)
+            return _replayed(event, wanted, payload_text)
         return Response(EventCreatedSerializer(event).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -105,12 +142,23 @@ def _idempotency_header(request: Request) -> str | None:
     return key
 
 
-def _replayed(first: Event, wanted: dict) -> Response:
-    same = first.event_type.name == wanted["event_type"] and same_json(
-        first.payload, wanted["payload"]
+def _replayed(first: Event, wanted: dict, payload_text: str | None) -> Response:
+    same = first.event_type.name == wanted["event_type"] and _same_payload(
+        first, wanted["payload"], payload_text
     )
     if not same:
         raise Conflict("This idempotency key was already used for a different event.")
     response = Response(EventCreatedSerializer(first).data, status=status.HTTP_202_ACCEPTED)
     response["Idempotent-Replayed"] = "true"
     return response
+
+
+def _same_payload(first: Event, payload: dict, payload_text: str | None) -> bool:
+    """Whether a repeated request carries the first one's payload.
+
+    The same value, compared on the texts where both are kept: `1e308` is a float once parsed and
+    a 309-digit integer once read back from `jsonb`, so comparing those would call it different.
+    """
+    if first.payload_text is None or payload_text is None:
+        return same_json(first.payload, payload)
+    return json_same(first.payload_text, payload_text)

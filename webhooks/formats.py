@@ -3,7 +3,8 @@
 Every format carries the same three things, `type`, `timestamp` and `data`; the mapping of each
 is part of the wire contract (the README's "Payload formats" shows one event in each):
 
-JSON (`application/json`): `{"type":…,"timestamp":…,"data":…}`, compact, UTF-8.
+JSON (`application/json`): `{"type":…,"timestamp":…,"data":…}`, compact, UTF-8; `data` given as
+`RawJSON` (the payload's text as the host wrote it) is written as it is, byte for byte.
 
 XML (`application/xml; charset=utf-8`): an XML declaration, then
 `<webhook><type>…</type><timestamp>…</timestamp><data type="object">…</data></webhook>`.
@@ -53,12 +54,35 @@ class Body(NamedTuple):
     content_type: str
 
 
+class RawJSON:
+    """JSON text to be written as it is, not re-serialised: number spellings and key order stay."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawJSON) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"RawJSON({self.text!r})"
+
+
 class FormatError(ValueError):
     """A payload format Hookline does not know, or a body that does not follow its mapping."""
 
 
-def render(payload_format: str, *, event_type: str, timestamp: str, data: dict[str, Any]) -> Body:
-    """The body of one message in `payload_format`; raises FormatError for an unknown format."""
+def render(
+    payload_format: str, *, event_type: str, timestamp: str, data: dict[str, Any] | RawJSON
+) -> Body:
+    """The body of one message in `payload_format`; raises FormatError for an unknown format.
+
+    `data` may be RawJSON for the JSON format only.
+    """
     try:
         write, content_type = _WRITERS[payload_format]
     except KeyError:
@@ -66,7 +90,13 @@ def render(payload_format: str, *, event_type: str, timestamp: str, data: dict[s
     return Body(write(event_type=event_type, timestamp=timestamp, data=data), content_type)
 
 
-def to_json(*, event_type: str, timestamp: str, data: dict[str, Any]) -> bytes:
+def to_json(*, event_type: str, timestamp: str, data: dict[str, Any] | RawJSON) -> bytes:
+    if isinstance(data, RawJSON):
+        # The envelope serialised as for any other payload, the data's text spliced in as it is.
+        head = json.dumps(
+            {"type": event_type, "timestamp": timestamp}, separators=(",", ":"), ensure_ascii=False
+        )
+        return f'{head[:-1]},"data":{data.text}}}'.encode()
     message = {"type": event_type, "timestamp": timestamp, "data": data}
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
+from webhooks.formats import RawJSON
 from webhooks.ids import new_message_id
 
 
@@ -16,7 +19,11 @@ class Event(models.Model):
     event_type = models.ForeignKey(
         "subscriptions.EventType", on_delete=models.PROTECT, related_name="events"
     )
+    # The parsed payload, for queries, schema checks and the XML and form formats.
     payload = models.JSONField()
+    # The payload as the host wrote it (compact JSON): what receivers get as `data`, byte for byte.
+    # NULL for events stored before it was kept; those are sent from `payload`.
+    payload_text = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
     # NULL, not "", so that the unique constraint below skips events without a key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -33,3 +40,10 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def payload_as_sent(self) -> dict[str, Any] | RawJSON:
+        """The payload as receivers get it: its JSON text as sent, or the parsed payload."""
+        if self.payload_text is None:
+            return self.payload
+        return RawJSON(self.payload_text)

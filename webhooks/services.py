@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -27,7 +28,7 @@ from webhooks.errors import (
     UnknownTenantError,
 )
 from webhooks.models import Event
-from webhooks.payloads import contains_nul
+from webhooks.payloads import contains_nul, json_compact
 from webhooks.schemas import schema_validator
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,25 @@ def event_send(
     tenant: Tenant | str,
     event_type: str,
     payload: dict[str, Any],
+    payload_text: str | None = None,
     idempotency_key: str | None = None,
 ) -> Event:
     """Store an event and one pending delivery per subscribed active endpoint, in one transaction.
 
+    Receivers get the payload's JSON text as `data`: `payload_text` when given (the JSON text that
+    `payload` was parsed from, as the host wrote it; whitespace between tokens is dropped, all
+    else kept), otherwise `payload` serialised once, compact and UTF-8.
     Workers are woken once the transaction commits; a rolled-back caller sends nothing. A repeated
     `idempotency_key` for the same tenant returns the first event and creates nothing.
     Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, or a
     payload that is not a JSON object, fails the type's schema, or is over the size limit.
     """
     event, _ = event_send_idempotent(
-        tenant=tenant, event_type=event_type, payload=payload, idempotency_key=idempotency_key
+        tenant=tenant,
+        event_type=event_type,
+        payload=payload,
+        payload_text=payload_text,
+        idempotency_key=idempotency_key,
     )
     return event
 
@@ -58,6 +67,7 @@ def event_send_idempotent(
     tenant: Tenant | str,
     event_type: str,
     payload: dict[str, Any],
+    payload_text: str | None = None,
     idempotency_key: str | None = None,
 ) -> tuple[Event, bool]:
     """`event_send`, telling also whether this call stored the event.
@@ -72,11 +82,11 @@ def event_send_idempotent(
         existing = _event_by_idempotency_key(tenant, idempotency_key)
         if existing is not None:
             return existing, False
-    stored = _store(tenant, event_type, payload, idempotency_key)
+    stored = _store(tenant, event_type, payload, payload_text, idempotency_key)
     if not stored.event_type_current:
         # The cached event type changed meanwhile: look it up afresh, and check again.
         event_types_forget()
-        stored = _store(tenant, event_type, payload, idempotency_key)
+        stored = _store(tenant, event_type, payload, payload_text, idempotency_key)
     if stored.event is None:
         # Another call with the same idempotency key stored its event first.
         existing = _event_by_idempotency_key(tenant, idempotency_key)
@@ -90,14 +100,20 @@ def event_send_idempotent(
 
 
 def _store(
-    tenant: Tenant, event_type: str, payload: dict[str, Any], idempotency_key: str | None
+    tenant: Tenant,
+    event_type: str,
+    payload: dict[str, Any],
+    payload_text: str | None,
+    idempotency_key: str | None,
 ) -> StoredEvent:
     kind = _resolve_event_type(event_type)
+    checked = _validate_payload(kind, payload, payload_text)
     return event_insert_with_deliveries(
         tenant=tenant,
         event_type=kind,
         payload=payload,
-        payload_json=_validate_payload(kind, payload),
+        payload_json=checked.serialized,
+        payload_text=checked.text,
         idempotency_key=idempotency_key,
     )
 
@@ -121,10 +137,15 @@ def event_send_test(
     kind = _resolve_event_type(event_type)
     if payload is None:
         payload = {"message": "A test message from Hookline.", "endpoint_id": endpoint.id}
-    _validate_payload(kind, payload)
+    checked = _validate_payload(kind, payload, None)
     with transaction.atomic():
         _test_sends_reserve(endpoint.tenant_id)
-        event = Event.objects.create(tenant_id=endpoint.tenant_id, event_type=kind, payload=payload)
+        event = Event.objects.create(
+            tenant_id=endpoint.tenant_id,
+            event_type=kind,
+            payload=payload,
+            payload_text=checked.text,
+        )
         return delivery_create_test(event=event, endpoint=endpoint)
 
 
@@ -170,26 +191,34 @@ def _event_by_idempotency_key(tenant: Tenant, key: str | None) -> Event | None:
     return Event.objects.filter(tenant=tenant, idempotency_key=key).first()
 
 
-def _validate_payload(kind: EventType, payload: Any) -> str:
-    """The payload as compact JSON, once it passed every check."""
+@dataclass(frozen=True)
+class _CheckedPayload:
+    serialized: str  # the parsed payload as compact JSON, for the jsonb column
+    text: str  # what receivers get as `data`
+
+
+def _validate_payload(kind: EventType, payload: Any, payload_text: str | None) -> _CheckedPayload:
+    """The payload's two JSON forms, once it passed every check."""
     if not isinstance(payload, dict):
         raise InvalidPayloadError(
             f"The payload must be a JSON object, not {type(payload).__name__}."
         )
     serialized = _serialize(payload)
+    text = serialized if payload_text is None else json_compact(payload_text)
     try:
-        size = len(serialized.encode())
+        serialized.encode()
     except UnicodeEncodeError:
         # JSON's "\ud800" escapes decode to lone surrogates, which no UTF-8 body can carry.
         raise InvalidPayloadError(
             "The payload holds an unpaired surrogate (such as \\ud800), which is not text."
         ) from None
+    size = len(text.encode())  # the bytes receivers get
     limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
     if size > limit:
         raise PayloadTooLargeError(f"The payload is {size} bytes; the limit is {limit} bytes.")
     if kind.schema:
         _check_schema(kind, payload)
-    return serialized
+    return _CheckedPayload(serialized=serialized, text=text)
 
 
 def _serialize(payload: dict[str, Any]) -> str:

@@ -26,13 +26,12 @@ def message(event: Event, event_type_name: str, payload_format: str = JSON) -> B
     """The body and Content-Type of the event in an endpoint's payload format (webhooks.formats).
 
     Identical for every attempt of the event to endpoints of that format; raises FormatError for
-    a format Hookline does not know.
+    a format Hookline does not know. JSON carries the payload's text as the host sent it; the other
+    formats are built from the parsed payload.
     """
+    data = event.payload_as_sent if payload_format == JSON else event.payload
     return render(
-        payload_format,
-        event_type=event_type_name,
-        timestamp=iso_timestamp(event),
-        data=event.payload,
+        payload_format, event_type=event_type_name, timestamp=iso_timestamp(event), data=data
     )
 
 

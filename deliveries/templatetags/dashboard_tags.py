@@ -6,12 +6,20 @@ from typing import Any
 
 from django import template
 
+from webhooks.formats import RawJSON
+from webhooks.payloads import json_indented
+
 register = template.Library()
 
 
 @register.filter
 def pretty_json(value: Any) -> str:
-    """JSON indented for reading; a string that is JSON is re-indented, any other string kept."""
+    """JSON indented for reading; a string that is JSON is re-indented, any other string kept.
+
+    RawJSON (a payload as the host sent it) is indented with its tokens as they are.
+    """
+    if isinstance(value, RawJSON):
+        return json_indented(value.text)
     if isinstance(value, str):
         try:
             value = json.loads(value)

@@ -326,3 +326,79 @@ def test_another_tenants_event_is_404(api, other_api, subscribed):
 def test_emitting_needs_a_key(anon, subscribed):
     assert _emit(anon).status_code == 401
     assert not Event.objects.exists()
+
+
+# --- The payload as the host wrote it -------------------------------------------------------------
+
+AS_WRITTEN = '{"order_id": "o-1", "b": 1, "a": [1e308, 6.02214076e23, -0.0, 1.10]}'
+AS_WRITTEN_COMPACT = b'{"order_id":"o-1","b":1,"a":[1e308,6.02214076e23,-0.0,1.10]}'
+
+
+def _emit_raw(client, payload_text: str, **headers):
+    raw = '{"event_type": "order.paid",\n "payload": ' + payload_text + "}"
+    return client.post("/api/v1/events/", raw, content_type="application/json", **headers)
+
+
+def test_the_payload_reads_back_with_the_hosts_key_order_and_number_spellings(api, subscribed):
+    emitted = _emit_raw(api, AS_WRITTEN)
+
+    response = api.get(f"/api/v1/events/{emitted.json()['id']}/")
+
+    assert emitted.status_code == 202, emitted.content
+    assert b'"payload":' + AS_WRITTEN_COMPACT in emitted.content
+    assert b'"payload":' + AS_WRITTEN_COMPACT in response.content
+    assert response.json()["payload"]["a"][0] == 1e308
+
+
+def test_a_delivery_reads_back_with_the_payload_as_the_host_wrote_it(api, subscribed):
+    emitted = _emit_raw(api, AS_WRITTEN)
+    delivery = Delivery.objects.filter(event__public_id=emitted.json()["id"]).first()
+
+    response = api.get(f"/api/v1/deliveries/{delivery.id}/")
+
+    assert response.status_code == 200
+    assert b'"payload":' + AS_WRITTEN_COMPACT in response.content
+
+
+def test_a_repeated_key_with_the_same_payload_written_differently_is_the_same_event(
+    api, subscribed
+):
+    first = _emit_raw(api, AS_WRITTEN, HTTP_IDEMPOTENCY_KEY="order-o-1")
+    before = db_state()
+
+    again = _emit_raw(
+        api,
+        '{"a":[1E+308,602214076e15,0.0,1.1],"b":1.0,"order_id":"o-1"}',
+        HTTP_IDEMPOTENCY_KEY="order-o-1",
+    )
+
+    assert again.status_code == 202, again.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert b'"payload":' + AS_WRITTEN_COMPACT in again.content
+    assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "payload_text",
+    ['{"order_id": "o-1", "amount": 1, "amount": 2}', '{"order_id": "o-1", "x": {"k": 1, "k": 2}}'],
+    ids=["top", "nested"],
+)
+def test_a_payload_repeating_a_key_is_400(api, subscribed, payload_text):
+    """Receivers' parsers disagree on which of two equal keys wins; the schema saw only one."""
+    response = _emit_raw(api, payload_text)
+
+    assert response.status_code == 400
+    assert "appears twice" in assert_error_body(response, "parse_error")["detail"]
+    assert not Event.objects.exists()
+
+
+def test_the_size_limit_counts_the_payload_as_it_will_be_sent(api, subscribed, settings):
+    settings.WEBHOOKS_MAX_PAYLOAD_BYTES = 1000
+    # 1,200 bytes as written, 600 characters once parsed: receivers would get the 1,200.
+    escaped = '{"order_id": "' + "\\u00e9" * 200 + '"}'
+
+    response = _emit_raw(api, escaped)
+
+    assert response.status_code == 413
+    assert not Event.objects.exists()

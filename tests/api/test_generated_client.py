@@ -87,7 +87,7 @@ def test_generated_client_sends_an_event_and_follows_its_delivery(hookline, rece
     [attempt] = detail.attempts
     assert attempt.response_status == 200
     assert attempt.request_headers["webhook-id"] == event.id
-    # PAYLOAD-TYPED: assert detail.payload.to_dict() == {"order_id": "ord_1", "total": 12}
+    assert detail.payload.to_dict() == {"order_id": "ord_1", "total": 12}
     replayed = api("v1_deliveries_replay_create").sync(client=hookline, id=delivery.id)
     assert replayed.status == models().DeliveryStatusEnum.PENDING
 

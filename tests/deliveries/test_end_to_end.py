@@ -8,11 +8,14 @@ import time
 import pytest
 import standardwebhooks
 from django.db import transaction
+from rest_framework.test import APIClient
 
 from deliveries.models import Attempt, Delivery
+from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.models import Event
+from webhooks.wire import iso_timestamp
 
 pytestmark = [pytest.mark.services]
 
@@ -110,6 +113,28 @@ def test_signature_verifies_with_the_standardwebhooks_package(worker, receiver):
     assert request.headers["user-agent"].startswith("Hookline/")
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(endpoint.secret).verify(request.body + b" ", request.headers)
+
+
+def test_a_payload_posted_to_the_api_arrives_as_the_host_wrote_it(worker, receiver):
+    """Key order and number spellings that Python floats and jsonb would each change."""
+    tenant = TenantFactory()
+    EventTypeFactory(name="order.paid")
+    endpoint = EndpointFactory(tenant=tenant, url=receiver.url("/as-written"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(tenant=tenant, name='k')[1]}")
+    payload_text = b'{"b":1,"a":[1e308,6.02214076e23,-0.0,1.10]}'
+    raw = b'{"event_type":"order.paid","payload":' + payload_text + b"}"
+
+    response = client.post("/api/v1/events/", raw, content_type="application/json")
+
+    assert response.status_code == 202, response.content
+    [request] = receiver.wait_for(1, "/as-written")
+    standardwebhooks.Webhook(endpoint.secret).verify(request.body, request.headers)
+    event = Event.objects.get(public_id=response.json()["id"])
+    assert request.body == (
+        b'{"type":"order.paid","timestamp":"' + iso_timestamp(event).encode() + b'","data":'
+        + payload_text + b"}"
+    )  # fmt: skip
 
 
 def test_attempt_records_status_duration_and_response_excerpt(worker, receiver):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from django.utils.html import escape
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
 
 from deliveries.batch import deliver_due_batch, deliver_now
 from deliveries.models import Delivery, Inbox, InboxRequest
 from deliveries.services import deliveries_replay
 from subscriptions.models import Endpoint
+from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.formats import parse_form, parse_xml
@@ -91,7 +96,7 @@ def test_json_body_is_unchanged_by_payload_formats(tenant, receiver):
     deliver_due_batch(limit=10)
 
     [request] = receiver.requests("/hook")
-    body = '{"type":"order.paid","timestamp":"TS","data":{"amount":4200,"order_id":"ord_1"}}'
+    body = '{"type":"order.paid","timestamp":"TS","data":{"order_id":"ord_1","amount":4200}}'
     assert request.body == body.replace("TS", iso_timestamp(event)).encode()
 
 
@@ -189,3 +194,99 @@ def test_delivery_page_of_an_xml_delivery_shows_its_content_type(tenant, receive
 
     assert page.status_code == 200
     assert "application/xml; charset=utf-8" in page.content.decode()
+
+
+# --- JSON is byte-exact ---------------------------------------------------------------------------
+
+_SPACE = st.sampled_from(["", " ", "\n", "\t", "\r\n  "])
+_NUMBER = st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?\Z").filter(
+    lambda text: math.isfinite(float(text))
+)  # 1e999 is refused: no double holds it
+# NUL and unpaired surrogates are refused; every other character may appear, escaped or not.
+_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=6)
+
+
+@st.composite
+def _string(draw: st.DrawFn, value: str | None = None) -> tuple[str, str]:
+    text = json.dumps(draw(_TEXT) if value is None else value, ensure_ascii=draw(st.booleans()))
+    if draw(st.booleans()):
+        text = text.replace("/", "\\/")  # an escape json.dumps never writes
+    return text, text
+
+
+def _literal(text: str) -> tuple[str, str]:
+    return text, text
+
+
+@st.composite
+def _joined(draw: st.DrawFn, parts: list[tuple[str, str]]) -> tuple[str, str]:
+    """`parts` with whitespace drawn around each, and without."""
+    spaced = "".join(draw(_SPACE) + part for part, _ in parts) + draw(_SPACE)
+    return spaced, "".join(compact for _, compact in parts)
+
+
+@st.composite
+def _array(draw: st.DrawFn, values: st.SearchStrategy) -> tuple[str, str]:
+    parts = [_literal("[")]
+    for index, value in enumerate(draw(st.lists(values, max_size=4))):
+        if index:
+            parts.append(_literal(","))
+        parts.append(value)
+    return draw(_joined([*parts, _literal("]")]))
+
+
+@st.composite
+def _object(draw: st.DrawFn, values: st.SearchStrategy) -> tuple[str, str]:
+    parts = [_literal("{")]
+    for index, key in enumerate(draw(st.lists(_TEXT, max_size=4, unique=True))):
+        if index:
+            parts.append(_literal(","))
+        parts += [draw(_string(key)), _literal(":"), draw(values)]
+    return draw(_joined([*parts, _literal("}")]))
+
+
+_VALUES = st.recursive(
+    _NUMBER.map(_literal) | _string() | st.sampled_from(["true", "false", "null"]).map(_literal),
+    lambda children: _array(children) | _object(children),
+    max_leaves=12,
+)
+
+
+def _emit_raw(tenant, payload_text: str):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(tenant=tenant, name='k')[1]}")
+    raw = '{"event_type": "order.paid", "payload": ' + payload_text + "}"
+    return client.post("/api/v1/events/", raw.encode(), content_type="application/json")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=_object(_VALUES))
+def test_any_payload_the_api_accepts_arrives_as_written_less_the_whitespace(
+    tenant, receiver, payload
+):
+    written, compact = payload
+    endpoint = Endpoint.objects.filter(tenant=tenant).first() or EndpointFactory(
+        tenant=tenant, url=receiver.url("/exact")
+    )
+
+    response = _emit_raw(tenant, written)
+
+    assert response.status_code == 202, response.content
+    assert deliver_due_batch(limit=10) == 1
+    [request] = [r for r in receiver.requests() if r.headers["webhook-id"] == response.json()["id"]]
+    verify(endpoint.secret, request.headers, request.body)
+    assert request.body.endswith(b',"data":' + compact.encode() + b"}")
+    assert json.loads(request.body)["data"] == json.loads(written)
+
+
+def test_delivery_page_shows_the_payload_as_the_host_wrote_it(tenant, receiver, admin_client):
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    emitted = _emit_raw(tenant, '{"b": 1, "a": [1e308, 1.10]}')
+    delivery = Delivery.objects.get(event__public_id=emitted.json()["id"])
+
+    page = admin_client.get(f"/dashboard/deliveries/{delivery.id}/")
+
+    expected = '{\n  "b": 1,\n  "a": [\n    1e308,\n    1.10\n  ]\n}'
+    assert f"<pre>{escape(expected)}</pre>" in page.content.decode()

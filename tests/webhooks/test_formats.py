@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from subscriptions.models import Endpoint
 from webhooks.formats import (
+    JSON,
     FormatError,
+    RawJSON,
     parse_form,
     parse_xml,
     render,
@@ -72,6 +74,17 @@ def test_json_body_is_compact_utf8_in_type_timestamp_data_order():
             '{"type":"order.paid","timestamp":"2026-11-29T10:58:36.643Z","data":{"customer":'
             '{"id":42,"name":"Zoë"},"items":[{"sku":"A1","qty":2}],"paid":true}}'
         ).encode()
+    )
+
+
+def test_json_body_carries_raw_json_data_byte_for_byte():
+    data = RawJSON('{"b":1,"a":[1e308,6.02214076e23,-0.0,1.10],"s":"\\u00e9\\/"}')
+
+    body = render(JSON, event_type="order.paid", timestamp="2026-01-01T00:00:00.000Z", data=data)
+
+    assert body.content == (
+        b'{"type":"order.paid","timestamp":"2026-01-01T00:00:00.000Z",'
+        b'"data":{"b":1,"a":[1e308,6.02214076e23,-0.0,1.10],"s":"\\u00e9\\/"}}'
     )
 
 

@@ -16,6 +16,7 @@ from webhooks.errors import (
     UnknownTenantError,
 )
 from webhooks.models import Event
+from webhooks.wire import message
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,15 @@ def test_send_event_stores_event_and_one_pending_delivery_per_endpoint(tenant, p
     assert [d.endpoint_id for d in deliveries][-1] == second.id
     assert {d.status for d in deliveries} == {Delivery.Status.PENDING}
     assert all(d.next_attempt_at is not None for d in deliveries)
+
+
+def test_a_python_payload_is_sent_in_its_own_key_order_serialised_once(tenant, paid):
+    send_event(tenant, "order.paid", {"zeta": 1, "alpha": [2.5, "Zoë"], "mid": None})
+
+    stored = Event.objects.get()  # as a worker loads it
+    body = message(stored, "order.paid").content
+
+    assert body.endswith(',"data":{"zeta":1,"alpha":[2.5,"Zoë"],"mid":null}}'.encode())
 
 
 def test_send_event_accepts_a_tenant_slug(tenant, paid):
