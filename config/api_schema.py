@@ -70,10 +70,14 @@ def ids_start_at_one(result: dict[str, Any], **_: Any) -> dict[str, Any]:
 
 
 NO_NUL = "^[^\\u0000]*$"
+# DRF trims the whitespace around a text value before checking it is not blank, so a required
+# one must hold something else than whitespace.
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 
 
 def strings_without_nul(result: dict[str, Any], **_: Any) -> dict[str, Any]:
-    """Text fields refuse NUL (PostgreSQL cannot store it), so request strings say so."""
+    """Text fields refuse NUL (PostgreSQL cannot store it) and, where required, blank values
+    (whitespace only), so request strings say so."""
     schemas = result.get("components", {}).get("schemas", {})
     for name, component in schemas.items():
         if _is_request_component(name):
@@ -89,4 +93,4 @@ def strings_without_nul(result: dict[str, Any], **_: Any) -> dict[str, Any]:
 
 def _refuse_nul(schema: dict[str, Any]) -> None:
     if schema.get("type") == "string" and not {"pattern", "enum", "format"} & schema.keys():
-        schema["pattern"] = NO_NUL
+        schema["pattern"] = NOT_BLANK if schema.get("minLength", 0) >= 1 else NO_NUL

@@ -4,6 +4,7 @@ every response is as documented."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -111,7 +112,7 @@ def judged_by_data(case, response) -> bool:
 
 @schema.parametrize()
 @settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("HOOKLINE_FUZZ_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -4,11 +4,8 @@ No worker runs in this module unless a test starts its own: pending test sends s
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,6 +15,7 @@ from deliveries.models import Delivery, Inbox, InboxRequest
 from subscriptions.models import Endpoint
 from subscriptions.services import api_key_create
 from tests.api.conftest import assert_error_body, client_for
+from tests.api.sending import http_post, send_test
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 
 pytestmark = pytest.mark.services
@@ -37,34 +35,6 @@ def key(tenant) -> str:
 @pytest.fixture
 def api(key):
     return client_for(key)
-
-
-def send_test(api, endpoint, body=None):
-    return api.post(f"/api/v1/endpoints/{endpoint.id}/test/", body or {}, format="json")
-
-
-def http_post(url: str, key: str) -> tuple[int, dict, float]:
-    """A real HTTP POST with the tenant's key: status, JSON body, seconds it took."""
-    request = urllib.request.Request(
-        url, data=b"{}", method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        status, body = error.code, json.load(error)
-    return status, body, time.monotonic() - started
-
-
-def wait_for(condition, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := condition():
-            return found
-        time.sleep(0.1)
-    return condition()
 
 
 # --- At most so many pending test sends per tenant ------------------------------------------------

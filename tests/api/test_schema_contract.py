@@ -3,6 +3,8 @@ forbids is refused with a 400 and changes nothing, and what responses always car
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.api.conftest import assert_error_body, db_state
@@ -142,3 +144,12 @@ def test_portal_link_lifetime_must_be_an_integer(api):
 
     assert response.status_code == 400
     assert list(assert_error_body(response, "invalid")["fields"]) == ["expires_in"]
+
+
+def test_a_required_text_field_states_that_whitespace_alone_is_blank(schema, api, order_paid):
+    pattern = component(schema, "EventCreateRequest")["properties"]["event_type"]["pattern"]
+    response = api.post("/api/v1/events/", {"event_type": "\x1f", "payload": {}}, format="json")
+
+    assert re.match(pattern, "\x1f") is None
+    assert re.match(pattern, "order.paid")
+    assert response.status_code == 400
