@@ -70,9 +70,13 @@ def ids_start_at_one(result: dict[str, Any], **_: Any) -> dict[str, Any]:
 
 
 NO_NUL = "^[^\\u0000]*$"
-# DRF trims the whitespace around a text value before checking it is not blank, so a required
-# one must hold something else than whitespace.
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+# DRF trims the whitespace around a text value (str.strip) before checking it is not blank, so a
+# required one must hold something else. Spelled out, since a schema's `\s` is JavaScript's,
+# which leaves out \u001c-\u001f and \u0085.
+_PYTHON_WHITESPACE = (
+    r"\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_BLANK = rf"^[^\u0000]*[^{_PYTHON_WHITESPACE}\u0000][^\u0000]*$"
 
 
 def strings_without_nul(result: dict[str, Any], **_: Any) -> dict[str, Any]:

@@ -1,14 +1,22 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from hypothesis import settings as hypothesis_settings
 
 from tests.receiver import Receiver
 from tests.worker import CeleryWorker
 
 pytest_plugins: list[str] = []
+
+# CI draws the same property-test examples on every run, so a red build is the code's doing and
+# replays exactly; elsewhere each run explores anew (HOOKLINE_FUZZ_EXAMPLES searches deeper).
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_report_header() -> list[str]:

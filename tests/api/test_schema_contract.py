@@ -146,10 +146,13 @@ def test_portal_link_lifetime_must_be_an_integer(api):
     assert list(assert_error_body(response, "invalid")["fields"]) == ["expires_in"]
 
 
-def test_a_required_text_field_states_that_whitespace_alone_is_blank(schema, api, order_paid):
+@pytest.mark.parametrize("blank", ["\x1f", "\x1c", " \u3000", "\x85"])
+def test_a_required_text_field_states_that_whitespace_alone_is_blank(
+    schema, api, order_paid, blank
+):
     pattern = component(schema, "EventCreateRequest")["properties"]["event_type"]["pattern"]
-    response = api.post("/api/v1/events/", {"event_type": "\x1f", "payload": {}}, format="json")
+    response = api.post("/api/v1/events/", {"event_type": blank, "payload": {}}, format="json")
 
-    assert re.match(pattern, "\x1f") is None
+    assert re.match(pattern, blank) is None
     assert re.match(pattern, "order.paid")
     assert response.status_code == 400
