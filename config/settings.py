@@ -60,6 +60,10 @@ INSTALLED_APPS = [
     "subscriptions",
     "webhooks",
     "deliveries",
+    "inbox",
+    "operations",
+    "dashboard",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -351,7 +355,7 @@ WEBHOOKS_TEST_SENDS_PER_TENANT = env_int("WEBHOOKS_TEST_SENDS_PER_TENANT", 3, mi
 # --- Retention (README: "Retention") ------------------------------------------------------------
 
 # Succeeded deliveries, events left without deliveries, and the captured headers and bodies of
-# attempts go after this many days (deliveries.retention); 0 keeps everything.
+# attempts go after this many days (operations.retention); 0 keeps everything.
 WEBHOOKS_RETENTION_DAYS = env_int("WEBHOOKS_RETENTION_DAYS", 30, minimum=0)
 # Rows per batch of a purge; each batch is one short transaction.
 WEBHOOKS_RETENTION_BATCH_SIZE = env_int("WEBHOOKS_RETENTION_BATCH_SIZE", 1000, minimum=1)

@@ -3,12 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import health
-from deliveries import inbox_views, metrics_views
+from config import moved_admin
+from inbox import views as inbox_views
+from operations import health, metrics_views
 
 urlpatterns = [
+    *moved_admin.urlpatterns,
     path("admin/", admin.site.urls),
-    path("dashboard/", include("deliveries.dashboard.urls")),
+    path("dashboard/", include("dashboard.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="dashboard/login.html"),

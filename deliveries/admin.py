@@ -6,19 +6,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
-from deliveries.dashboard.portal import portal_links_revoke
-from deliveries.models import (
-    Attempt,
-    DeadLetter,
-    Delivery,
-    Inbox,
-    InboxRequest,
-    OperationalAlert,
-    PortalLink,
-    ReplayJob,
-)
+from deliveries.models import Attempt, DeadLetter, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
-from subscriptions.admin import TenantAdmin
 
 
 class CappedCountPaginator(Paginator):
@@ -160,96 +149,3 @@ class ReplayJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status",)
     list_select_related = ("endpoint",)
     show_full_result_count = False
-
-
-class InboxRequestInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = InboxRequest
-    extra = 0
-    can_delete = False
-    fields = ("received_at", "method", "webhook_id", "signature_valid", "response_status", "body")
-
-
-@admin.register(Inbox)
-class InboxAdmin(admin.ModelAdmin):
-    list_display = ("token", "tenant", "respond_status", "created_at")
-    inlines = [InboxRequestInline]
-
-
-class AlertStateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin) -> list[tuple[str, str]]:  # noqa: ANN001
-        return [("open", "open"), ("cleared", "cleared")]
-
-    def queryset(self, request, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
-        if self.value() == "open":
-            return queryset.filter(cleared_at=None)
-        if self.value() == "cleared":
-            return queryset.exclude(cleared_at=None)
-        return queryset
-
-
-@admin.register(OperationalAlert)
-class OperationalAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Alerts raised and cleared by Hookline itself. Deleting an open one re-arms it: the next
-    check tells people again if the condition still holds."""
-
-    list_display = ("kind", "about", "raised_at", "cleared_at", "details")
-    list_filter = (AlertStateFilter, "kind")
-    date_hierarchy = "raised_at"
-
-    @admin.display(description="about", ordering="subject")
-    def about(self, alert: OperationalAlert) -> str:
-        return f"endpoint {alert.subject}" if alert.subject else "all deliveries"
-
-
-@admin.register(PortalLink)
-class PortalLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Issued portal links, read-only: when each was issued, opened and from where. Revoking one
-    ends the dashboard session it opened."""
-
-    list_display = (
-        "id",
-        "tenant",
-        "state",
-        "capabilities",
-        "created_at",
-        "expires_at",
-        "opened_at",
-        "opened_from",
-        "revoked_at",
-        "issued_by",
-    )
-    list_filter = (
-        ("tenant", admin.RelatedFieldListFilter),
-        ("opened_at", admin.EmptyFieldListFilter),
-        ("revoked_at", admin.EmptyFieldListFilter),
-    )
-    list_select_related = ("tenant", "issued_by__tenant")
-    exclude = ("token_hash",)
-    actions = ["revoke"]
-
-    def has_revoke_permission(self, request: HttpRequest) -> bool:
-        # The form is read-only for everyone; revoking is a change, so it needs that permission.
-        return request.user.has_perm("deliveries.change_portallink")
-
-    @admin.action(description="Revoke selected portal links", permissions=["revoke"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[PortalLink]) -> None:
-        revoked = portal_links_revoke(links=queryset)
-        self.message_user(request, f"Revoked {revoked} portal links.", messages.SUCCESS)
-
-
-@admin.action(description="Revoke all portal links of selected tenants", permissions=["change"])
-def revoke_portal_links(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
-) -> None:
-    revoked = portal_links_revoke(links=PortalLink.objects.filter(tenant__in=queryset))
-    modeladmin.message_user(
-        request, f"Revoked {revoked} portal links; their sessions have ended.", messages.SUCCESS
-    )
-
-
-# Portal links belong to this app, which sits above subscriptions: the tenant admin gets its
-# action from here rather than importing upwards.
-TenantAdmin.actions = [*TenantAdmin.actions, revoke_portal_links]

@@ -16,13 +16,14 @@ from rest_framework.response import Response
 
 from config.api_errors import Conflict
 from config.api_types import JsonObjectField, JsonTypes
-from deliveries.dashboard.portal import (
+from dashboard.models import PortalLink
+from dashboard.portal import (
     CAPABILITIES,
     MAX_LIFETIME,
     portal_link_issue,
     portal_links_revoke,
 )
-from deliveries.models import Attempt, Delivery, PortalLink, ReplayJob
+from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
 
 

@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from deliveries import transport
 from deliveries.lanes import SlowLane
-from deliveries.metrics import delivery_outcome
 from deliveries.models import Attempt, Delivery
 from deliveries.retry import Action, decide
 from deliveries.services import (
@@ -31,6 +30,7 @@ from deliveries.services import (
 )
 from deliveries.takeover import send_with_takeover
 from deliveries.transport import TransportResult
+from operations.metrics import delivery_outcome
 from subscriptions.models import Endpoint
 from webhooks.formats import Body
 from webhooks.signing import secret_key

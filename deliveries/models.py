@@ -1,8 +1,7 @@
-"""Deliveries (one event to one endpoint), their attempts, and the built-in test inbox."""
+"""Deliveries (one event to one endpoint), their attempts, dead letters and replay jobs."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.db import models
@@ -140,44 +139,6 @@ class Attempt(models.Model):
         return self.response_status is not None and 200 <= self.response_status < 300
 
 
-def new_inbox_token() -> str:
-    return "ibx_" + secrets.token_urlsafe(18)
-
-
-class Inbox(models.Model):
-    """A URL Hookline serves itself that captures what it receives: a receiver for trying things."""
-
-    tenant = models.ForeignKey(
-        "subscriptions.Tenant", on_delete=models.CASCADE, related_name="inboxes"
-    )
-    token = models.CharField(max_length=64, unique=True, default=new_inbox_token)
-    respond_status = models.PositiveSmallIntegerField(default=200)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        verbose_name_plural = "inboxes"
-
-    def __str__(self) -> str:
-        return self.token
-
-
-class InboxRequest(models.Model):
-    inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="requests")
-    received_at = models.DateTimeField(default=timezone.now)
-    method = models.CharField(max_length=10)
-    headers = models.JSONField(default=dict)
-    body = models.TextField(blank=True)
-    webhook_id = models.CharField(max_length=64, blank=True, db_index=True)
-    signature_valid = models.BooleanField(null=True, help_text="Empty when no endpoint matched.")
-    response_status = models.PositiveSmallIntegerField()
-
-    class Meta:
-        ordering = ["-id"]
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.webhook_id or '(no webhook-id)'}"
-
-
 class ReadableDateTimeField(models.DateTimeField):
     """A DateTimeField that every read can turn into a datetime, whatever the row holds.
 
@@ -227,95 +188,3 @@ class ReplayJob(models.Model):
 
     def __str__(self) -> str:
         return f"replay job {self.pk} ({self.status}, {self.replayed}/{self.total})"
-
-
-class OperationalAlert(models.Model):
-    """A condition operators were told about; it stays open, and is not told again, until it clears.
-
-    Raising one is an insert that the constraint on open alerts lets through once, however many
-    workers see the condition at the same moment, and across restarts. Clearing re-arms it.
-    """
-
-    class Kind(models.TextChoices):
-        DEAD_LETTERS_OVER_THRESHOLD = "dead_letters_over_threshold", "dead letters over threshold"
-        DELIVERIES_OVERDUE = "deliveries_overdue", "deliveries overdue"
-
-    kind = models.CharField(max_length=64, choices=Kind.choices)
-    # What it is about: the endpoint's id for dead letters; empty for overdue deliveries.
-    subject = models.CharField(max_length=64, blank=True, default="")
-    details = models.JSONField(default=dict, blank=True, help_text="What operators were told.")
-    raised_at = models.DateTimeField(default=timezone.now)
-    cleared_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "subject"],
-                condition=models.Q(cleared_at__isnull=True),
-                name="operational_alert_open_once",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        about = f" {self.subject}" if self.subject else ""
-        state = "cleared" if self.cleared_at else "open"
-        return f"{self.get_kind_display()}{about} ({state})"
-
-
-class PortalLink(models.Model):
-    """A single-use link that opens the dashboard for one tenant, without a Django account.
-
-    The URL carries a random token; only its SHA-256 is stored, as for API keys. Opening the link
-    sets `opened_at` once; the dashboard session it starts re-reads this row on every request, so
-    `revoked_at` ends that session too.
-    """
-
-    class State(models.TextChoices):
-        UNUSED = "unused"
-        USED = "used"
-        EXPIRED = "expired"
-        REVOKED = "revoked"
-
-    # Indexed by `portal_link_tenant_idx` below, which also serves the newest-first list.
-    tenant = models.ForeignKey(
-        "subscriptions.Tenant",
-        on_delete=models.CASCADE,
-        related_name="portal_links",
-        db_index=False,
-    )
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    capabilities = models.JSONField(default=list)
-    issued_by = models.ForeignKey(
-        "subscriptions.ApiKey",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="portal_links",
-        help_text="The API key that asked for the link; empty for links issued from code.",
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    opened_at = models.DateTimeField(null=True, blank=True)
-    opened_from = models.GenericIPAddressField(
-        null=True, blank=True, help_text="The client address that opened the link."
-    )
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [models.Index(fields=["tenant", "-id"], name="portal_link_tenant_idx")]
-
-    def __str__(self) -> str:
-        return f"portal link {self.pk} ({self.state})"
-
-    @property
-    def state(self) -> PortalLink.State:
-        """Revoked, used (opened once), expired (never opened) or unused (it would open now)."""
-        if self.revoked_at is not None:
-            return self.State.REVOKED
-        if self.opened_at is not None:
-            return self.State.USED
-        if self.expires_at <= timezone.now():
-            return self.State.EXPIRED
-        return self.State.UNUSED

@@ -15,7 +15,6 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from deliveries.alerts import dead_letters_check
 from deliveries.bulk import (
     DeliveryChange,
     attempts_insert,
@@ -28,7 +27,6 @@ from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
-from deliveries.metrics import outcomes_count
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.retry import Action, Decision
 from deliveries.selectors import (
@@ -37,6 +35,8 @@ from deliveries.selectors import (
     endpoint_ids_to_probe,
 )
 from deliveries.validators import replay_since_checked
+from operations.alerts import dead_letters_check
+from operations.metrics import outcomes_count
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event

@@ -1,7 +1,7 @@
 """Signals host code can connect to, about the delivery system's health.
 
 Each is sent once per condition, from the process that saw it, after the state it reports is
-committed (see deliveries.alerts). A receiver that raises is logged and does not stop the others
+committed (see operations.alerts). A receiver that raises is logged and does not stop the others
 or the email and operational webhook that go with it.
 """
 

@@ -9,7 +9,6 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from deliveries.alerts import alerts_sweep
 from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import (
     another_worker_draining,
@@ -22,9 +21,10 @@ from deliveries.dispatch import (
     wake_workers,
 )
 from deliveries.lanes import slow_lane
-from deliveries.retention import retention_cutoff, retention_purge
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
+from operations.alerts import alerts_sweep
+from operations.retention import retention_cutoff, retention_purge
 
 # A worker drains the backlog for this long before it hands over to a fresh task, so that other
 # tasks (replays, sweeps) get their turn.
@@ -64,7 +64,7 @@ def sweep_due_deliveries() -> bool:
     """Wake a worker if anything is due: a retry whose time came, or work whose wake-up was lost.
 
     Also starts replay jobs whose start message was lost, and raises or clears the operational
-    alerts that the sweeper watches (deliveries.alerts).
+    alerts that the sweeper watches (operations.alerts).
     """
     now = timezone.now()
     for job_id in replay_jobs_stalled(at=now):
@@ -83,7 +83,7 @@ PURGE_BUDGET_SECONDS = 30.0
 
 @shared_task(name="deliveries.tasks.purge_expired")
 def purge_expired() -> dict[str, int | bool] | None:
-    """Purge what is older than WEBHOOKS_RETENTION_DAYS (see deliveries.retention); 0 days: none.
+    """Purge what is older than WEBHOOKS_RETENTION_DAYS (see operations.retention); 0 days: none.
 
     Never deletes a failed or pending delivery. Returns the counts, or None when retention is off.
     """

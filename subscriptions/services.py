@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from deliveries.dispatch import wake_workers
 from deliveries.holds import backlog_park, backlog_resume, backlog_unpark
+from operations.endpoint_notifications import notify_endpoint_disabled
 from subscriptions.encryption import PreviousSecret
 from subscriptions.models import (
     MAX_PREVIOUS_SECRETS,
@@ -26,7 +27,6 @@ from subscriptions.models import (
     Tenant,
     generate_signing_secret,
 )
-from subscriptions.notifications import notify_endpoint_disabled
 
 API_KEY_PREFIX = "hl_"
 

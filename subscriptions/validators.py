@@ -45,7 +45,7 @@ def validate_endpoint_url(url: str) -> None:
         raise ValidationError(f"URL is not allowed: {error}.") from None
 
 
-# The test inbox (deliveries.inbox_views.receive) is the one page of Hookline's own that webhooks
+# The test inbox (inbox.views.receive) is the one page of Hookline's own that webhooks
 # may go to: it only records what arrives. Tokens are URL-safe base64 (deliveries.models).
 _INBOX_PATH = re.compile(r"/inbox/[A-Za-z0-9_-]+/")
 

@@ -193,11 +193,35 @@ def test_admin_shows_an_events_payload_as_the_host_sent_it_and_read_only(admin_c
         "/admin/webhooks/event/",
         "/admin/deliveries/delivery/",
         "/admin/deliveries/attempt/",
-        "/admin/deliveries/inbox/",
+        "/admin/inbox/inbox/",
+        "/admin/operations/operationalalert/",
+        "/admin/dashboard/portallink/",
     ],
 )
 def test_every_admin_list_renders(admin_client, path):
     assert admin_client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("/admin/deliveries/inbox/7/change/", "/admin/inbox/inbox/7/change/"),
+        ("/admin/deliveries/inboxrequest/", "/admin/inbox/inboxrequest/"),
+        (
+            "/admin/deliveries/operationalalert/?state=open",
+            "/admin/operations/operationalalert/?state=open",
+        ),
+        ("/admin/deliveries/portallink/", "/admin/dashboard/portallink/"),
+    ],
+)
+def test_admin_pages_of_moved_models_answer_at_their_old_address(admin_client, old, new):
+    response = admin_client.get(old)
+    assert response.status_code == 301
+    assert response["Location"] == new
+
+
+def test_the_deliveries_admin_pages_that_did_not_move_are_not_redirected(admin_client):
+    assert admin_client.get("/admin/deliveries/delivery/").status_code == 200
 
 
 def test_endpoint_secret_is_never_shown_in_the_admin(admin_client):

@@ -32,8 +32,9 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from deliveries.dashboard.portal import CAPABILITIES, portal_link_issue
-from deliveries.models import Delivery, Inbox, ReplayJob
+from dashboard.portal import CAPABILITIES, portal_link_issue
+from deliveries.models import Delivery, ReplayJob
+from inbox.models import Inbox
 from subscriptions.services import api_key_create
 from subscriptions.throttling import ApiKeyRateThrottle
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory

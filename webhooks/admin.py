@@ -5,8 +5,8 @@ from django.utils.html import format_html
 
 from deliveries.admin import CappedCountPaginator
 from deliveries.models import Delivery
-from deliveries.templatetags.dashboard_tags import pretty_json
 from webhooks.models import Event
+from webhooks.payloads import pretty_json
 
 
 class DeliveryInline(admin.TabularInline):

@@ -13,6 +13,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from webhooks.formats import RawJSON
+
 
 def contains_nul(value: object) -> bool:
     """Whether any string (key or value) in a JSON document holds the NUL character."""
@@ -174,3 +176,18 @@ def _skip_space(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t\n\r":
         position += 1
     return position
+
+
+def pretty_json(value: Any) -> str:
+    """JSON indented for reading; a string that is JSON is re-indented, any other string kept.
+
+    RawJSON (a payload as the host sent it) is indented with its tokens as they are.
+    """
+    if isinstance(value, RawJSON):
+        return json_indented(value.text)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)

@@ -11,7 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from deliveries.batch import deliver_due_batch
-from deliveries.models import Delivery, Inbox, InboxRequest
+from deliveries.models import Delivery
+from inbox.models import Inbox, InboxRequest
 from subscriptions.models import Endpoint
 from subscriptions.services import api_key_create
 from tests.api.conftest import assert_error_body, client_for

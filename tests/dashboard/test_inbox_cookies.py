@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from deliveries.models import InboxRequest
+from inbox.models import InboxRequest
 from subscriptions.services import api_key_create
 from tests.dashboard.conftest import sign_in
 from tests.factories import TenantFactory

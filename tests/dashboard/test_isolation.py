@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from deliveries.models import Delivery, Inbox, InboxRequest, ReplayJob
+from deliveries.models import Delivery, ReplayJob
+from inbox.models import Inbox, InboxRequest
 from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event

@@ -12,8 +12,9 @@ import urllib3
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dashboard.models import PortalLink
 from deliveries.batch import deliver_due_batch
-from deliveries.models import Delivery, PortalLink
+from deliveries.models import Delivery
 from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
@@ -297,16 +298,16 @@ def test_portal_link_admin_lists_links_read_only_and_revokes_the_selected(
     link = portal_link(acme, capabilities=["replay"])
     client.get(path_of(link["url"]), REMOTE_ADDR="198.51.100.7")
 
-    listing = admin_client.get("/admin/deliveries/portallink/")
+    listing = admin_client.get("/admin/dashboard/portallink/")
 
     assert listing.status_code == 200
     assert b"198.51.100.7" in listing.content
-    assert admin_client.get("/admin/deliveries/portallink/add/").status_code == 403
-    change = admin_client.get(f"/admin/deliveries/portallink/{link['id']}/change/")
+    assert admin_client.get("/admin/dashboard/portallink/add/").status_code == 403
+    change = admin_client.get(f"/admin/dashboard/portallink/{link['id']}/change/")
     assert b'name="_save"' not in change.content
     assert b"token_hash" not in change.content
     admin_client.post(
-        "/admin/deliveries/portallink/",
+        "/admin/dashboard/portallink/",
         {"action": "revoke", "_selected_action": [link["id"]]},
     )
     assert client.get("/dashboard/").status_code == 403

@@ -6,7 +6,7 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
-from deliveries.models import Inbox, InboxRequest
+from inbox.models import Inbox, InboxRequest
 from tests.factories import EndpointFactory, TenantFactory
 from webhooks.signing import secret_key, signature_header
 
@@ -83,7 +83,7 @@ def test_unknown_inbox_is_404_and_records_nothing(client):
 
 
 def test_inbox_keeps_only_its_latest_requests(client, inbox, monkeypatch):
-    monkeypatch.setattr("deliveries.inbox_views.KEEP_REQUESTS", 3)
+    monkeypatch.setattr("inbox.views.KEEP_REQUESTS", 3)
     for n in range(5):
         client.post(f"/inbox/{inbox.token}/", f'{{"n": {n}}}', content_type="application/json")
 

@@ -22,9 +22,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deliveries import transport
-from deliveries.alerts import alert_raise, alerts_watch_start
 from deliveries.batch import deliver_due_batch
-from deliveries.models import Delivery, OperationalAlert
+from deliveries.models import Delivery
 from deliveries.services import deliveries_replay
 from deliveries.signals import (
     dead_letters_over_threshold,
@@ -32,6 +31,8 @@ from deliveries.signals import (
     deliveries_overdue_recovered,
 )
 from deliveries.tasks import sweep_due_deliveries
+from operations.alerts import alert_raise, alerts_watch_start
+from operations.models import OperationalAlert
 from subscriptions.models import Endpoint, generate_signing_secret
 from subscriptions.services import endpoint_disable
 from subscriptions.signals import endpoint_disabled
@@ -542,13 +543,13 @@ def test_the_admin_lists_open_alerts_read_only(admin_client):
     cleared = alert_raise(kind=Kind.DELIVERIES_OVERDUE, details={})
     OperationalAlert.objects.filter(id=cleared.id).update(cleared_at=timezone.now())
 
-    response = admin_client.get("/admin/deliveries/operationalalert/?state=open")
+    response = admin_client.get("/admin/operations/operationalalert/?state=open")
 
     assert response.status_code == 200
     page = response.content.decode()
     assert "endpoint 41" in page
     assert "all deliveries" not in page
-    assert admin_client.get("/admin/deliveries/operationalalert/add/").status_code == 403
+    assert admin_client.get("/admin/operations/operationalalert/add/").status_code == 403
 
 
 # --- settings ------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from deliveries.batch import deliver_due_batch, deliver_now
-from deliveries.models import Delivery, Inbox, InboxRequest
+from deliveries.models import Delivery
 from deliveries.services import deliveries_replay
+from inbox.models import Inbox, InboxRequest
 from subscriptions.models import Endpoint
 from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory

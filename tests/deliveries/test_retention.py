@@ -15,11 +15,12 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from deliveries import retention
-from deliveries.models import Attempt, Delivery, Inbox, InboxRequest, ReplayJob
-from deliveries.retention import dead_letters_purge, retention_purge
+from operations import retention
+from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
 from deliveries.tasks import purge_expired
+from inbox.models import Inbox, InboxRequest
+from operations.retention import dead_letters_purge, retention_purge
 from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks.models import Event

@@ -1,0 +1,367 @@
+"""The delivery benchmark, run inside a scratch database with real Celery workers.
+
+Everything is measured in one run on the same machine, so the figures that matter are ratios to
+a baseline taken seconds apart (a bare `requests` loop), not absolute claims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from benchmarks.prefill import prefill_finished_deliveries
+from deliveries.batch import deliver_due_batch
+from deliveries.dispatch import wake_workers
+from deliveries.holds import backlog_resume
+from deliveries.models import Delivery
+from subscriptions.models import Endpoint, Tenant, generate_signing_secret
+from subscriptions.services import endpoint_create, event_type_create, tenant_create
+from webhooks import send_event
+from webhooks.signing import VerificationError, secret_key, signature_header, verify
+
+EVENT_TYPE = "bench.event"
+FAN_OUT_ENDPOINTS = 1000
+
+
+@dataclass
+class Options:
+    events: int
+    endpoints: int
+    workers: int
+    steady_rate: float
+    steady_seconds: float
+    scenario: str = ""  # "", "slow-endpoint" or "failing-endpoint"
+    prefill: int = 0
+
+
+@dataclass
+class Receiver:
+    port: int
+    process: subprocess.Popen
+    out: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> list[dict]:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        return [json.loads(line) for line in self.out.read_text().splitlines()]
+
+
+@dataclass
+class Run:
+    """What the phases measured, for the summary."""
+
+    options: Options
+    figures: dict = field(default_factory=dict)
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)
+    expected: int = 0
+    secrets: dict[str, str] = field(default_factory=dict)  # by receiver path
+
+
+def start_receiver(workdir: Path, name: str) -> Receiver:
+    port = _free_port()
+    out = workdir / f"{name}.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.receiver", str(port), str(out)],
+        cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if process.stdout is None or process.stdout.readline().strip() != "ready":
+        raise RuntimeError("The benchmark receiver did not start.")
+    return Receiver(port, process, out)
+
+
+def raw_ceiling(receiver: Receiver, count: int) -> float:
+    """Signed POSTs per second from one bare keep-alive session: no database, no queue."""
+    session = requests.Session()
+    session.trust_env = False
+    key = secret_key(generate_signing_secret())
+    started = time.perf_counter()
+    for n in range(count):
+        body = json.dumps({"type": "bench", "data": {"n": n, "sent_at": time.time()}}).encode()
+        stamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": f"msg_raw{n}",
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature_header([key], f"msg_raw{n}", stamp, body),
+        }
+        session.post(receiver.url("/raw"), data=body, headers=headers, timeout=10)
+    return count / (time.perf_counter() - started)
+
+
+def start_workers(count: int, workdir: Path) -> subprocess.Popen:
+    """`celery worker` as a user runs it: `count` processes, beat embedded."""
+    log = (workdir / "worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(count),
+         "--hostname", "bench@%h", "--loglevel", "WARNING", "--beat",
+         "--schedule", str(workdir / "beat")],
+        cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def wait_until_ready(timeout: float = 60) -> None:
+    from config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.control.ping(timeout=0.5):
+            return
+    raise RuntimeError("The benchmark's Celery worker did not start.")
+
+
+def stop_workers(worker: subprocess.Popen) -> float:
+    """Stop the worker; returns the CPU seconds it and its children used."""
+    before = os.times()
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=60)
+    after = os.times()
+    return (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _emit(tenant: Tenant, count: int) -> float:
+    """Emit `count` events as fast as one process can; returns the seconds it took."""
+    started = time.perf_counter()
+    for n in range(count):
+        send_event(tenant, EVENT_TYPE, {"n": n, "sent_at": time.time()})
+    return time.perf_counter() - started
+
+
+def _emit_steady(tenant: Tenant, rate: float, seconds: float) -> int:
+    count = int(rate * seconds)
+    started = time.perf_counter()
+    for n in range(count):
+        pause = started + n / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        send_event(tenant, EVENT_TYPE, {"n": n, "sent_at": time.time()})
+    return count
+
+
+def _wait_delivered(endpoint_ids: list[int], since_id: int, count: int, timeout: float) -> float:
+    """Wait until `count` deliveries after `since_id` to these endpoints succeeded."""
+    deadline = time.monotonic() + timeout
+    done = Delivery.objects.filter(
+        id__gt=since_id, endpoint_id__in=endpoint_ids, status=Delivery.Status.SUCCEEDED
+    )
+    while time.monotonic() < deadline:
+        if done.count() >= count:
+            return time.time()
+        time.sleep(0.05)
+    raise RuntimeError(f"Only {done.count()} of {count} deliveries arrived in {timeout:g} s.")
+
+
+def _last_delivery_id() -> int:
+    return Delivery.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def _backlog(run: Run, tenant: Tenant, healthy: list[int], name: str) -> None:
+    """Deliveries already queued, workers only: delivery capacity."""
+    options = run.options
+    since = _last_delivery_id()
+    # Held back while they are emitted, as if their endpoints' circuits were open.
+    held = Endpoint.objects.filter(tenant=tenant)
+    until = timezone.now() + timedelta(days=1)
+    held.update(circuit_open_until=until)
+    emit_seconds = _emit(tenant, options.events)
+    run.figures.setdefault("emit_ms_per_event", round(1000 * emit_seconds / options.events, 3))
+    expected = options.events * len(healthy)
+    started = time.time()
+    with transaction.atomic():  # the circuits close, as after a successful probe
+        held.update(circuit_open_until=None)
+        backlog_resume(held_until=dict.fromkeys(held.values_list("id", flat=True), until),
+                       at=timezone.now())  # fmt: skip
+    wake_workers()
+    finished = _wait_delivered(healthy, since, expected, timeout=300)
+    run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
+    run.windows[name] = (started, finished)
+    run.expected += expected
+
+
+def _burst(run: Run, tenant: Tenant, healthy: list[int]) -> None:
+    """One process emits a burst while the workers deliver: end to end, with latency."""
+    options = run.options
+    since = _last_delivery_id()
+    started = time.time()
+    emit_seconds = _emit(tenant, options.events)
+    expected = options.events * len(healthy)
+    finished = _wait_delivered(healthy, since, expected, timeout=300)
+    run.figures["end_to_end_per_s"] = round(expected / (finished - started), 1)
+    # Beside busy workers, and waking them: what an application pays under load.
+    run.figures["burst_emit_ms_per_event"] = round(1000 * emit_seconds / options.events, 3)
+    run.windows["burst"] = (started, finished)
+    run.expected += expected
+
+
+def _steady(run: Run, tenant: Tenant, healthy: list[int]) -> None:
+    options = run.options
+    since = _last_delivery_id()
+    started = time.time()
+    count = _emit_steady(tenant, options.steady_rate, options.steady_seconds)
+    finished = _wait_delivered(healthy, since, count * len(healthy), timeout=120)
+    run.windows["steady"] = (started, finished)
+    run.expected += count * len(healthy)
+
+
+def _queries_per_delivery(tenant: Tenant, endpoints: int) -> tuple[float, float]:
+    """Queries per emitted event and per delivered delivery, counted in this process."""
+    events = max(1, settings.WEBHOOKS_BATCH_SIZE // endpoints)
+    with CaptureQueriesContext(connection) as emitted:
+        for n in range(events):
+            send_event(tenant, EVENT_TYPE, {"n": n, "sent_at": time.time()})
+    with CaptureQueriesContext(connection) as delivered:
+        count = deliver_due_batch(limit=events * endpoints)
+    return len(emitted) / events, len(delivered) / max(count, 1)
+
+
+def _fan_out_ms() -> float:
+    """send_event to one tenant's 1,000 subscribed endpoints (never delivered: workers are off)."""
+    tenant = tenant_create(slug="fan-out", name="Fan-out")
+    Endpoint.objects.bulk_create(
+        Endpoint(tenant=tenant, url=f"https://fan-out.invalid/{n}")
+        for n in range(FAN_OUT_ENDPOINTS)
+    )
+    started = time.perf_counter()
+    for n in range(10):
+        send_event(tenant, EVENT_TYPE, {"n": n})
+    return 1000 * (time.perf_counter() - started) / 10
+
+
+TROUBLED_PATHS = {"slow-endpoint": "/hang0", "failing-endpoint": "/fail0"}
+
+
+def run(options: Options) -> dict:
+    call_command("migrate", verbosity=0)
+    workdir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
+    receiver = start_receiver(workdir, "receiver")
+    try:
+        return _measure(options, receiver, workdir)
+    finally:
+        if receiver.process.poll() is None:
+            receiver.process.kill()
+
+
+def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
+    run = Run(options)
+    per_phase = options.events * options.endpoints
+    run.figures["raw_ceiling_per_s"] = round(raw_ceiling(receiver, min(per_phase, 5000)), 1)
+    tenant = tenant_create(slug="bench", name="Benchmark")
+    event_type_create(name=EVENT_TYPE)
+    endpoints = []
+    for n in range(options.endpoints):
+        endpoint = endpoint_create(tenant=tenant, url=receiver.url(f"/e{n}"))
+        endpoints.append(endpoint.id)
+        run.secrets[f"/e{n}"] = endpoint.secret
+    healthy = endpoints
+    worker = start_workers(options.workers, workdir)
+    try:
+        wait_until_ready()
+        _backlog(run, tenant, endpoints, "backlog")
+        if options.scenario:
+            # Endpoint 0 turns bad; the others should keep their share of the throughput.
+            healthy = endpoints[1:]
+            Endpoint.objects.filter(id=endpoints[0]).update(
+                url=receiver.url(TROUBLED_PATHS[options.scenario])
+            )
+            _backlog(run, tenant, healthy, "backlog_troubled")
+            share = len(healthy) / len(endpoints)
+            run.figures["healthy_throughput_kept_pct"] = round(
+                100
+                * run.figures["backlog_troubled_per_s"]
+                / (run.figures["backlog_per_s"] * share),
+                1,
+            )
+        if options.prefill:
+            started = time.monotonic()
+            prefill_finished_deliveries(tenant=tenant, count=options.prefill)
+            run.figures["prefill_seconds"] = round(time.monotonic() - started, 1)
+            _backlog(run, tenant, healthy, "backlog_prefilled")
+        _burst(run, tenant, healthy)
+        _steady(run, tenant, healthy)
+    finally:
+        cpu_seconds = stop_workers(worker)
+    run.figures["worker_cpu_s_per_1000"] = round(1000 * cpu_seconds / max(run.expected, 1), 3)
+    # The in-process counts below must not wait on a bad endpoint.
+    Endpoint.objects.exclude(id__in=healthy).update(is_active=False)
+    emit_queries, delivery_queries = _queries_per_delivery(tenant, len(healthy))
+    run.expected += settings.WEBHOOKS_BATCH_SIZE // len(healthy) * len(healthy)
+    run.figures["fan_out_1000_ms_per_event"] = round(_fan_out_ms(), 1)
+    run.figures["queries_per_event"] = round(emit_queries, 2)
+    run.figures["queries_per_delivery"] = round(delivery_queries, 3)
+    records = receiver.stop()
+    return _summary(run, records)
+
+
+def _summary(run: Run, records: list[dict]) -> dict:
+    figures = run.figures
+    ceiling = figures["raw_ceiling_per_s"]
+    for name in ("backlog", "backlog_troubled", "backlog_prefilled", "end_to_end"):
+        if f"{name}_per_s" in figures:
+            figures[f"{name}_vs_ceiling_pct"] = round(100 * figures[f"{name}_per_s"] / ceiling, 1)
+    if "backlog_prefilled_per_s" in figures:
+        figures["prefilled_vs_empty_pct"] = round(
+            100 * figures["backlog_prefilled_per_s"] / figures["backlog_per_s"], 1
+        )
+    delivered = [r for r in records if r["path"].startswith("/e")]
+    for phase in ("burst", "steady"):
+        start, end = run.windows[phase]
+        latencies = [1000 * (r["at"] - r["sent_at"]) for r in delivered
+                     if start <= r["sent_at"] <= end]  # fmt: skip
+        for label, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+            value = percentile(latencies, fraction) if latencies else None
+            figures[f"{phase}_latency_ms_{label}"] = round(value, 1) if value else None
+    figures["steady_rate_per_s"] = run.options.steady_rate
+    figures["troubled_endpoint_requests"] = sum(
+        1 for r in records if r["path"].startswith(("/hang", "/fail"))
+    )
+    figures.update(_exactly_once(delivered, run.expected, run.secrets))
+    return figures
+
+
+def _exactly_once(delivered: list[dict], expected: int, secrets: dict[str, str]) -> dict:
+    unique = {(r["path"], r["headers"].get("webhook-id")) for r in delivered}
+    unverified = 0
+    for record in delivered:
+        try:
+            verify(secrets[record["path"]], record["headers"], record["body"].encode(),
+                   tolerance=3600)  # fmt: skip
+        except (KeyError, VerificationError):
+            unverified += 1
+    return {
+        "received": len(delivered),
+        "expected": expected,
+        "lost": expected - len(unique),
+        "duplicated": len(delivered) - len(unique),
+        "unverified": unverified,
+    }

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+
+from benchmarks.scratch import scratch_database
+
+# The benchmark's own Redis database, so a running Hookline's queue is never touched.
+BENCH_REDIS_DB = 12
+SCENARIO_ENDPOINTS = 10
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure delivery throughput and latency against a receiver on 127.0.0.1, in a scratch "
+        "database, with real Celery workers; compare with a bare requests loop measured in the "
+        "same run. Needs PostgreSQL and Redis."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--events", type=int, default=5000, help="events per phase (default 5000)"
+        )
+        parser.add_argument(
+            "--endpoints", type=int, default=1, help="endpoints each event fans out to (default 1)"
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=os.cpu_count() or 2,
+            help="worker processes (default: one per CPU)",
+        )
+        parser.add_argument(
+            "--steady-rate",
+            type=float,
+            default=200.0,
+            help="events per second in the steady phase (default 200)",
+        )
+        parser.add_argument("--steady-seconds", type=float, default=10.0)
+        scenario = parser.add_mutually_exclusive_group()
+        scenario.add_argument(
+            "--slow-endpoint",
+            action="store_const",
+            dest="scenario",
+            const="slow-endpoint",
+            default="",
+            help=f"{SCENARIO_ENDPOINTS} endpoints, one of which stops answering",
+        )
+        scenario.add_argument(
+            "--failing-endpoint",
+            action="store_const",
+            dest="scenario",
+            const="failing-endpoint",
+            help=f"{SCENARIO_ENDPOINTS} endpoints, one of which answers 500",
+        )
+        parser.add_argument(
+            "--prefill",
+            type=int,
+            default=0,
+            help="finished deliveries to store before measuring again",
+        )
+        parser.add_argument("--inside", action="store_true", help="(internal)")
+
+    def handle(self, *args: object, inside: bool, **options: object) -> None:
+        from benchmarks.delivery import Options
+
+        names = {f.name for f in dataclasses.fields(Options)}
+        chosen = Options(**{name: options[name] for name in names})
+        if chosen.scenario:
+            chosen.endpoints = SCENARIO_ENDPOINTS
+        # Stopped from outside, the benchmark still stops its workers and drops its database.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        if inside:
+            from benchmarks.delivery import run
+
+            self._report(run(chosen))
+            return
+        if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
+            raise CommandError("The benchmark needs PostgreSQL and Redis: set DATABASE_URL and "
+                               "CELERY_BROKER_URL.")  # fmt: skip
+        broker = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+        with scratch_database("bench") as url:
+            env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
+                   "CACHE_URL": "locmem://", "WEBHOOKS_REQUIRE_HTTPS": "false",
+                   "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
+                   "LOG_LEVEL": "WARNING",
+                   # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
+                   "ALLOWED_HOSTS": "localhost"}  # fmt: skip
+            command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
+            inner = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
+            try:
+                returncode = inner.wait()
+            finally:
+                if inner.poll() is None:
+                    inner.terminate()
+                    inner.wait(timeout=90)
+        if returncode:
+            raise CommandError("The benchmark failed.")
+
+    def _flags(self, options: object) -> list[str]:
+        flags = []
+        for field in dataclasses.fields(options):
+            value = getattr(options, field.name)
+            if field.name == "scenario":
+                flags += [f"--{value}"] if value else []
+            else:
+                flags += [f"--{field.name.replace('_', '-')}", str(value)]
+        return flags
+
+    def _report(self, figures: dict) -> None:
+        for name, value in figures.items():
+            self.stdout.write(f"{name:<34}{value!s:>14}")
+        self.stdout.write(json.dumps({"benchmark": "delivery", **figures}))
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

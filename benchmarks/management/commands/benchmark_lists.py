@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.test import Client
+
+from benchmarks.scratch import scratch_database
+
+BUDGET_MS = 200.0
+PAGES = {
+    "admin deliveries": "/admin/deliveries/delivery/",
+    "admin dead letters": "/admin/deliveries/deadletter/",
+    "dashboard deliveries": "/dashboard/deliveries/",
+    "dashboard dead letters": "/dashboard/dead-letters/",
+    "dashboard deliveries, one endpoint": "/dashboard/deliveries/?endpoint={endpoint}",
+}
+FILL_SQL = """
+INSERT INTO webhooks_event (public_id, tenant_id, event_type_id, payload, created_at)
+SELECT 'msg_bench' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g),
+       now() - make_interval(secs => %(events)s - g)
+FROM generate_series(1, %(events)s) AS g;
+
+INSERT INTO deliveries_delivery (event_id, endpoint_id, status, attempt_count, next_attempt_at,
+    next_trigger, leased_by, last_response_status, last_error, last_attempt_at, created_at,
+    finished_at)
+SELECT e.id, ep.id,
+       CASE WHEN e.id %% 100 = 0 THEN 'pending' WHEN e.id %% 20 = 1 THEN 'failed'
+            ELSE 'succeeded' END,
+       CASE WHEN e.id %% 20 = 1 THEN 8 ELSE 1 END,
+       CASE WHEN e.id %% 100 = 0 THEN now() + interval '1 hour' END,
+       'scheduled', '',
+       CASE WHEN e.id %% 20 = 1 THEN 503 ELSE 200 END,
+       CASE WHEN e.id %% 20 = 1 THEN 'HTTP 503' ELSE '' END,
+       e.created_at, e.created_at,
+       CASE WHEN e.id %% 100 = 0 THEN NULL ELSE e.created_at END
+FROM webhooks_event e CROSS JOIN subscriptions_endpoint ep
+WHERE ep.tenant_id = %(tenant)s AND e.public_id LIKE 'msg_bench%%';
+"""
+
+
+class Command(BaseCommand):
+    help = (
+        "Time the admin's and the dashboard's delivery lists with 1,000,000 deliveries stored, in "
+        "a scratch PostgreSQL database that is dropped afterwards. Budget: 200 ms each."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--deliveries", type=int, default=1_000_000)
+        parser.add_argument("--endpoints", type=int, default=4)
+        parser.add_argument("--inside", action="store_true", help=argparse_hidden())
+
+    def handle(
+        self, *args: object, deliveries: int, endpoints: int, inside: bool, **_: object
+    ) -> None:
+        if connection.vendor != "postgresql":
+            raise CommandError("This benchmark needs PostgreSQL: set DATABASE_URL.")
+        if inside:
+            self._measure(deliveries, endpoints)
+            return
+        with scratch_database("bench_lists") as url:
+            env = {**os.environ, "DATABASE_URL": url}
+            command = [sys.executable, "manage.py", "benchmark_lists", "--inside",
+                       "--deliveries", str(deliveries), "--endpoints", str(endpoints)]  # fmt: skip
+            result = subprocess.run(command, env=env, cwd=settings.BASE_DIR, check=False)
+        if result.returncode:
+            raise CommandError("Some list is over budget." if result.returncode == 3 else "Failed.")
+
+    def _measure(self, deliveries: int, endpoints: int) -> None:
+        call_command("migrate", verbosity=0)
+        started = time.monotonic()
+        endpoint_id = _fill(deliveries, endpoints)
+        fill_seconds = time.monotonic() - started
+        self.stdout.write(f"Filled {deliveries:,} deliveries in {fill_seconds:.1f} s.")
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(_staff_user())
+        rows = []
+        for name, path in PAGES.items():
+            timings = _time_page(client, path.format(endpoint=endpoint_id))
+            rows.append({"page": name, "median_ms": round(statistics.median(timings), 1),
+                         "max_ms": round(max(timings), 1)})  # fmt: skip
+        self._report(rows, deliveries)
+
+    def _report(self, rows: list[dict], deliveries: int) -> None:
+        self.stdout.write(f"{'page':<38}{'median ms':>12}{'max ms':>10}  budget {BUDGET_MS:.0f} ms")
+        for row in rows:
+            verdict = "ok" if row["median_ms"] <= BUDGET_MS else "OVER"
+            self.stdout.write(
+                f"{row['page']:<38}{row['median_ms']:>12.1f}{row['max_ms']:>10.1f}  {verdict}"
+            )
+        self.stdout.write(
+            json.dumps({"benchmark": "lists", "deliveries": deliveries, "pages": rows})
+        )
+        if any(row["median_ms"] > BUDGET_MS for row in rows):
+            sys.exit(3)
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _fill(deliveries: int, endpoints: int) -> int:
+    from subscriptions.models import Endpoint, EventType, Tenant
+
+    tenant = Tenant.objects.create(slug="bench", name="Benchmark")
+    kind = EventType.objects.create(name="bench.event")
+    created = [
+        Endpoint.objects.create(tenant=tenant, url=f"https://bench{n}.example.com/hook")
+        for n in range(endpoints)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            FILL_SQL,
+            {"tenant": tenant.id, "event_type": kind.id, "events": deliveries // endpoints},
+        )
+        cursor.execute("ANALYZE")
+    return created[0].id
+
+
+def _staff_user():  # noqa: ANN202
+    return get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-pass")
+
+
+def _time_page(client: Client, path: str, runs: int = 7) -> list[float]:
+    client.get(path)  # warm caches, as a real server's would be
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise CommandError(f"{path} answered {response.status_code}")
+    return timings

@@ -1,0 +1,166 @@
+"""Dashboard: the endpoints list, one endpoint's page, and "send test event"."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from dashboard import stats
+from dashboard.access import dashboard_login_required, viewer_for
+from dashboard.charts import stacked_hour_bars
+from dashboard.pages import render_page
+from dashboard.status import delivery_pill, last_result
+from deliveries.models import Attempt
+from deliveries.selectors import attempts_wait
+from subscriptions.headers import masked_headers
+from subscriptions.models import (
+    SECRET_PREFIX,
+    TEST_EVENT_TYPE,
+    Endpoint,
+    EventType,
+    event_type_name_validator,
+)
+from webhooks.errors import EventError
+from webhooks.services import event_send_test
+
+# Past this many, the list says how many more there are and asks to pick a tenant.
+LIST_LIMIT = 200
+RECENT_DELIVERIES = 20
+# The presets the recover view accepts as `since` (deliveries_views.SINCE).
+RECOVER_PRESETS = {
+    "1h": ("1 hour", timedelta(hours=1)),
+    "24h": ("24 hours", timedelta(days=1)),
+    "7d": ("7 days", timedelta(days=7)),
+    "30d": ("30 days", timedelta(days=30)),
+}
+# Recover counts stop here and say "1,000+".
+RECOVER_COUNT_CAP = 1000
+
+
+@dashboard_login_required
+def endpoint_list(request: HttpRequest) -> HttpResponse:
+    """Every endpoint in scope, failing first, with its 24 h success rate and dead-letter count."""
+    viewer = viewer_for(request)
+    endpoints = viewer.endpoints().select_related("tenant").prefetch_related("event_types")
+    shown = list(stats.endpoints_by_trouble(endpoints)[:LIST_LIMIT])
+    context = {
+        "rows": stats.endpoint_rows(shown, timezone.now()),
+        "endpoint_total": len(shown) if len(shown) < LIST_LIMIT else viewer.endpoints().count(),
+    }
+    return render_page(request, viewer, "dashboard/endpoints.html", context, section="endpoints")
+
+
+@dashboard_login_required
+def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """One endpoint: state, facts, 24 h stats, test sending, recovery and recent deliveries."""
+    viewer = viewer_for(request)
+    endpoint = get_object_or_404(
+        viewer.endpoints().select_related("tenant").prefetch_related("event_types"),
+        pk=endpoint_id,
+    )
+    now = timezone.now()
+    pill, pill_title = stats.endpoint_pill(endpoint)
+    context = {
+        "endpoint": endpoint,
+        "pill": pill,
+        "pill_title": pill_title,
+        "outcomes": stats.endpoint_outcomes([endpoint.id], now)[endpoint.id],
+        "chart": _chart(endpoint, now),
+        "facts": _facts(endpoint, now),
+        "deliveries": _recent_deliveries(endpoint, now),
+        "event_types": EventType.objects.filter(archived=False).order_by("name"),
+        "test_event_type": TEST_EVENT_TYPE,
+        "recover": _recover_choices(endpoint, now),
+        "now": now,
+    }
+    return render_page(
+        request, viewer, "dashboard/endpoint_detail.html", context, section="endpoints"
+    )
+
+
+@dashboard_login_required
+@require_POST
+def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Send a test event to this endpoint alone through the workers, and show its delivery."""
+    viewer = viewer_for(request)
+    viewer.require("manage_endpoints")
+    endpoint = get_object_or_404(viewer.endpoints(), pk=endpoint_id)
+    if not endpoint.is_active:
+        messages.error(request, "This endpoint is disabled: enable it before sending a test event.")
+        return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+    name = request.POST.get("event_type", "").strip() or TEST_EVENT_TYPE
+    if len(name) > 200 or not event_type_name_validator.regex.match(name):
+        messages.error(request, "Test event not sent: pick an event type from the list.")
+        return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+    try:
+        delivery = event_send_test(endpoint=endpoint, event_type=name)
+    except EventError as error:
+        messages.error(request, f"Test event not sent: {error}")
+        return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+    waited = attempts_wait(delivery_ids=[delivery.id], seconds=settings.WEBHOOKS_TEST_WAIT_SECONDS)
+    _report_attempt(request, waited.get(delivery.id))
+    return redirect("dashboard:delivery", delivery_id=delivery.pk)
+
+
+def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:
+    if attempt is None:
+        messages.info(
+            request, "Test event queued: a worker is sending it. This page shows the attempt."
+        )
+        return
+    took = f"in {attempt.duration_ms:.0f} ms"
+    if attempt.succeeded:
+        messages.success(request, f"Test event delivered: HTTP {attempt.response_status} {took}")
+    elif attempt.response_status is not None:
+        messages.error(request, f"Test event failed: HTTP {attempt.response_status} {took}")
+    else:
+        reason = attempt.error_message or attempt.get_error_kind_display()
+        messages.error(request, f"Test event failed {took}: {reason}")
+
+
+def _facts(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
+    """What the facts panel shows; secrets and header values never leave the server."""
+    headers = endpoint.headers if isinstance(endpoint.headers, dict) else {}
+    return {
+        "event_types": [kind.name for kind in endpoint.event_types.all()],
+        "headers": sorted(masked_headers(headers).items()),
+        "secret_masked": _mask(endpoint.secret),
+        "previous_secrets_until": [p.expires_at for p in endpoint.valid_previous_secrets(now)],
+    }
+
+
+def _mask(secret: str) -> str:
+    return f"{SECRET_PREFIX}••••{secret[-4:]}" if len(secret) > len(SECRET_PREFIX) + 8 else "••••"
+
+
+def _recent_deliveries(endpoint: Endpoint, now: datetime) -> list[tuple[Any, Any, str]]:
+    latest = endpoint.deliveries.select_related("event__event_type").order_by("-id")
+    return [(d, delivery_pill(d, now), last_result(d)) for d in latest[:RECENT_DELIVERIES]]
+
+
+def _chart(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
+    attempts = Attempt.objects.filter(delivery__endpoint=endpoint)
+    buckets = stats.hourly_attempts(attempts, now)
+    return {
+        "svg": stacked_hour_bars([(b.hour, b.succeeded, b.failed) for b in buckets]),
+        "total": sum(b.succeeded + b.failed for b in buckets),
+    }
+
+
+def _recover_choices(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
+    """The recover dialog's presets, each with its absolute start and how many it would replay."""
+    moments = {key: now - delta for key, (_, delta) in RECOVER_PRESETS.items()}
+    counts = stats.dead_since_counts(endpoint, moments, RECOVER_COUNT_CAP)
+    presets = [
+        {"value": key, "label": label, "since": moments[key], "count": counts[key]}
+        for key, (label, _) in RECOVER_PRESETS.items()
+    ]
+    dead_total = stats.dead_count(endpoint, RECOVER_COUNT_CAP)
+    return {"presets": presets, "cap": RECOVER_COUNT_CAP, "dead_total": dead_total}

@@ -1,0 +1,35 @@
+"""Rendering shared by every dashboard page: the viewer, the nav section, the dead-letter badge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from dashboard.access import Viewer
+from deliveries.models import Delivery
+
+# The nav badge counts up to this many; past it, it says "1,000+" without a full COUNT(*).
+DEAD_BADGE_CAP = 1000
+
+
+def render_page(
+    request: HttpRequest,
+    viewer: Viewer,
+    template: str,
+    context: dict[str, Any],
+    *,
+    section: str,
+    partial: str | None = None,
+) -> HttpResponse:
+    """Render a full page, or only `partial` when htmx asks for a fragment."""
+    if partial and request.htmx and not request.htmx.boosted:
+        return render(request, partial, {"viewer": viewer, **context})
+    dead = viewer.deliveries().filter(status=Delivery.Status.FAILED)
+    dead_count = len(dead.values_list("id", flat=True)[: DEAD_BADGE_CAP + 1])
+    return render(
+        request,
+        template,
+        {"viewer": viewer, "section": section, "dead_count": dead_count, **context},
+    )

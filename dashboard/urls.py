@@ -1,0 +1,31 @@
+from django.urls import path
+
+from dashboard import (
+    deliveries_views,
+    endpoint_views,
+    inbox_views,
+    overview_views,
+    portal_views,
+)
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", overview_views.overview, name="overview"),
+    path("endpoints/", endpoint_views.endpoint_list, name="endpoints"),
+    path("endpoints/<int:endpoint_id>/", endpoint_views.endpoint_detail, name="endpoint"),
+    path("endpoints/<int:endpoint_id>/test/", endpoint_views.send_test, name="endpoint-test"),
+    path("endpoints/<int:endpoint_id>/recover/", deliveries_views.recover, name="endpoint-recover"),
+    path("deliveries/", deliveries_views.delivery_list, name="deliveries"),
+    path("deliveries/replay/", deliveries_views.replay_selected, name="replay-selected"),
+    path("deliveries/<int:delivery_id>/", deliveries_views.delivery_detail, name="delivery"),
+    path(
+        "deliveries/<int:delivery_id>/replay/", deliveries_views.replay_one, name="delivery-replay"
+    ),
+    path("dead-letters/", deliveries_views.dead_letters, name="dead-letters"),
+    path("replays/<int:job_id>/", deliveries_views.replay_job, name="replay-job"),
+    path("inbox/", inbox_views.inbox, name="inbox"),
+    path("inbox/new/", inbox_views.inbox_create, name="inbox-create"),
+    path("inbox/endpoint/", inbox_views.inbox_endpoint, name="inbox-endpoint"),
+    path("portal/<str:token>/", portal_views.open_portal, name="portal"),
+]

@@ -1,0 +1,82 @@
+"""The test inbox: a receiver Hookline serves itself, which records what arrives and checks it.
+
+Its URL is public and its owner, a tenant, reads every request it keeps. So it never keeps
+credentials that a browser or a client adds on its own: a signed-in operator who opens an inbox
+URL must not hand their session to the tenant (docs/decisions/0010).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+
+from inbox.models import Inbox, InboxRequest
+from subscriptions.models import Endpoint
+from webhooks.signing import VerificationError, verify
+
+MAX_STORED_BODY = 256 * 1024
+KEEP_REQUESTS = 100
+# Lower-case names of headers the inbox never keeps nor shows, besides any naming a CSRF token.
+CREDENTIAL_HEADERS = frozenset({"cookie", "cookie2", "authorization", "proxy-authorization"})
+
+
+@csrf_exempt
+def receive(request: HttpRequest, token: str) -> JsonResponse:
+    inbox = get_object_or_404(Inbox, token=token)
+    body = request.body[:MAX_STORED_BODY]
+    headers = dict(request.headers)
+    InboxRequest.objects.create(
+        inbox=inbox,
+        method=request.method or "",
+        headers=headers_without_credentials(headers),
+        body=body.decode("utf-8", errors="replace"),
+        webhook_id=request.headers.get("webhook-id", "")[:64],
+        signature_valid=_signature_valid(inbox, headers, body),
+        response_status=inbox.respond_status,
+    )
+    _keep_latest(inbox)
+    return JsonResponse({"received": True}, status=inbox.respond_status)
+
+
+def headers_without_credentials(headers: Mapping[str, object]) -> dict[str, object]:
+    """`headers` less cookies, authorization and CSRF tokens: what the inbox may keep and show."""
+    return {name: value for name, value in headers.items() if not _is_credential(str(name))}
+
+
+def _is_credential(name: str) -> bool:
+    lowered = name.lower()
+    configured_csrf = settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-").lower()
+    return (
+        lowered in CREDENTIAL_HEADERS
+        or lowered == configured_csrf
+        or "csrf" in lowered
+        or "xsrf" in lowered
+    )
+
+
+def _keep_latest(inbox: Inbox) -> None:
+    """An inbox keeps its latest KEEP_REQUESTS requests: a public URL must not grow the database."""
+    oldest_kept = (
+        InboxRequest.objects.filter(inbox=inbox).order_by("-id").values_list("id", flat=True)
+    )[KEEP_REQUESTS - 1 : KEEP_REQUESTS]
+    if oldest_kept:
+        InboxRequest.objects.filter(inbox=inbox, id__lt=oldest_kept[0]).delete()
+
+
+def _signature_valid(inbox: Inbox, headers: dict[str, str], body: bytes) -> bool | None:
+    """True if a secret of an endpoint aimed at this inbox signed the request; None if none is."""
+    endpoints = Endpoint.objects.filter(
+        tenant=inbox.tenant_id, url__contains=f"/inbox/{inbox.token}/"
+    )
+    secrets = [secret for endpoint in endpoints for secret in endpoint.signing_secrets()]
+    if not secrets:
+        return None
+    try:
+        verify(secrets, headers, body)
+    except VerificationError:
+        return False
+    return True
