@@ -7,6 +7,10 @@ COPY config ./config
 COPY webhooks ./webhooks
 COPY subscriptions ./subscriptions
 COPY deliveries ./deliveries
+COPY dashboard ./dashboard
+COPY inbox ./inbox
+COPY operations ./operations
+COPY benchmarks ./benchmarks
 COPY templates ./templates
 COPY manage.py ./
 RUN pip install --no-cache-dir . \

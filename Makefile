@@ -21,9 +21,12 @@ test: install lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
+# Style, the import layers (pyproject's import-linter contracts) and the types.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 web: install
 	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:8000

@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
+from celery import current_app
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -119,11 +120,9 @@ def start_workers(count: int, workdir: Path) -> subprocess.Popen:
 
 
 def wait_until_ready(timeout: float = 60) -> None:
-    from config.celery import app
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if app.control.ping(timeout=0.5):
+        if current_app.control.ping(timeout=0.5):
             return
     raise RuntimeError("The benchmark's Celery worker did not start.")
 

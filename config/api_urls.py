@@ -1,6 +1,7 @@
 from rest_framework.routers import DefaultRouter
 
-from deliveries.api import DeliveryViewSet, PortalLinkViewSet, ReplayJobViewSet
+from dashboard.api import PortalLinkViewSet
+from deliveries.api import DeliveryViewSet, ReplayJobViewSet
 from subscriptions.api import EndpointViewSet, EventTypeViewSet
 from webhooks.api import EventViewSet
 

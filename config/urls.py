@@ -8,7 +8,7 @@ from inbox import views as inbox_views
 from operations import health, metrics_views
 
 urlpatterns = [
-    *moved_admin.urlpatterns,
+    path("admin/", include(moved_admin.urlpatterns)),
     path("admin/", admin.site.urls),
     path("dashboard/", include("dashboard.urls")),
     path(

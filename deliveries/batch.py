@@ -15,12 +15,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from deliveries import transport
+from deliveries.claims import Claim, Outcome
 from deliveries.lanes import SlowLane
 from deliveries.models import Attempt, Delivery
-from deliveries.retry import Action, decide
+from deliveries.retry import Action, decide, delivery_outcome
 from deliveries.services import (
-    Claim,
-    Outcome,
     deliveries_claim,
     deliveries_claim_due,
     deliveries_record,
@@ -30,7 +29,6 @@ from deliveries.services import (
 )
 from deliveries.takeover import send_with_takeover
 from deliveries.transport import TransportResult
-from operations.metrics import delivery_outcome
 from subscriptions.models import Endpoint
 from webhooks.formats import Body
 from webhooks.signing import secret_key

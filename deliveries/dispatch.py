@@ -18,6 +18,7 @@ import os
 import socket
 
 import redis
+from celery import current_app
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ WAKE_FLAG = "hookline:wake-queued"
 HELP_FLAG = "hookline:help-queued"
 WAKE_FLAG_TTL_MS = 2000
 QUEUED = b"queued"  # the flag's value when a wake-up is queued; a draining worker sets its own
+
+# The tasks (deliveries.tasks) are sent by name: the tasks module imports this one.
+DELIVER_DUE = "deliveries.tasks.deliver_due"
+RUN_REPLAY_JOB = "deliveries.tasks.run_replay_job"
 
 _client: redis.Redis | None = None
 _client_pid: int | None = None
@@ -59,8 +64,6 @@ def hand_over() -> None:
 
 
 def _queue_unless_flagged(flag: str | None, *, helper: bool = False) -> None:
-    from deliveries.tasks import deliver_due
-
     try:
         client = _flag_client()
         if (
@@ -69,7 +72,7 @@ def _queue_unless_flagged(flag: str | None, *, helper: bool = False) -> None:
             and not client.set(flag, QUEUED, nx=True, px=WAKE_FLAG_TTL_MS)
         ):
             return  # a wake-up is queued, or a worker is draining and will claim again
-        deliver_due.delay(helper=helper)
+        current_app.send_task(DELIVER_DUE, kwargs={"helper": helper})
     except Exception:
         logger.warning(
             "Broker unreachable; the sweeper will dispatch due deliveries", exc_info=True
@@ -122,9 +125,7 @@ def _flag_command(name: str, *args, **kwargs) -> None:
 
 def dispatch_replay_job(job_id: int) -> None:
     """Hand a replay job to a worker; if the broker is down, the sweeper starts it later."""
-    from deliveries.tasks import run_replay_job
-
     try:
-        run_replay_job.delay(job_id)
+        current_app.send_task(RUN_REPLAY_JOB, args=(job_id,))
     except Exception:
         logger.warning("Broker unreachable; replay job %s starts at the next sweep", job_id)

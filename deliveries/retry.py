@@ -18,6 +18,20 @@ class Action(Enum):
     DISABLE_ENDPOINT = "disable_endpoint"  # the receiver said 410 Gone
 
 
+# Where an attempt moved its delivery, as logs and /metrics name it.
+OUTCOMES = {
+    Action.SUCCEED: "succeeded",
+    Action.RETRY: "retry_scheduled",
+    Action.GIVE_UP: "failed",
+    Action.DISABLE_ENDPOINT: "failed",
+}
+
+
+def delivery_outcome(action: Action) -> str:
+    """Where an attempt moved its delivery: `succeeded`, `retry_scheduled` or `failed`."""
+    return OUTCOMES[action]
+
+
 @dataclass(frozen=True)
 class Decision:
     action: Action

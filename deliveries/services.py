@@ -15,6 +15,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from config.signals import send_robustly
 from deliveries.bulk import (
     DeliveryChange,
     attempts_insert,
@@ -24,19 +25,19 @@ from deliveries.bulk import (
     endpoints_mark_healthy,
 )
 from deliveries.circuit import cooldown_seconds, failure_streak
+from deliveries.claims import Claim, Outcome
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
-from deliveries.retry import Action, Decision
+from deliveries.retry import Action
 from deliveries.selectors import (
     deliveries_due,
     deliveries_failed_since,
     endpoint_ids_to_probe,
 )
+from deliveries.signals import attempts_recorded, deliveries_dead_lettered
 from deliveries.validators import replay_since_checked
-from operations.alerts import dead_letters_check
-from operations.metrics import outcomes_count
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event
@@ -58,13 +59,6 @@ def delivery_create_test(*, event: Event, endpoint: Endpoint) -> Delivery:
     )
     transaction.on_commit(wake_workers)
     return delivery
-
-
-@dataclass(frozen=True)
-class Claim:
-    token: str
-    expires_at: datetime
-    deliveries: list[Delivery]
 
 
 def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ()) -> Claim:
@@ -161,13 +155,6 @@ def deliveries_release(*, claim: Claim, delivery_ids: list[int]) -> None:
         transaction.on_commit(wake_workers)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    delivery: Delivery
-    attempt: Attempt
-    decision: Decision
-
-
 def deliveries_record(
     *, claim: Claim, outcomes: list[Outcome], lease_ends: datetime | None = None
 ) -> None:
@@ -203,7 +190,7 @@ def deliveries_record(
                 raise
             logger.warning("Lost the database while recording; recording again", exc_info=True)
             time.sleep(min(0.05 * 2**failures, 1.0))
-    outcomes_count(outcomes)
+    send_robustly(attempts_recorded, sender=Delivery, outcomes=outcomes)
 
 
 # Tries at least this many times to record, even when the lease has ended meanwhile.
@@ -277,7 +264,11 @@ def _check_dead_letters_on_commit(outcomes: list[Outcome]) -> None:
         if outcome.decision.action is give_up or outcome.decision.action is disable
     }
     if dead_lettered:
-        transaction.on_commit(functools.partial(dead_letters_check, endpoint_ids=dead_lettered))
+        transaction.on_commit(
+            functools.partial(
+                send_robustly, deliveries_dead_lettered, sender=Delivery, endpoint_ids=dead_lettered
+            )
+        )
 
 
 def _delivery_change(outcome: Outcome, now: datetime) -> DeliveryChange:

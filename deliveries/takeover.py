@@ -14,18 +14,32 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from django.conf import settings
 from django.db import connection
 
+from deliveries.claims import Claim, Outcome
 from deliveries.lanes import SlowLane
+from deliveries.models import Delivery
 from deliveries.services import deliveries_record
 
-if TYPE_CHECKING:
-    from deliveries.batch import Sends
-    from deliveries.models import Delivery
-    from deliveries.services import Outcome
+
+class Sends(Protocol):
+    """The sends of one claim (deliveries.batch.Sends), as the sender threads share them."""
+
+    claim: Claim
+    lease_ends: datetime
+    lock: threading.Lock
+
+    def next(self) -> Delivery | None: ...
+    def send(self, delivery: Delivery) -> Outcome: ...
+    def add(self, outcome: Outcome) -> None: ...
+    def hand_off(self, delivery: Delivery) -> None: ...
+    def keep_up(self) -> None: ...
+    def stop(self) -> None: ...
+
 
 WATCH_INTERVAL = 0.05
 

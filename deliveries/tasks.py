@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-import time
-
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.signals import send_robustly
 from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import (
+    DELIVER_DUE,
+    RUN_REPLAY_JOB,
     another_worker_draining,
     dispatch_replay_job,
     hand_over,
@@ -21,17 +21,17 @@ from deliveries.dispatch import (
     wake_workers,
 )
 from deliveries.lanes import slow_lane
+from deliveries.models import Delivery
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
-from operations.alerts import alerts_sweep
-from operations.retention import retention_cutoff, retention_purge
+from deliveries.signals import deliveries_swept
 
 # A worker drains the backlog for this long before it hands over to a fresh task, so that other
 # tasks (replays, sweeps) get their turn.
 DRAIN_BUDGET_SECONDS = 10.0
 
 
-@shared_task(name="deliveries.tasks.deliver_due")
+@shared_task(name=DELIVER_DUE)
 def deliver_due(helper: bool = False) -> int:
     """Attempt due deliveries batch after batch; a full batch wakes another worker to help.
 
@@ -53,7 +53,7 @@ def deliver_due(helper: bool = False) -> int:
     )
 
 
-@shared_task(name="deliveries.tasks.run_replay_job")
+@shared_task(name=RUN_REPLAY_JOB)
 def run_replay_job(job_id: int) -> int:
     """Run a bulk replay job; returns how many deliveries it queued."""
     return replay_job_run(job_id=job_id).replayed
@@ -64,7 +64,7 @@ def sweep_due_deliveries() -> bool:
     """Wake a worker if anything is due: a retry whose time came, or work whose wake-up was lost.
 
     Also starts replay jobs whose start message was lost, and raises or clears the operational
-    alerts that the sweeper watches (operations.alerts).
+    alerts that the sweeper watches (operations.alerts, through `deliveries_swept`).
     """
     now = timezone.now()
     for job_id in replay_jobs_stalled(at=now):
@@ -72,27 +72,5 @@ def sweep_due_deliveries() -> bool:
     due = deliveries_due(at=now).exists()
     if due:
         wake_workers()
-    alerts_sweep(at=now, anything_due=due)
+    send_robustly(deliveries_swept, sender=Delivery, at=now, anything_due=due)
     return due
-
-
-# A purge stops starting batches after this long, so that it never holds a worker for long; the
-# next run goes on where it stopped.
-PURGE_BUDGET_SECONDS = 30.0
-
-
-@shared_task(name="deliveries.tasks.purge_expired")
-def purge_expired() -> dict[str, int | bool] | None:
-    """Purge what is older than WEBHOOKS_RETENTION_DAYS (see operations.retention); 0 days: none.
-
-    Never deletes a failed or pending delivery. Returns the counts, or None when retention is off.
-    """
-    before = retention_cutoff(days=settings.WEBHOOKS_RETENTION_DAYS)
-    if before is None:
-        return None
-    counts = retention_purge(
-        before=before,
-        batch_size=settings.WEBHOOKS_RETENTION_BATCH_SIZE,
-        deadline=time.monotonic() + PURGE_BUDGET_SECONDS,
-    )
-    return dataclasses.asdict(counts)

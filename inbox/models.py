@@ -41,9 +41,7 @@ class InboxRequest(models.Model):
     response_status = models.PositiveSmallIntegerField()
 
     class Meta:
-        db_table = (
-            "deliveries_inboxrequest"  # its name from before the app split
-        )
+        db_table = "deliveries_inboxrequest"  # its name from before the app split
         ordering = ["-id"]
 
     def __str__(self) -> str:

@@ -67,7 +67,7 @@ def alert_clear(*, alert: OperationalAlert, at: datetime) -> bool:
     return bool(OperationalAlert.objects.filter(id=alert.id, cleared_at=None).update(cleared_at=at))
 
 
-def dead_letters_check(*, endpoint_ids: Collection[int]) -> None:
+def dead_letters_check(*, endpoint_ids: Collection[int], **_: object) -> None:
     """Alert on each of these endpoints whose dead letters are now past the threshold.
 
     For the endpoints that just got new dead letters, after their batch commits. An endpoint
@@ -115,7 +115,7 @@ def _raise_dead_letters(endpoint_id: int, threshold: int) -> None:
     notify_dead_letters_over_threshold(endpoint=endpoint, dead_letters=count, threshold=threshold)
 
 
-def alerts_sweep(*, at: datetime, anything_due: bool) -> None:
+def alerts_sweep(*, at: datetime, anything_due: bool, **_: object) -> None:
     """The sweeper's part: raise or clear the overdue alert, re-arm dead-letter alerts.
 
     `anything_due` is whether the sweep found due deliveries: if none is due, none is overdue,

@@ -1,5 +1,5 @@
-"""Telling people about endpoint trouble: the `endpoint_disabled` signal, an email and the
-operational webhook."""
+"""Telling people about endpoint trouble: when the `endpoint_disabled` signal fires, an email
+and the operational webhook."""
 
 from __future__ import annotations
 
@@ -7,22 +7,17 @@ import logging
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.dispatch import Signal
 
 from operations.operational_webhook import endpoint_summary, operational_webhook_send
 from subscriptions.models import Endpoint
-from subscriptions.signals import endpoint_disabled
 from webhooks.wire import iso_time
 
 logger = logging.getLogger(__name__)
 
 
-def notify_endpoint_disabled(endpoint: Endpoint) -> None:
-    """Fire the signal, email the tenant's members and the operators, and send the operational
-    webhook `operations.endpoint_disabled`. Never raises."""
-    signal_robustly(
-        endpoint_disabled, sender=Endpoint, endpoint=endpoint, reason=endpoint.disabled_reason
-    )
+def notify_endpoint_disabled(*, endpoint: Endpoint, **_: object) -> None:
+    """Email the tenant's members and the operators, and send the operational webhook
+    `operations.endpoint_disabled`; connected to `endpoint_disabled`. Never raises."""
     email_quietly(
         endpoint_recipients(endpoint),
         f"[Hookline] Endpoint disabled: {endpoint.url}",
@@ -36,13 +31,6 @@ def notify_endpoint_disabled(endpoint: Endpoint) -> None:
             "disabled_at": iso_time(endpoint.disabled_at) if endpoint.disabled_at else None,
         },
     )
-
-
-def signal_robustly(signal: Signal, **arguments: object) -> None:
-    """Send `signal` to every receiver; one that raises is logged and stops no other."""
-    for receiver, result in signal.send_robust(**arguments):
-        if isinstance(result, Exception):
-            logger.error("A signal receiver %r failed", receiver, exc_info=result)
 
 
 def email_quietly(recipients: list[str], subject: str, message: str) -> None:

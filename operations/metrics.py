@@ -22,11 +22,11 @@ from django.utils import timezone
 from prometheus_client import Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
 
-from deliveries.retry import Action
+from deliveries.retry import OUTCOMES, Action
 from deliveries.selectors import dead_letters_count, deliveries_backlog, endpoints_disabled_count
 
 if TYPE_CHECKING:
-    from deliveries.services import Outcome
+    from deliveries.claims import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -63,27 +63,16 @@ ATTEMPT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30),
 )
 
-_OUTCOMES = {
-    Action.SUCCEED: "succeeded",
-    Action.RETRY: "retry_scheduled",
-    Action.GIVE_UP: "failed",
-    Action.DISABLE_ENDPOINT: "failed",
-}
 _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 _ERROR_KINDS = ("timeout", "connection", "tls", "blocked", "invalid_response", "invalid_request")
 
 # Children resolved once: a labels() lookup per attempt would cost more than the increment. Made
 # up front, so that every series exists (at 0) before its first attempt and rate() sees it start.
-_deliveries = {action: DELIVERIES.labels(outcome) for action, outcome in _OUTCOMES.items()}
+_deliveries = {action: DELIVERIES.labels(outcome) for action, outcome in OUTCOMES.items()}
 _attempts = {
     result: ATTEMPTS.labels(result)
     for result in ("2xx", "3xx", "4xx", "5xx", *_ERROR_KINDS, "internal")
 }
-
-
-def delivery_outcome(action: Action) -> str:
-    """Where an attempt moved its delivery: `succeeded`, `retry_scheduled` or `failed`."""
-    return _OUTCOMES[action]
 
 
 def attempt_result(status: int | None, error_kind: str) -> str:
@@ -93,8 +82,9 @@ def attempt_result(status: int | None, error_kind: str) -> str:
     return error_kind or "unknown"
 
 
-def outcomes_count(outcomes: Iterable[Outcome]) -> None:
-    """Count recorded attempts and where they moved their deliveries. No I/O but a memory map.
+def outcomes_count(*, outcomes: Iterable[Outcome], **_: object) -> None:
+    """Count recorded attempts and where they moved their deliveries (connected to the engine's
+    `attempts_recorded`). No I/O but a memory map.
 
     Counters move once per batch and label (each move is a write to the shared file), the
     histogram once per attempt.

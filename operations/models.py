@@ -25,9 +25,7 @@ class OperationalAlert(models.Model):
     cleared_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        db_table = (
-            "deliveries_operationalalert"  # its name from before the app split
-        )
+        db_table = "deliveries_operationalalert"  # its name from before the app split
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(

@@ -11,13 +11,14 @@ from datetime import datetime
 
 from django.conf import settings
 
+from config.signals import send_robustly
 from deliveries.models import Delivery
 from deliveries.signals import (
     dead_letters_over_threshold,
     deliveries_overdue,
     deliveries_overdue_recovered,
 )
-from operations.endpoint_notifications import email_quietly, endpoint_recipients, signal_robustly
+from operations.endpoint_notifications import email_quietly, endpoint_recipients
 from operations.operational_webhook import endpoint_summary, operational_webhook_send
 from subscriptions.models import Endpoint
 from webhooks.wire import iso_time
@@ -30,7 +31,7 @@ def notify_dead_letters_over_threshold(
     *, endpoint: Endpoint, dead_letters: int, threshold: int
 ) -> None:
     """Tell the tenant's members and the operators that the endpoint's dead letters pile up."""
-    signal_robustly(
+    send_robustly(
         dead_letters_over_threshold,
         sender=Endpoint,
         endpoint=endpoint,
@@ -55,7 +56,7 @@ def notify_dead_letters_over_threshold(
 
 def notify_deliveries_overdue(*, deliveries: int, oldest_due_at: datetime, late_by: float) -> None:
     """Tell the operators that due deliveries are not being attempted: workers behind or down."""
-    signal_robustly(
+    send_robustly(
         deliveries_overdue,
         sender=Delivery,
         deliveries=deliveries,
@@ -82,7 +83,7 @@ def notify_deliveries_overdue(*, deliveries: int, oldest_due_at: datetime, late_
 
 def notify_deliveries_overdue_recovered(*, overdue_since: datetime, recovered_at: datetime) -> None:
     """Tell the operators that no delivery is overdue any more."""
-    signal_robustly(
+    send_robustly(
         deliveries_overdue_recovered,
         sender=Delivery,
         overdue_since=overdue_since,

@@ -17,6 +17,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.formats import date_format
 from django.utils.functional import lazy
 
+from deliveries.selectors import attempts_wait
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
 from subscriptions.services import (
@@ -28,6 +29,7 @@ from subscriptions.services import (
     endpoint_rotate_secret,
 )
 from webhooks.errors import EventError
+from webhooks.services import event_send_test
 
 
 @dataclass(frozen=True)
@@ -282,9 +284,6 @@ class EndpointAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test event to selected endpoints")
     def send_test_event(self, request, queryset) -> None:  # noqa: ANN001
-        from deliveries.selectors import attempts_wait
-        from webhooks.services import event_send_test
-
         sent = {}
         for endpoint in queryset.filter(is_active=True):
             try:

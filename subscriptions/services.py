@@ -15,9 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from deliveries.dispatch import wake_workers
-from deliveries.holds import backlog_park, backlog_resume, backlog_unpark
-from operations.endpoint_notifications import notify_endpoint_disabled
+from config.signals import send_robustly
 from subscriptions.encryption import PreviousSecret
 from subscriptions.models import (
     MAX_PREVIOUS_SECRETS,
@@ -27,6 +25,7 @@ from subscriptions.models import (
     Tenant,
     generate_signing_secret,
 )
+from subscriptions.signals import endpoint_disabled, endpoint_enabling, endpoints_disabling
 
 API_KEY_PREFIX = "hl_"
 
@@ -121,8 +120,10 @@ def endpoint_limit_check(*, tenant_id: int) -> None:
 def endpoint_disable(*, endpoint_ids: Iterable[int], reason: str) -> list[Endpoint]:
     """Disable the active endpoints among `endpoint_ids`; pending deliveries to them wait.
 
-    Returns the endpoints this call disabled. Once the caller's transaction commits, the
-    `endpoint_disabled` signal fires and the tenant's members and operators are emailed.
+    Returns the endpoints this call disabled. Within the transaction, `endpoints_disabling` lets
+    the engine hold their backlogs; once the caller's transaction commits, `endpoint_disabled`
+    fires for each (operations then emails the tenant's members and the operators, and sends the
+    operational webhook).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -134,15 +135,23 @@ def endpoint_disable(*, endpoint_ids: Iterable[int], reason: str) -> list[Endpoi
         for endpoint in endpoints:
             endpoint.is_active, endpoint.disabled_at, endpoint.disabled_reason = False, now, reason
         Endpoint.objects.bulk_update(endpoints, ["is_active", "disabled_at", "disabled_reason"])
-        backlog_park(endpoint_ids=[endpoint.id for endpoint in endpoints])
+        endpoints_disabling.send(sender=Endpoint, endpoint_ids=[e.id for e in endpoints])
     for endpoint in endpoints:
-        transaction.on_commit(functools.partial(notify_endpoint_disabled, endpoint))
+        transaction.on_commit(
+            functools.partial(
+                send_robustly,
+                endpoint_disabled,
+                sender=Endpoint,
+                endpoint=endpoint,
+                reason=endpoint.disabled_reason,
+            )
+        )
     return endpoints
 
 
 def endpoint_enable(*, endpoint: Endpoint) -> None:
     """Enable an endpoint again, with a clean health record and a closed circuit; its waiting
-    deliveries resume."""
+    deliveries resume (the engine hears `endpoint_enabling` within the transaction)."""
     fresh = {
         "is_active": True,
         "disabled_at": None,
@@ -160,11 +169,9 @@ def endpoint_enable(*, endpoint: Endpoint) -> None:
             .first()
         )
         Endpoint.objects.filter(id=endpoint.id).update(**fresh)
-        resumed = backlog_unpark(endpoint_ids=[endpoint.id], at=now)
-        if paused_until is not None:
-            resumed += backlog_resume(held_until={endpoint.id: paused_until}, at=now)
-        if resumed:
-            transaction.on_commit(wake_workers)
+        endpoint_enabling.send(
+            sender=Endpoint, endpoint_id=endpoint.id, paused_until=paused_until, at=now
+        )
     endpoint.refresh_from_db(fields=list(fresh))
 
 

@@ -5,3 +5,12 @@ from django.dispatch import Signal
 # Sent once per endpoint that Hookline disables, after the change commits.
 # Arguments: endpoint (the Endpoint, already disabled), reason (str).
 endpoint_disabled = Signal()
+
+# Sent inside the transaction that disables endpoints, so that what receivers write commits or
+# rolls back with it: the engine holds their backlogs. Arguments: endpoint_ids (list of int).
+endpoints_disabling = Signal()
+
+# Sent inside the transaction that enables an endpoint again: the engine lets its backlog go.
+# Arguments: endpoint_id (int), paused_until (datetime or None: the end of the circuit pause it
+# had), at (datetime).
+endpoint_enabling = Signal()

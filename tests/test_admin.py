@@ -220,6 +220,13 @@ def test_admin_pages_of_moved_models_answer_at_their_old_address(admin_client, o
     assert response["Location"] == new
 
 
+def test_an_old_admin_address_redirects_only_within_the_admin(admin_client):
+    response = admin_client.get("/admin/deliveries/inbox/%0dSet-Cookie:x=1/%2F%2Fevil.example/")
+    assert response.status_code == 301
+    assert response["Location"] == "/admin/inbox/inbox/%0DSet-Cookie%3Ax%3D1///evil.example/"
+    assert admin_client.get("/admin/deliveries/inbox/%0a/").status_code == 404
+
+
 def test_the_deliveries_admin_pages_that_did_not_move_are_not_redirected(admin_client):
     assert admin_client.get("/admin/deliveries/delivery/").status_code == 200
 

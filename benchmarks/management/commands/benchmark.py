@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+from benchmarks.delivery import Options, run
 from benchmarks.scratch import scratch_database
 
 # The benchmark's own Redis database, so a running Hookline's queue is never touched.
@@ -70,8 +71,6 @@ class Command(BaseCommand):
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, **options: object) -> None:
-        from benchmarks.delivery import Options
-
         names = {f.name for f in dataclasses.fields(Options)}
         chosen = Options(**{name: options[name] for name in names})
         if chosen.scenario:
@@ -79,8 +78,6 @@ class Command(BaseCommand):
         # Stopped from outside, the benchmark still stops its workers and drops its database.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         if inside:
-            from benchmarks.delivery import run
-
             self._report(run(chosen))
             return
         if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):

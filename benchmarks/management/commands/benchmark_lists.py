@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -15,6 +16,7 @@ from django.db import connection
 from django.test import Client
 
 from benchmarks.scratch import scratch_database
+from subscriptions.models import Endpoint, EventType, Tenant
 
 BUDGET_MS = 200.0
 PAGES = {
@@ -105,14 +107,10 @@ class Command(BaseCommand):
 
 
 def argparse_hidden() -> str:
-    import argparse
-
     return argparse.SUPPRESS
 
 
 def _fill(deliveries: int, endpoints: int) -> int:
-    from subscriptions.models import Endpoint, EventType, Tenant
-
     tenant = Tenant.objects.create(slug="bench", name="Benchmark")
     kind = EventType.objects.create(name="bench.event")
     created = [

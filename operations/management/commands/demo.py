@@ -86,9 +86,7 @@ class Command(BaseCommand):
             f"{base}/admin/deliveries/delivery/{delivery.id}/change/"
         )
         inbox = Inbox.objects.get(tenant__slug=DEMO_TENANT)
-        self.stdout.write(
-            f"What the receiver got: {base}/admin/inbox/inbox/{inbox.id}/change/"
-        )
+        self.stdout.write(f"What the receiver got: {base}/admin/inbox/inbox/{inbox.id}/change/")
 
 
 def _interrupt(signum: int, frame: object) -> None:

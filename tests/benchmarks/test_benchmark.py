@@ -13,7 +13,7 @@ from django.conf import settings
 from tests.worker import worker_database_url
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BATCH = 200  # WEBHOOKS_BATCH_SIZE: the in-process batch that counts queries delivers this many
 
 

@@ -13,7 +13,7 @@ from django.db import connection
 from tests.worker import worker_database_url
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_benchmark_lists_fills_a_scratch_database_times_every_list_and_drops_it():

@@ -15,12 +15,12 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from operations import retention
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
-from deliveries.tasks import purge_expired
 from inbox.models import Inbox, InboxRequest
+from operations import retention
 from operations.retention import dead_letters_purge, retention_purge
+from operations.tasks import purge_expired
 from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks.models import Event

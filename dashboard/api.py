@@ -1,0 +1,116 @@
+"""REST API for portal links: issue, list, read and revoke the links that open the dashboard."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api_types import JsonTypes
+from dashboard.models import PortalLink
+from dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_link_issue, portal_links_revoke
+from deliveries.api import DeliveryCursorPagination
+
+
+class PortalLinkRequestSerializer(JsonTypes, serializers.Serializer):
+    capabilities = serializers.ListField(
+        child=serializers.ChoiceField(choices=CAPABILITIES),
+        required=False,
+        default=["view"],
+        help_text="view (always), replay, manage_endpoints.",
+    )
+    expires_in = serializers.IntegerField(
+        required=False, default=3600, min_value=60, max_value=MAX_LIFETIME,
+        help_text="Seconds the link (and the session it opens) stays valid.",
+    )  # fmt: skip
+
+
+class PortalLinkSerializer(serializers.Serializer):
+    """A new link: the only time its URL (and the token in it) is shown."""
+
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    expires_at = serializers.DateTimeField()
+    capabilities = serializers.ListField(child=serializers.CharField())
+
+
+class PortalLinkStateSerializer(serializers.ModelSerializer):
+    """An issued link as stored: when it was issued, opened and from where, and by which key."""
+
+    capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
+    state = serializers.ChoiceField(choices=PortalLink.State.choices, read_only=True)
+    issued_by = serializers.CharField(
+        source="issued_by.prefix",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Prefix of the API key that issued the link; null for links issued from code.",
+    )
+
+    class Meta:
+        model = PortalLink
+        fields = [
+            "id",
+            "state",
+            "capabilities",
+            "created_at",
+            "expires_at",
+            "opened_at",
+            "opened_from",
+            "revoked_at",
+            "issued_by",
+        ]
+
+
+class PortalLinkCursorPagination(DeliveryCursorPagination):
+    """Newest first, keyset pages: a tenant gets a link per dashboard visit, so they add up."""
+
+
+@extend_schema_view(
+    destroy=extend_schema(description="Revoke the link; the session it opened ends too.")
+)
+class PortalLinkViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Single-use links opening the dashboard for the key's tenant, no account needed.
+
+    Other tenants' ids answer 404. DELETE revokes a link and ends the session it opened.
+    """
+
+    serializer_class = PortalLinkStateSerializer
+    pagination_class = PortalLinkCursorPagination
+
+    def get_queryset(self) -> QuerySet[PortalLink]:
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
+            return PortalLink.objects.none()
+        return PortalLink.objects.filter(tenant=self.request.auth.tenant).select_related(
+            "issued_by"
+        )
+
+    @extend_schema(request=PortalLinkRequestSerializer, responses={201: PortalLinkSerializer})
+    def create(self, request: Request) -> Response:
+        """Issue a link. Its URL is shown only now; it opens the dashboard once."""
+        params = PortalLinkRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        link, token = portal_link_issue(
+            tenant=request.auth.tenant,
+            capabilities=params.validated_data["capabilities"],
+            lifetime=params.validated_data["expires_in"],
+            issued_by=request.auth,
+        )
+        body = {
+            "id": link.id,
+            "url": request.build_absolute_uri(reverse("dashboard:portal", args=[token])),
+            "expires_at": link.expires_at,
+            "capabilities": link.capabilities,
+        }
+        return Response(PortalLinkSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: PortalLink) -> None:
+        portal_links_revoke(links=PortalLink.objects.filter(id=instance.id))
