@@ -1,6 +1,6 @@
 """Hookline settings: every value comes from the environment, with a default that works on a laptop.
 
-Every variable read here is documented in the README's "Configuration" section.
+Every variable read here is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -352,7 +352,7 @@ WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024
 WEBHOOKS_TEST_WAIT_SECONDS = env_float("WEBHOOKS_TEST_WAIT_SECONDS", 2.5, minimum=0.0)
 WEBHOOKS_TEST_SENDS_PER_TENANT = env_int("WEBHOOKS_TEST_SENDS_PER_TENANT", 3, minimum=1)
 
-# --- Retention (README: "Retention") ------------------------------------------------------------
+# --- Retention (docs/operations.md: "Retention") ------------------------------------------------
 
 # Succeeded deliveries, events left without deliveries, and the captured headers and bodies of
 # attempts go after this many days (operations.retention); 0 keeps everything.
@@ -362,7 +362,7 @@ WEBHOOKS_RETENTION_BATCH_SIZE = env_int("WEBHOOKS_RETENTION_BATCH_SIZE", 1000, m
 # Seconds between purges (Celery beat).
 WEBHOOKS_RETENTION_INTERVAL = env_float("WEBHOOKS_RETENTION_INTERVAL", 3600.0, minimum=1.0)
 
-# --- Operational notifications (README: "Operational notifications") -----------------------------
+# --- Operational notifications (docs/operations.md: "Operational notifications") -----------------
 
 # An endpoint with more dead letters than this tells its tenant and the operators, once until it
 # is back to this many or fewer; 0 turns the alert off.
@@ -379,7 +379,7 @@ WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET = env_signing_secret("WEBHOOKS_OPERATIONAL_W
 if WEBHOOKS_OPERATIONAL_WEBHOOK_URL and not WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET:
     raise ImproperlyConfigured(
         "WEBHOOKS_OPERATIONAL_WEBHOOK_URL is set without WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET: "
-        "operational webhooks are always signed (the README says how to generate a secret)."
+        "operational webhooks are always signed (docs/operations.md says how to generate a secret)."
     )
 
 # --- Monitoring ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Payload formats: the body bytes and Content-Type of a message, as JSON, XML or form fields.
 
 Every format carries the same three things, `type`, `timestamp` and `data`; the mapping of each
-is part of the wire contract (the README's "Payload formats" shows one event in each):
+is part of the wire contract (docs/receiving.md, "Payload formats", shows one event in each):
 
 JSON (`application/json`): `{"type":…,"timestamp":…,"data":…}`, compact, UTF-8; `data` given as
 `RawJSON` (the payload's text as the host wrote it) is written as it is, byte for byte.

@@ -357,7 +357,7 @@ def test_json_body_is_the_message_as_compact_json(data):
 
 
 def as_form_text(value: Any, *, top: bool = True) -> Any:
-    """What the README says a form body reads back as: text leaves, empty containers as ""."""
+    """A form body as docs/receiving.md says it reads back: text leaves, empty containers as ""."""
     if isinstance(value, dict):
         if not value:
             return {} if top else ""

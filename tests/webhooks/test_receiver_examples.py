@@ -1,8 +1,10 @@
-"""The README's receiver example, copied into a fresh Django project, verifies a real delivery.
+"""The receiver examples of the README and docs/receiving.md work as written.
 
-The fresh project runs on an interpreter that sees the venv's Django but not Hookline (no
-editable-install hook), with `signing.py` and `receiving.py` copied in as the README says: if
-either imported anything of Hookline's, the server would not start.
+The complete Django receiver of docs/receiving.md, copied into a fresh Django project, verifies a
+real delivery. The fresh project runs on an interpreter that sees the venv's Django but not
+Hookline (no editable-install hook), with `signing.py` and `receiving.py` copied in as the page
+says: if either imported anything of Hookline's, the server would not start. The README's short
+receiver and the Flask snippets run in-process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import django
 import pytest
 import requests
 from django.conf import settings
+from django.test import RequestFactory
 from requests.structures import CaseInsensitiveDict
 
 from deliveries.batch import deliver_now
@@ -36,21 +39,23 @@ from webhooks.signing import secret_key, signature_header
 from webhooks.wire import message
 
 README = Path(settings.BASE_DIR) / "README.md"
+RECEIVING = Path(settings.BASE_DIR) / "docs" / "receiving.md"
 EXAMPLE = re.compile(
     r"<!-- receiver-example: (?P<path>\S+) -->\n```python\n(?P<code>.*?)\n```", re.S
 )
+SHORT_EXAMPLE = re.compile(r"<!-- short-receiver-example -->\n```python\n(.*?)\n```", re.S)
 HELPERS = ("signing.py", "receiving.py")
 ROUTE = "webhooks/hookline/"
 
 
-def readme_examples() -> dict[str, str]:
-    """The marked code blocks of the README, by the path they are meant for."""
-    return {m["path"]: m["code"] + "\n" for m in EXAMPLE.finditer(README.read_text())}
+def documented_examples() -> dict[str, str]:
+    """The marked code blocks of docs/receiving.md, by the path they are meant for."""
+    return {m["path"]: m["code"] + "\n" for m in EXAMPLE.finditer(RECEIVING.read_text())}
 
 
-def test_the_readme_marks_the_receiver_example_and_its_other_snippets_parse():
-    assert set(readme_examples()) == {"receiver/views.py"}
-    section = README.read_text().split("## Receiving webhooks", 1)[1].split("\n## ", 1)[0]
+def test_the_receiving_page_marks_the_receiver_example_and_its_other_snippets_parse():
+    assert set(documented_examples()) == {"receiver/views.py"}
+    section = RECEIVING.read_text().split("## Verifying a message", 1)[1].split("\n## ", 1)[0]
     snippets = re.findall(r"```python\n(.*?)\n```", section, re.S)
     # the Django view, Flask with Hookline's helper, standardwebhooks, XML and form bodies
     assert len(snippets) == 4
@@ -59,12 +64,43 @@ def test_the_readme_marks_the_receiver_example_and_its_other_snippets_parse():
 
 
 def flask_snippets() -> list[str]:
-    section = README.read_text().split("### Flask and other frameworks", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)\n```", section, re.S)
+    section = RECEIVING.read_text().split("### Flask and other frameworks", 1)[1]
+    return re.findall(r"```python\n(.*?)\n```", section.split("\n## ", 1)[0], re.S)
+
+
+def signed_headers(secret: str, body: bytes) -> dict[str, str]:
+    stamp = int(time.time())
+    signature = signature_header([secret_key(secret)], "msg_1", stamp, body)
+    return {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(stamp), "Webhook-Signature": signature}
+
+
+def test_the_readme_short_receiver_accepts_a_signed_message_and_refuses_others(monkeypatch):
+    """The README's shortest receiver, compiled from the README's own text, behind Django."""
+    match = SHORT_EXAMPLE.search(README.read_text())
+    assert match, "the README lost its short receiver example"
+    secret = generate_signing_secret()
+    monkeypatch.setenv("HOOKLINE_WEBHOOK_SECRET", secret)
+    namespace: dict = {}
+    exec(compile(match[1], "README.md", "exec"), namespace)
+    view = namespace["hookline_webhook"]
+    body = b'{"type":"order.paid","timestamp":"2026-11-29T10:58:36.643Z","data":{}}'
+    good = signed_headers(secret, body)
+
+    def answer(data: bytes, headers: dict[str, str]) -> int:
+        request = RequestFactory().post("/", data, content_type="application/json", headers=headers)
+        return view(request).status_code
+
+    assert answer(body, good) == 202
+    assert answer(body + b" ", good) == 401
+    assert answer(body, good | {"Webhook-Timestamp": str(int(time.time()) - 600)}) == 401
+    assert answer(body, {}) == 400
+    assert view(RequestFactory().get("/")).status_code == 405
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["hookline-verify", "standardwebhooks"])
-def test_the_readme_flask_snippets_accept_a_signed_message_and_refuse_others(index, monkeypatch):
+def test_the_documented_flask_snippets_accept_a_signed_message_and_refuse_others(
+    index, monkeypatch
+):
     """Run against a stand-in for Flask: `app.post` registers, `request` is the current one."""
     fake_flask = types.ModuleType("flask")
     fake_flask.request = types.SimpleNamespace()
@@ -73,11 +109,11 @@ def test_the_readme_flask_snippets_accept_a_signed_message_and_refuse_others(ind
     secret = generate_signing_secret()
     monkeypatch.setenv("HOOKLINE_WEBHOOK_SECRET", secret)
     namespace: dict = {}
-    exec(compile(flask_snippets()[index], "README.md", "exec"), namespace)
+    exec(compile(flask_snippets()[index], "docs/receiving.md", "exec"), namespace)
     handler = namespace["app"].routes["/webhooks/hookline"]
-    body, stamp = b'{"type":"order.paid","data":{}}', int(time.time())
-    signature = signature_header([secret_key(secret)], "msg_1", stamp, body)
-    good = {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(stamp), "Webhook-Signature": signature}
+    body = b'{"type":"order.paid","data":{}}'
+    good = signed_headers(secret, body)
+    stamp = int(good["Webhook-Timestamp"])
 
     def answer(data: bytes, headers: dict[str, str]) -> int:
         fake_flask.request.headers = CaseInsensitiveDict(headers)
@@ -124,7 +160,7 @@ def bare_python(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fresh_project(tmp_path: Path, bare_python: Path) -> Path:
-    """`django-admin startproject mysite`, with the README's view and Hookline's two helpers."""
+    """`django-admin startproject mysite`, with the documented view and Hookline's two helpers."""
     project = tmp_path / "mysite"
     project.mkdir()
     subprocess.run(
@@ -137,7 +173,7 @@ def fresh_project(tmp_path: Path, bare_python: Path) -> Path:
     (helpers / "__init__.py").write_text("")
     for name in HELPERS:
         shutil.copy(Path(settings.BASE_DIR) / "webhooks" / name, helpers / name)
-    for relative, code in readme_examples().items():
+    for relative, code in documented_examples().items():
         target = project / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         (target.parent / "__init__.py").touch()
@@ -192,7 +228,7 @@ def start_receiver(fresh_project: Path, bare_python: Path) -> Iterator:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_readme_receiver_in_a_fresh_project_verifies_a_real_delivery(start_receiver):
+def test_the_documented_receiver_in_a_fresh_project_verifies_a_real_delivery(start_receiver):
     secret = generate_signing_secret()
     receiver = start_receiver(secret)
     EventTypeFactory(name="order.paid")

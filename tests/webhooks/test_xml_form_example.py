@@ -1,5 +1,5 @@
-"""The README's XML and form receiver, run on real deliveries: Standard Webhooks libraries verify
-these bodies only with their JSON parsing turned off."""
+"""The XML and form receiver of docs/receiving.md, run on real deliveries: Standard Webhooks
+libraries verify these bodies only with their JSON parsing turned off."""
 
 from __future__ import annotations
 
@@ -17,16 +17,18 @@ from webhooks import send_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-README = Path(settings.BASE_DIR) / "README.md"
+RECEIVING = Path(settings.BASE_DIR) / "docs" / "receiving.md"
 PAYLOAD = {"order_id": "ord_1001", "amount": 42.5, "customer": {"name": "Zoë"}}
 
 
-def readme_xml_form_reader():
-    """`read_webhook` from the README's marked example, compiled from the README's own text."""
-    match = re.search(r"<!-- xml-form-example -->\n```python\n(.*?)\n```", README.read_text(), re.S)
-    assert match, "the README lost its XML and form receiver example"
+def documented_xml_form_reader():
+    """`read_webhook` from the page's marked example, compiled from the page's own text."""
+    match = re.search(
+        r"<!-- xml-form-example -->\n```python\n(.*?)\n```", RECEIVING.read_text(), re.S
+    )
+    assert match, "docs/receiving.md lost its XML and form receiver example"
     namespace: dict = {}
-    exec(compile(match[1], "README.md", "exec"), namespace)
+    exec(compile(match[1], "docs/receiving.md", "exec"), namespace)
     return namespace["read_webhook"]
 
 
@@ -43,10 +45,10 @@ def received(receiver, payload_format: str):
 
 
 @pytest.mark.parametrize("payload_format", ["xml", "form"])
-def test_readme_reader_verifies_and_parses_xml_and_form_deliveries(receiver, payload_format):
+def test_documented_reader_verifies_and_parses_xml_and_form_deliveries(receiver, payload_format):
     endpoint, request = received(receiver, payload_format)
 
-    message = readme_xml_form_reader()(endpoint.secret, request.body, dict(request.headers))
+    message = documented_xml_form_reader()(endpoint.secret, request.body, dict(request.headers))
 
     assert message["type"] == "order.paid"
     assert message["data"]["order_id"] == "ord_1001"
@@ -55,15 +57,15 @@ def test_readme_reader_verifies_and_parses_xml_and_form_deliveries(receiver, pay
 
 @pytest.mark.parametrize("payload_format", ["xml", "form"])
 def test_standardwebhooks_with_json_parsing_on_fails_after_verifying(receiver, payload_format):
-    """Why the README says to turn it off: the default parses the body as JSON and raises."""
+    """Why the page says to turn it off: the default parses the body as JSON and raises."""
     endpoint, request = received(receiver, payload_format)
 
     with pytest.raises(json.JSONDecodeError):
         standardwebhooks.Webhook(endpoint.secret).verify(request.body, dict(request.headers))
 
 
-def test_readme_reader_refuses_a_tampered_body(receiver):
+def test_documented_reader_refuses_a_tampered_body(receiver):
     endpoint, request = received(receiver, "form")
 
     with pytest.raises(standardwebhooks.WebhookVerificationError):
-        readme_xml_form_reader()(endpoint.secret, request.body + b"&x=1", dict(request.headers))
+        documented_xml_form_reader()(endpoint.secret, request.body + b"&x=1", dict(request.headers))
