@@ -32,11 +32,11 @@ class JSONRenderer(renderers.JSONRenderer):
                     return f"{marker}{len(texts) - 1}"
                 return super().default(value)
 
-        self.encoder_class = Encoder
+        self.encoder_class = Encoder  # type: ignore[misc]  # DRF makes a renderer per request
         try:
             body = super().render(data, accepted_media_type, renderer_context)
         finally:
-            self.encoder_class = base
+            self.encoder_class = base  # type: ignore[misc]
         for index, text in enumerate(texts):
             body = body.replace(f'"{marker}{index}"'.encode(), text.encode(), 1)
         return body

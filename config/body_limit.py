@@ -40,7 +40,7 @@ def body_size(request: HttpRequest) -> int:
     except ValueError:
         declared = 0  # as Django reads it: no body
     stream = getattr(request, "_stream", None)
-    if declared or not (hasattr(stream, "seekable") and stream.seekable()):
+    if declared or stream is None or not (hasattr(stream, "seekable") and stream.seekable()):
         return declared
     size = stream.seek(0, os.SEEK_END)
     stream.seek(0)

@@ -78,5 +78,5 @@ def _copy(morsel: Morsel, *, path: str) -> Morsel:
 def _expired(morsel: Morsel, *, path: str) -> Morsel:
     expired = _copy(morsel, path=path)
     expired.set(morsel.key, "", '""')
-    expired.update({"expires": "Thu, 01 Jan 1970 00:00:00 GMT", "max-age": 0})
+    expired.update({"expires": "Thu, 01 Jan 1970 00:00:00 GMT", "max-age": "0"})
     return expired

@@ -15,6 +15,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.dispatch import receiver
@@ -54,7 +55,9 @@ def count_failure(
 
 
 @receiver(user_logged_in)
-def forget_failures(sender: object, request: HttpRequest | None, user: object, **_: object) -> None:
+def forget_failures(
+    sender: object, request: HttpRequest | None, user: AbstractBaseUser, **_: object
+) -> None:
     # Only the name's count: clearing the address's would let anyone with one account reset it
     # by signing in between two rounds of guesses.
     if request is not None:

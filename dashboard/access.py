@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -110,7 +111,11 @@ def viewer_for(request: HttpRequest) -> Viewer:
     if grant is not None:
         return _portal_viewer(grant)
     user = request.user
-    tenants = Tenant.objects.all() if user.is_staff else user.tenants.filter(is_active=True)
+    if user.is_staff:
+        tenants = Tenant.objects.all()
+    else:
+        member = cast(int, user.pk)  # signed in: every dashboard view requires it
+        tenants = Tenant.objects.filter(members__id=member, is_active=True)
     tenants = tenants.order_by("slug")
     wanted = request.GET.get("tenant")
     if wanted is not None:

@@ -13,6 +13,7 @@ from config.api_types import JsonTypes
 from dashboard.models import PortalLink
 from dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_link_issue, portal_links_revoke
 from deliveries.api import DeliveryCursorPagination
+from subscriptions.authentication import api_key_of
 
 
 class PortalLinkRequestSerializer(JsonTypes, serializers.Serializer):
@@ -89,7 +90,7 @@ class PortalLinkViewSet(
     def get_queryset(self) -> QuerySet[PortalLink]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return PortalLink.objects.none()
-        return PortalLink.objects.filter(tenant=self.request.auth.tenant).select_related(
+        return PortalLink.objects.filter(tenant=api_key_of(self.request).tenant).select_related(
             "issued_by"
         )
 
@@ -99,10 +100,10 @@ class PortalLinkViewSet(
         params = PortalLinkRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         link, token = portal_link_issue(
-            tenant=request.auth.tenant,
+            tenant=api_key_of(request).tenant,
             capabilities=params.validated_data["capabilities"],
             lifetime=params.validated_data["expires_in"],
-            issued_by=request.auth,
+            issued_by=api_key_of(request),
         )
         body = {
             "id": link.id,

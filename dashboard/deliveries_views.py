@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from dashboard.access import Viewer, dashboard_login_required, viewer_for
-from dashboard.pages import render_page
+from dashboard.pages import htmx_of, render_page
 from dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
 from deliveries.models import Delivery, ReplayJob
 from deliveries.services import deliveries_replay, replay_job_start
@@ -137,7 +137,7 @@ def replay_job(request: HttpRequest, job_id: int) -> HttpResponse:
     viewer = viewer_for(request)
     job = get_object_or_404(viewer.replay_jobs().select_related("endpoint"), pk=job_id)
     context = {"job": job, **_job_progress(job)}
-    if request.htmx:
+    if htmx_of(request):
         response = render_page(
             request, viewer, "dashboard/_replay_progress.html", context,
             section="dead-letters", partial="dashboard/_replay_progress.html",
@@ -243,7 +243,7 @@ def _dead_by_endpoint(dead: QuerySet[Delivery]) -> list[dict[str, Any]]:
         .annotate(count=Count("id"), first=Min("created_at"), last=Max("finished_at"))
         .order_by("-count")[:50]
     )
-    return list(summary)
+    return [dict(row) for row in summary]
 
 
 def _event_type_names() -> QuerySet:

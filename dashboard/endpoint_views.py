@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,7 +97,7 @@ def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         messages.error(request, "This endpoint is disabled: enable it before sending a test event.")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
     name = request.POST.get("event_type", "").strip() or TEST_EVENT_TYPE
-    if len(name) > 200 or not event_type_name_validator.regex.match(name):
+    if len(name) > 200 or not re.fullmatch(event_type_name_validator.regex, name):
         messages.error(request, "Test event not sent: pick an event type from the list.")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
     try:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from dashboard.access import dashboard_login_required, viewer_for
-from dashboard.pages import render_page
+from dashboard.pages import htmx_of, render_page
 from inbox.models import Inbox, InboxRequest
 from inbox.views import headers_without_credentials
 from subscriptions.models import Endpoint, Tenant
@@ -50,7 +50,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         return render_page(request, viewer, "dashboard/inbox.html", context, section="inbox")
     inboxes = _inboxes(viewer.tenant)
     current = _chosen(inboxes, request.GET.get("inbox", ""))
-    if request.htmx and current is not None and not _has_news(current, request.GET):
+    if htmx_of(request) and current is not None and not _has_news(current, request.GET):
         return HttpResponse(status=204)  # htmx leaves the list as it is
     context = {"inboxes": inboxes[:SHOWN_INBOXES], "current": current}
     if current is not None:

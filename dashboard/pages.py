@@ -6,12 +6,18 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from dashboard.access import Viewer
 from deliveries.models import Delivery
 
 # The nav badge counts up to this many; past it, it says "1,000+" without a full COUNT(*).
 DEAD_BADGE_CAP = 1000
+
+
+def htmx_of(request: HttpRequest) -> HtmxDetails:
+    """What htmx says about `request`: django-htmx's middleware sets it on every request."""
+    return request.htmx  # type: ignore[attr-defined]
 
 
 def render_page(
@@ -24,7 +30,8 @@ def render_page(
     partial: str | None = None,
 ) -> HttpResponse:
     """Render a full page, or only `partial` when htmx asks for a fragment."""
-    if partial and request.htmx and not request.htmx.boosted:
+    htmx = htmx_of(request)
+    if partial and htmx and not htmx.boosted:
         return render(request, partial, {"viewer": viewer, **context})
     dead = viewer.deliveries().filter(status=Delivery.Status.FAILED)
     dead_count = len(dead.values_list("id", flat=True)[: DEAD_BADGE_CAP + 1])

@@ -191,7 +191,7 @@ def endpoint_rows(endpoints: Sequence[Endpoint], now: datetime) -> list[Endpoint
                 pill=pill,
                 pill_title=title,
                 outcomes=outcomes[endpoint.id],
-                dead_total=endpoint.dead_total,
+                dead_total=endpoint.dead_total,  # type: ignore[attr-defined]  # annotated
             )
         )
     return rows
@@ -214,10 +214,10 @@ def endpoint_outcomes(endpoint_ids: list[int], now: datetime) -> dict[int, Outco
             dead=Count("id", filter=DEAD),
         )
     )
-    for row in deliveries:
-        outcome = result[row.pop("endpoint_id")]
-        for key, value in row.items():
-            setattr(outcome, key, value)
+    for counts in deliveries:
+        outcome = result[counts["endpoint_id"]]
+        outcome.delivered, outcome.retrying = counts["delivered"], counts["retrying"]
+        outcome.pending, outcome.dead = counts["pending"], counts["dead"]
     attempts = Attempt.objects.filter(delivery__endpoint_id__in=endpoint_ids, started_at__gte=since)
     tallies = (
         attempts.order_by()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from deliveries.models import Attempt, Delivery
 
@@ -22,7 +23,7 @@ RETRYING = Pill("Retrying", "↻", "retrying", "Failed so far; the next attempt 
 DELIVERED = Pill("Delivered", "✓", "delivered", "The receiver answered 2xx.")
 DEAD = Pill("Dead", "✕", "dead", "Every attempt failed. Replay it once the receiver is fixed.")
 
-FILTERS = {
+FILTERS: dict[str, dict[str, Any]] = {
     "pending": {"status": Delivery.Status.PENDING, "attempt_count": 0},
     "retrying": {"status": Delivery.Status.PENDING, "attempt_count__gt": 0},
     "delivered": {"status": Delivery.Status.SUCCEEDED},
@@ -61,7 +62,7 @@ def last_result(delivery: Delivery) -> str:
     return "error" if error else "—"
 
 
-ERROR_HINTS = {
+ERROR_HINTS: dict[str, str] = {
     Attempt.ErrorKind.TIMEOUT: "The receiver did not answer in time: answer 2xx first, then work.",
     Attempt.ErrorKind.CONNECTION: "Nothing accepted the connection: is the receiver up?",
     Attempt.ErrorKind.TLS: "Certificate expired or hostname mismatch.",

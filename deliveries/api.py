@@ -12,11 +12,13 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api_errors import Conflict
 from config.api_types import JsonObjectField
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.services import deliveries_replay
+from subscriptions.authentication import api_key_of
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -109,7 +111,7 @@ class DeliveryCursorPagination(CursorPagination):
             raise ValidationError({self.page_size_query_param: [message]})
         return int(raw)
 
-    def get_schema_operation_parameters(self, view: object) -> list[dict]:
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
@@ -166,7 +168,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_queryset(self) -> QuerySet[Delivery]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return Delivery.objects.none()
-        deliveries = Delivery.objects.filter(endpoint__tenant=self.request.auth.tenant)
+        deliveries = Delivery.objects.filter(endpoint__tenant=api_key_of(self.request).tenant)
         deliveries = deliveries.select_related("event__event_type")
         if self.action == "retrieve":
             return deliveries.prefetch_related("attempts")
@@ -209,4 +211,4 @@ class ReplayJobViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[ReplayJob]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return ReplayJob.objects.none()
-        return ReplayJob.objects.filter(tenant=self.request.auth.tenant)
+        return ReplayJob.objects.filter(tenant=api_key_of(self.request).tenant)

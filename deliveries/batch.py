@@ -285,17 +285,18 @@ class Sends:
             delivery = self.next()
             if delivery is None:
                 return
-            if delivery.endpoint.rate_limit and not self._wait_for_rate_slot(delivery):
+            rate = delivery.endpoint.rate_limit
+            if rate and not self._wait_for_rate_slot(delivery, rate):
                 return  # its slot falls after the lease: this and the rest wait for later
             outcome = self.send(delivery)
             with self.lock:
                 self.add(outcome)
 
-    def _wait_for_rate_slot(self, delivery: Delivery) -> bool:
+    def _wait_for_rate_slot(self, delivery: Delivery, per_second: int) -> bool:
         """Wait for the endpoint's next send slot, keeping up the record and lease meanwhile;
         False if the slot falls beyond what a lease can cover, or the lease was not kept."""
         endpoint = delivery.endpoint
-        slot = endpoint_rate_slot(endpoint_id=endpoint.id, per_second=endpoint.rate_limit)
+        slot = endpoint_rate_slot(endpoint_id=endpoint.id, per_second=per_second)
         starts_at = time.monotonic() + (slot - timezone.now()).total_seconds()
         if starts_at > _last_start_before(time.monotonic() + settings.WEBHOOKS_LEASE_SECONDS):
             return False

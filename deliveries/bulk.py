@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -70,7 +71,7 @@ def deliveries_lease_due(
             )  # fmt: skip
             Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
         return Leased(ids, endpoint_ids_to_probe(at=at).exists())
-    params = {"at": at, "skip": skip_endpoint_ids, "limit": limit, "token": token,
+    params: dict[str, Any] = {"at": at, "skip": skip_endpoint_ids, "limit": limit, "token": token,
               "expires_at": expires_at, "pending": Delivery.Status.PENDING}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_LEASE_DUE_SQL, params)
@@ -346,11 +347,12 @@ def _endpoints_mark_healthy_orm(
         | Q(last_success_at__lt=at - unchanged_for)
     )  # fmt: skip
     with transaction.atomic():
-        closed = dict(
+        paused = (
             changing.filter(circuit_open_until__isnull=False)
             .select_for_update()
             .values_list("id", "circuit_open_until")
         )
+        closed = {endpoint_id: until for endpoint_id, until in paused if until is not None}
         changing.update(
             failing_since=None, last_success_at=at, consecutive_failures=0, circuit_open_until=None
         )

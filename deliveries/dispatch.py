@@ -114,7 +114,7 @@ def help_flag_clear() -> None:
     _flag_command("delete", HELP_FLAG)
 
 
-def _flag_command(name: str, *args, **kwargs) -> None:
+def _flag_command(name: str, *args: object, **kwargs: object) -> None:
     client = _flag_client()
     if client is not None:
         try:

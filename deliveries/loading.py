@@ -63,7 +63,7 @@ def _load_orm(delivery_ids: Sequence[int]) -> list[Delivery]:
 @cache
 def _load_sql() -> str:
     columns = ", ".join(
-        f"{alias}.{connection.ops.quote_name(field.column)}"
+        f"{alias}.{connection.ops.quote_name(str(field.column))}"
         for model, alias in zip(_MODELS, _ALIASES, strict=True)
         for field in model._meta.concrete_fields
     )

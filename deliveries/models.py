@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import models
 from django.utils import timezone
@@ -77,15 +77,15 @@ class Delivery(models.Model):
         return f"delivery {self.pk} ({self.status})"
 
 
-class DeadLetterManager(models.Manager):
-    def get_queryset(self) -> models.QuerySet[Delivery]:
+class DeadLetterManager(models.Manager["DeadLetter"]):
+    def get_queryset(self) -> models.QuerySet[DeadLetter]:
         return super().get_queryset().filter(status=Delivery.Status.FAILED)
 
 
 class DeadLetter(Delivery):
     """Deliveries whose retries ran out: the dead-letter queue, for the admin's own list."""
 
-    objects = DeadLetterManager()
+    objects: ClassVar[DeadLetterManager] = DeadLetterManager()
 
     class Meta:
         proxy = True

@@ -223,7 +223,8 @@ def _reconnected(error: Exception) -> bool:
     for any other error, or inside an outer transaction, which a new connection cannot resume."""
     lost = (
         OperationalError, InterfaceError,
-        connection.Database.OperationalError, connection.Database.InterfaceError,
+        connection.Database.OperationalError,  # type: ignore[attr-defined]  # every backend's
+        connection.Database.InterfaceError,  # type: ignore[attr-defined]
     )  # fmt: skip
     if connection.in_atomic_block or not isinstance(error, lost):
         return False

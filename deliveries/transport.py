@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import certifi
 import urllib3
@@ -76,7 +77,13 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class _CheckedConnectionMixin:
+if TYPE_CHECKING:
+    _Connection = urllib3.connection.HTTPConnection  # what the mixins below are mixed into
+else:
+    _Connection = object
+
+
+class _CheckedConnectionMixin(_Connection):
     """Connect only to addresses the network policy allows, checked as the socket is opened.
 
     The name is resolved here, once, and the socket goes to the address that was checked, so a
@@ -107,7 +114,7 @@ class _CheckedConnectionMixin:
             self, f"Failed to establish a new connection: {last_error}"
         )
 
-    def getresponse(self) -> urllib3.response.BaseHTTPResponse:
+    def getresponse(self) -> urllib3.response.HTTPResponse:  # type: ignore[override]  # as urllib3
         # The status line and headers must arrive before the attempt's deadline, however slowly
         # they drip; the body has its own check in _read_capped.
         deadline = getattr(_attempt_deadline, "at", None)
@@ -175,7 +182,7 @@ class _TunnelledConnectionMixin(_CheckedConnectionMixin):
     def _connect_to_proxy(self, proxy: urllib3.util.Url) -> socket.socket:
         try:
             return urllib3.util.connection.create_connection(
-                (proxy.host, proxy.port or 80),
+                (proxy.host or "", proxy.port or 80),
                 self.timeout,
                 source_address=self.source_address,
                 socket_options=self.socket_options,
@@ -281,7 +288,7 @@ def _pool_manager() -> urllib3.PoolManager:
     global _pools, _pools_key
     key = (os.getpid(), settings.WEBHOOKS_EGRESS_PROXY)
     if _pools is None or _pools_key != key:
-        options = {
+        options: dict[str, Any] = {
             "num_pools": POOLED_HOSTS,
             "maxsize": CONNECTIONS_PER_HOST,
             "cert_reqs": "CERT_REQUIRED",

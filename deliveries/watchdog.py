@@ -23,7 +23,8 @@ class Alarm:
     __slots__ = ("deadline", "fired", "sock")
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock, self.deadline, self.fired = sock, deadline, False
+        self.sock: socket.socket | None = sock
+        self.deadline, self.fired = deadline, False
 
 
 class Watchdog:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from deliveries.admin import ReadOnlyAdminMixin
 from operations.models import OperationalAlert
@@ -11,10 +12,10 @@ class AlertStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
 
-    def lookups(self, request, model_admin) -> list[tuple[str, str]]:  # noqa: ANN001
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("open", "open"), ("cleared", "cleared")]
 
-    def queryset(self, request, queryset: QuerySet) -> QuerySet:  # noqa: ANN001
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "open":
             return queryset.filter(cleared_at=None)
         if self.value() == "cleared":

@@ -70,7 +70,7 @@ def _check_database() -> str:
 def _check_broker() -> str:
     url = settings.CELERY_BROKER_URL
     if url.startswith("filesystem://"):
-        return _check_broker_folder(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        return _check_broker_folder(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
     if url.startswith(("redis://", "rediss://")):
         client = redis.Redis.from_url(
             url,

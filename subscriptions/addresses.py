@@ -80,7 +80,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise BlockedAddressError(f"{host} does not resolve ({error})") from None
-    return _unique(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos)
+    return _unique(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos)
 
 
 def resolve_allowed(host: str, port: int) -> list[IPAddress]:

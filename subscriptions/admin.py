@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -9,7 +10,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.http import HttpRequest
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +19,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.formats import date_format
 from django.utils.functional import lazy
 
+from deliveries.models import Attempt
 from deliveries.selectors import attempts_wait
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
@@ -81,7 +84,7 @@ class ApiKeyInline(admin.TabularInline):
     readonly_fields = ("prefix", "created_at", "last_used_at")
     can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Keys are issued with `createtenant` or the API, which show the key once.
         return False
 
@@ -95,7 +98,7 @@ class TenantAdmin(admin.ModelAdmin):
     actions = ["create_api_key", "create_staff_api_key"]
 
     @admin.action(description="Create an API key for selected tenants (shown once)")
-    def create_api_key(self, request, queryset) -> TemplateResponse:  # noqa: ANN001
+    def create_api_key(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> TemplateResponse:
         who = request.user.get_username()
         rows = [
             ShownOnce(
@@ -115,7 +118,9 @@ class TenantAdmin(admin.ModelAdmin):
         description="Create a staff API key for selected tenants (shown once)",
         permissions=["create_staff_key"],
     )
-    def create_staff_api_key(self, request, queryset) -> TemplateResponse:  # noqa: ANN001
+    def create_staff_api_key(
+        self, request: HttpRequest, queryset: QuerySet[Tenant]
+    ) -> TemplateResponse:
         who = request.user.get_username()
         rows = [
             ShownOnce(
@@ -135,7 +140,7 @@ class TenantAdmin(admin.ModelAdmin):
             next_url=reverse("admin:subscriptions_tenant_changelist"),
         )
 
-    def has_create_staff_key_permission(self, request) -> bool:  # noqa: ANN001
+    def has_create_staff_key_permission(self, request: HttpRequest) -> bool:
         # A staff key changes the catalog every tenant shares: issuing one is issuing an API key.
         return request.user.has_perm("subscriptions.add_apikey")
 
@@ -148,14 +153,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     @admin.action(description="Revoke selected keys")
-    def revoke(self, request, queryset) -> None:  # noqa: ANN001
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {revoked} keys.", messages.SUCCESS)
 
     readonly_fields = ("prefix", "created_at", "last_used_at")
     exclude = ("key_hash",)
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
@@ -170,12 +175,12 @@ class MaskedHeadersField(forms.JSONField):
     """The custom headers as JSON, each value masked; a masked value left as it is keeps the
     stored value (subscriptions.headers)."""
 
-    def bound_data(self, data, initial):  # noqa: ANN001, ANN201
+    def bound_data(self, data: Any, initial: Any) -> Any:
         # A form shown again after an error keeps what the operator typed, so a new value is
         # not turned into a mask that no longer matches anything stored.
         return data if isinstance(data, str) else super().bound_data(data, initial)
 
-    def prepare_value(self, value):  # noqa: ANN001, ANN201
+    def prepare_value(self, value: Any) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, dict):
@@ -202,8 +207,8 @@ class EndpointAdminForm(forms.ModelForm):
         except ValidationError as error:
             raise forms.ValidationError(error.messages) from None
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         tenant = cleaned.get("tenant")
         if self.instance.pk is None and tenant is not None:
             # The admin validates and saves in one transaction, so the tenant's row stays locked
@@ -243,19 +248,25 @@ class EndpointAdmin(admin.ModelAdmin):
     )
     actions = ["send_test_event", "rotate_secret", "enable", "disable"]
 
-    def get_readonly_fields(self, request, obj=None) -> tuple[str, ...]:  # noqa: ANN001
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> tuple[str, ...]:
         # Enabling and disabling go through the actions, which also resume or hold the
         # endpoint's waiting deliveries and tell people; a checkbox would only flip the flag.
         fields = super().get_readonly_fields(request, obj)
-        return (*fields, "is_active") if obj is not None else fields
+        return (*fields, "is_active") if obj is not None else tuple(fields)
 
-    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+    def save_model(
+        self, request: HttpRequest, obj: Endpoint, form: forms.ModelForm, change: bool
+    ) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
         endpoint_add(endpoint=obj)  # its event types follow in save_related
 
-    def response_add(self, request, obj, post_url_continue=None):  # noqa: ANN001, ANN201
+    def response_add(
+        self, request: HttpRequest, obj: Endpoint, post_url_continue: str | None = None
+    ) -> HttpResponse:
         if IS_POPUP_VAR in request.POST:
             return super().response_add(request, obj, post_url_continue)
         return shown_once_page(
@@ -283,7 +294,7 @@ class EndpointAdmin(admin.ModelAdmin):
         return "; ".join(f"one until {date_format(p.expires_at, 'DATETIME_FORMAT')}" for p in valid)
 
     @admin.action(description="Send a test event to selected endpoints")
-    def send_test_event(self, request, queryset) -> None:  # noqa: ANN001
+    def send_test_event(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         sent = {}
         for endpoint in queryset.filter(is_active=True):
             try:
@@ -298,7 +309,9 @@ class EndpointAdmin(admin.ModelAdmin):
         for delivery_id, endpoint in sent.items():
             self._report_test(request, endpoint, attempts.get(delivery_id))
 
-    def _report_test(self, request, endpoint: Endpoint, attempt) -> None:  # noqa: ANN001
+    def _report_test(
+        self, request: HttpRequest, endpoint: Endpoint, attempt: Attempt | None
+    ) -> None:
         if attempt is None:
             self.message_user(
                 request,
@@ -320,7 +333,7 @@ class EndpointAdmin(admin.ModelAdmin):
             )
 
     @admin.action(description=lazy(_rotate_description, str)())
-    def rotate_secret(self, request, queryset) -> TemplateResponse:  # noqa: ANN001
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> TemplateResponse:
         rows = []
         for endpoint in queryset:
             rotation = endpoint_rotate_secret(endpoint=endpoint)
@@ -346,14 +359,14 @@ class EndpointAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.action(description="Enable selected endpoints (waiting deliveries resume)")
-    def enable(self, request, queryset) -> None:  # noqa: ANN001
+    def enable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         endpoints = list(queryset)
         for endpoint in endpoints:
             endpoint_enable(endpoint=endpoint)
         self.message_user(request, f"Enabled {len(endpoints)} endpoints.", messages.SUCCESS)
 
     @admin.action(description="Disable selected endpoints")
-    def disable(self, request, queryset) -> None:  # noqa: ANN001
+    def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         who = request.user.get_username()
         disabled = endpoint_disable(
             endpoint_ids=queryset.values_list("id", flat=True), reason=f"Disabled by {who}."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -21,6 +21,7 @@ from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJo
 from deliveries.selectors import attempts_wait
 from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
+from subscriptions.authentication import api_key_of
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType
 from subscriptions.services import (
@@ -46,7 +47,7 @@ class IsStaffKeyOrReadOnly(permissions.BasePermission):
     message = "Changing the event-type catalog needs a staff API key."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return request.method in permissions.SAFE_METHODS or bool(request.auth.is_staff)
+        return request.method in permissions.SAFE_METHODS or api_key_of(request).is_staff
 
 
 class EventTypeSerializer(JsonTypes, serializers.ModelSerializer):
@@ -239,18 +240,18 @@ class EndpointViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Endpoint]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return Endpoint.objects.none()
-        return Endpoint.objects.filter(tenant=self.request.auth.tenant).prefetch_related(
+        return Endpoint.objects.filter(tenant=api_key_of(self.request).tenant).prefetch_related(
             "event_types"
         )
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return EndpointCreateSerializer if self.action == "create" else EndpointSerializer
 
-    def perform_create(self, serializer: EndpointSerializer) -> None:
-        serializer.save(tenant=self.request.auth.tenant)
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        serializer.save(tenant=api_key_of(self.request).tenant)
 
-    def perform_update(self, serializer: EndpointSerializer) -> None:
-        was_active = serializer.instance.is_active
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        was_active = cast(Endpoint, serializer.instance).is_active
         wants_active = serializer.validated_data.pop("is_active", was_active)
         endpoint = serializer.save()
         if wants_active and not was_active:
@@ -312,6 +313,6 @@ class EndpointViewSet(viewsets.ModelViewSet):
         job = replay_job_start(
             endpoint=endpoint,
             since=params.validated_data["since"],
-            requested_by=f"API key {request.auth.prefix}…",
+            requested_by=f"API key {api_key_of(request).prefix}…",
         )
         return Response(ReplayJobSerializer(job, context={"request": request}).data, status=202)

@@ -46,6 +46,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="hookline"'
 
 
+def api_key_of(request: Request) -> ApiKey:
+    """The API key that authenticated `request`; every API view but the schema requires one."""
+    api_key = request.auth
+    if not isinstance(api_key, ApiKey):
+        raise exceptions.NotAuthenticated()
+    return api_key
+
+
 def _touch(api_key: ApiKey) -> None:
     now = timezone.now()
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_PRECISION:

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -56,12 +57,12 @@ def decrypt(token: str) -> str:
 class EncryptedTextField(models.TextField):
     """Stores Fernet ciphertext; the model attribute holds the plaintext."""
 
-    def from_db_value(self, value, expression, connection):  # noqa: ANN001
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if value in (None, ""):
             return value
         return decrypt(value)
 
-    def get_prep_value(self, value):  # noqa: ANN001
+    def get_prep_value(self, value: Any) -> Any:
         value = super().get_prep_value(value)
         if value in (None, ""):
             return value
@@ -75,13 +76,13 @@ class EncryptedJSONField(models.JSONField):
     Rows written before encryption hold the plain value (not a string) until migrated.
     """
 
-    def from_db_value(self, value, expression, connection):  # noqa: ANN001
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         value = super().from_db_value(value, expression, connection)
         if not isinstance(value, str):
             return value
         return json.loads(decrypt(value)) if value else self.get_default()
 
-    def get_prep_value(self, value):  # noqa: ANN001
+    def get_prep_value(self, value: Any) -> Any:
         if value is None or hasattr(value, "as_sql"):
             return super().get_prep_value(value)
         return super().get_prep_value(encrypt(json.dumps(value, separators=(",", ":"))))
@@ -98,10 +99,10 @@ class PreviousSecret:
 class PreviousSecretsField(models.JSONField):
     """A list of PreviousSecret: each secret a Fernet token, its expiry in clear (ISO 8601)."""
 
-    def from_db_value(self, value, expression, connection):  # noqa: ANN001
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         return self.to_python(super().from_db_value(value, expression, connection))
 
-    def to_python(self, value):  # noqa: ANN001
+    def to_python(self, value: Any) -> Any:
         if not isinstance(value, list):
             return value
         return [
@@ -114,18 +115,18 @@ class PreviousSecretsField(models.JSONField):
             for entry in value
         ]
 
-    def get_prep_value(self, value):  # noqa: ANN001
+    def get_prep_value(self, value: Any) -> Any:
         return super().get_prep_value(self._stored_form(value))
 
-    def validate(self, value, model_instance):  # noqa: ANN001
+    def validate(self, value: Any, model_instance: models.Model | None) -> None:
         # The JSON check of the parent would choke on the dataclasses; the stored form is JSON.
         super().validate(self._stored_form(value), model_instance)
 
-    def value_to_string(self, obj):  # noqa: ANN001, ANN201
+    def value_to_string(self, obj: models.Model) -> Any:
         # dumpdata writes the secrets encrypted, as stored; loaddata reads them back (to_python).
         return self._stored_form(self.value_from_object(obj))
 
-    def _stored_form(self, value):  # noqa: ANN001, ANN202
+    def _stored_form(self, value: Any) -> Any:
         if not isinstance(value, list):
             return value
         return [

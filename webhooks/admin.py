@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from deliveries.admin import CappedCountPaginator
@@ -17,7 +19,7 @@ class DeliveryInline(admin.TabularInline):
     readonly_fields = fields
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -39,7 +41,7 @@ class EventAdmin(admin.ModelAdmin):
     fields = readonly_fields  # the parsed `payload` would otherwise show as an editable field
     inlines = [DeliveryInline]
 
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.display(description="payload")

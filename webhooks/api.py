@@ -16,6 +16,7 @@ from config.api_errors import Conflict
 from config.api_parsers import JSONParser, refuse_lone_surrogates
 from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import DeliverySerializer
+from subscriptions.authentication import api_key_of
 from webhooks.models import Event
 from webhooks.payloads import json_object_members, json_same, same_json
 from webhooks.services import event_send_idempotent
@@ -97,7 +98,7 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return Event.objects.none()
         return (
-            Event.objects.filter(tenant=self.request.auth.tenant)
+            Event.objects.filter(tenant=api_key_of(self.request).tenant)
             .select_related("event_type")
             .prefetch_related("deliveries__event__event_type")
         )
@@ -117,7 +118,7 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         # The insert decides who owns a key; a lookup first would race with a concurrent POST.
         payload_text = getattr(request.data, "payload_text", None)
         event, created = event_send_idempotent(
-            tenant=request.auth.tenant,
+            tenant=api_key_of(request).tenant,
             event_type=wanted["event_type"],
             payload=wanted["payload"],
             payload_text=payload_text,

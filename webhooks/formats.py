@@ -38,6 +38,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import quote_plus, unquote_plus
 
@@ -209,7 +210,9 @@ def _xml_value(element: Any) -> Any:
         else:
             parent[key] = value
         if isinstance(value, dict):
-            children = [(child, value, _xml_key(child)) for child in node]
+            children: list[tuple[Any, list[Any] | dict[str, Any], str]] = [
+                (child, value, _xml_key(child)) for child in node
+            ]
             if len({key for _, _, key in children}) < len(children):
                 raise FormatError(f"<{node.tag}> holds the same key twice.")
         elif isinstance(value, list):
@@ -277,6 +280,7 @@ def to_form(*, event_type: str, timestamp: str, data: dict[str, Any]) -> bytes:
     pending: list[tuple[str, Any]] = [("data", data)]
     while pending:
         name, value = pending.pop()
+        members: Iterable[tuple[str, Any]]
         if isinstance(value, dict) and value:
             members = value.items()
         elif isinstance(value, list) and value:
@@ -368,7 +372,7 @@ def _form_put(
     node[path[-1]] = value
 
 
-_WRITERS = {
+_WRITERS: dict[str, tuple[Callable[..., bytes], str]] = {
     JSON: (to_json, JSON_CONTENT_TYPE),
     XML: (to_xml, XML_CONTENT_TYPE),
     FORM: (to_form, FORM_CONTENT_TYPE),

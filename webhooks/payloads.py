@@ -15,6 +15,9 @@ from typing import Any
 
 from webhooks.formats import RawJSON
 
+# The json module's own string reader (typeshed leaves it out).
+_scan_string = json.decoder.scanstring  # type: ignore[attr-defined]
+
 
 def contains_nul(value: object) -> bool:
     """Whether any string (key or value) in a JSON document holds the NUL character."""
@@ -126,7 +129,7 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     members = dict(pairs)
     if len(members) != len(pairs):
         seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        twice = next(key for key, _ in pairs if key in seen or _added(seen, key))
         raise ValueError(f"the key {twice!r} appears twice in one object")
     return members
 
@@ -152,7 +155,7 @@ def json_object_members(text: str) -> tuple[Any, dict[str, str]]:
             raise json.JSONDecodeError(
                 "Expecting property name enclosed in double quotes", text, position
             )
-        key, position = json.decoder.scanstring(text, position + 1)
+        key, position = _scan_string(text, position + 1)
         position = _skip_space(text, position)
         if not text.startswith(":", position):
             raise json.JSONDecodeError("Expecting ':' delimiter", text, position)
@@ -191,3 +194,9 @@ def pretty_json(value: Any) -> str:
         except ValueError:
             return value
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def _added(seen: set[str], key: str) -> bool:
+    """Add `key` to `seen`; False, so that a search goes on."""
+    seen.add(key)
+    return False

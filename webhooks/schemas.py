@@ -42,6 +42,7 @@ def schema_problem(schema: object) -> str | None:
     try:
         validator_class.check_schema(schema)
         # Applying it to a few values resolves its references: a dangling $ref fails here.
+        probe: object
         for probe in ({}, [], "", 0, None):
             list(schema_validator(schema).iter_errors(probe))
     except jsonschema.SchemaError as error:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -70,7 +71,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
-    def handle(self, *args: object, inside: bool, **options: object) -> None:
+    def handle(self, *args: object, inside: bool, **options: Any) -> None:
         names = {f.name for f in dataclasses.fields(Options)}
         chosen = Options(**{name: options[name] for name in names})
         if chosen.scenario:
@@ -102,7 +103,7 @@ class Command(BaseCommand):
         if returncode:
             raise CommandError("The benchmark failed.")
 
-    def _flags(self, options: object) -> list[str]:
+    def _flags(self, options: Options) -> list[str]:
         flags = []
         for field in dataclasses.fields(options):
             value = getattr(options, field.name)

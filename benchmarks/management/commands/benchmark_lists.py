@@ -10,6 +10,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
@@ -126,7 +127,7 @@ def _fill(deliveries: int, endpoints: int) -> int:
     return created[0].id
 
 
-def _staff_user():  # noqa: ANN202
+def _staff_user() -> User:
     return get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-pass")
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -48,7 +49,8 @@ class Command(BaseCommand):
             .distinct()
         )
         queued = 0
-        with tqdm(total=len(ids), unit="delivery", file=self.stderr._out) as progress:
+        stream: Any = self.stderr._out  # the command's text stream, which tqdm writes to
+        with tqdm(total=len(ids), unit="delivery", file=stream) as progress:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
                 with transaction.atomic():

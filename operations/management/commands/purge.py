@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -61,7 +62,7 @@ class Command(BaseCommand):
             help="With --failed: a date or time (2026-11-01, 2026-11-01T09:00Z), or days ago.",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         self.verbosity = int(options["verbosity"])
         batch_size = self._batch_size(options["batch_size"])
         dry_run = bool(options["dry_run"])
