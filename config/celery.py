@@ -39,7 +39,7 @@ def watch_operational_alerts(**_: object) -> None:
     from django.conf import settings
 
     django.setup()
-    from operations.alerts import alerts_watch_start
+    from operations.alerts import alerts_watch_start  # needs the models: after setup()
 
     alerts_watch_start(interval=settings.WEBHOOKS_SWEEP_INTERVAL)
 

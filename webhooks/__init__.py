@@ -22,6 +22,7 @@ def send_event(
 
     See `webhooks.services.event_send`, which this forwards to.
     """
+    # Imported here: Django imports this package before its models are ready.
     from webhooks.services import event_send
 
     return event_send(
