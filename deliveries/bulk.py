@@ -17,8 +17,8 @@ from django.utils import timezone
 from deliveries.models import Attempt, Delivery
 from deliveries.selectors import (
     deliveries_flowing,
-    endpoint_ids_subscribed,
     endpoint_ids_to_probe,
+    endpoint_pauses_subscribed,
 )
 from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.models import Event
@@ -277,25 +277,27 @@ SELECT (SELECT id FROM event), (SELECT count(*) FROM created),
 
 
 def _event_insert_orm(event: Event) -> StoredEvent:
-    kind = event.event_type
+    kind, now = event.event_type, event.created_at
     try:
         with transaction.atomic():
             if not EventType.objects.filter(id=kind.id, name=kind.name, archived=False).exists():
                 return StoredEvent(event=None, deliveries=0, event_type_current=False)
             event.save(force_insert=True)
-            endpoint_ids = endpoint_ids_subscribed(
+            pauses = endpoint_pauses_subscribed(
                 tenant_id=event.tenant_id, event_type_id=event.event_type_id
             )
-            Delivery.objects.bulk_create(
-                Delivery(event=event, endpoint_id=endpoint_id, next_attempt_at=event.created_at,
-                         created_at=event.created_at)
-                for endpoint_id in endpoint_ids
+            # As GREATEST(now, circuit_open_until) in the SQL: an open circuit holds the delivery.
+            deliveries = Delivery.objects.bulk_create(
+                Delivery(event=event, endpoint_id=endpoint_id, created_at=now,
+                         next_attempt_at=now if until is None else max(now, until))
+                for endpoint_id, until in pauses.items()
             )  # fmt: skip
     except IntegrityError:
         if event.idempotency_key is None:
             raise
         return StoredEvent(event=None, deliveries=0)
-    return StoredEvent(event=event, deliveries=len(endpoint_ids), due=len(endpoint_ids))
+    due = sum(delivery.next_attempt_at <= now for delivery in deliveries)
+    return StoredEvent(event=event, deliveries=len(deliveries), due=due)
 
 
 def endpoints_mark_healthy(
