@@ -4,27 +4,36 @@ from __future__ import annotations
 
 from django.db import connection
 
+from deliveries.models import Attempt, Delivery
+from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, EventType, Tenant
 from subscriptions.services import tenant_create
+from webhooks.models import Event
 
+# Table and column names come from the models (deliveries.sql_names).
 PREFILL_SQL = """
-INSERT INTO webhooks_event (public_id, tenant_id, event_type_id, payload, created_at)
+INSERT INTO {Event.table} ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
+    {Event.payload}, {Event.created_at})
 SELECT 'msg_prefill' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g),
        now() - make_interval(secs => %(count)s - g)
 FROM generate_series(1, %(count)s) AS g;
 
-INSERT INTO deliveries_delivery (event_id, endpoint_id, status, attempt_count, next_attempt_at,
-    next_trigger, leased_by, last_response_status, last_error, last_attempt_at, created_at,
-    finished_at)
-SELECT e.id, %(endpoint)s, 'succeeded', 1, NULL, 'scheduled', '', 200, '', e.created_at,
-       e.created_at, e.created_at
-FROM webhooks_event e WHERE e.tenant_id = %(tenant)s;
+INSERT INTO {Delivery.table} ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status},
+    {Delivery.attempt_count}, {Delivery.next_attempt_at}, {Delivery.next_trigger},
+    {Delivery.leased_by}, {Delivery.last_response_status}, {Delivery.last_error},
+    {Delivery.last_attempt_at}, {Delivery.created_at}, {Delivery.finished_at})
+SELECT e.{Event.id}, %(endpoint)s, 'succeeded', 1, NULL, 'scheduled', '', 200, '',
+       e.{Event.created_at}, e.{Event.created_at}, e.{Event.created_at}
+FROM {Event.table} e WHERE e.{Event.tenant_id} = %(tenant)s;
 
-INSERT INTO deliveries_attempt (delivery_id, number, trigger, started_at, duration_ms, url,
-    request_headers, response_status, response_headers, response_body, error_kind, error_message)
-SELECT d.id, 1, 'scheduled', d.created_at, 12.5, 'https://archive.invalid/hook',
-       '{"webhook-id": "msg_prefill"}', 200, '{"content-length": "0"}', '', '', ''
-FROM deliveries_delivery d WHERE d.endpoint_id = %(endpoint)s;
+INSERT INTO {Attempt.table} ({Attempt.delivery_id}, {Attempt.number}, {Attempt.trigger},
+    {Attempt.started_at}, {Attempt.duration_ms}, {Attempt.url}, {Attempt.request_headers},
+    {Attempt.response_status}, {Attempt.response_headers}, {Attempt.response_body},
+    {Attempt.error_kind}, {Attempt.error_message})
+SELECT d.{Delivery.id}, 1, 'scheduled', d.{Delivery.created_at}, 12.5,
+       'https://archive.invalid/hook', '{{"webhook-id": "msg_prefill"}}', 200,
+       '{{"content-length": "0"}}', '', '', ''
+FROM {Delivery.table} d WHERE d.{Delivery.endpoint_id} = %(endpoint)s;
 """
 # A long-running installation's tables have been vacuumed and checkpointed; measuring in the
 # wake of a bulk load would time autovacuum and the checkpoint instead.
@@ -42,6 +51,6 @@ def prefill_finished_deliveries(*, tenant: Tenant, count: int) -> None:
     params = {"tenant": archive.id, "event_type": event_type.id, "endpoint": endpoint.id,
               "count": count}  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(PREFILL_SQL, params)
+        cursor.execute(sql_with_names(PREFILL_SQL, Event, Delivery, Attempt), params)
         for statement in SETTLE:
             cursor.execute(statement)

@@ -195,7 +195,9 @@ def _filtered(deliveries: QuerySet[Delivery], request: Request) -> QuerySet[Deli
     wanted = params.validated_data
     lookups = {
         "status": "status",
-        "endpoint": "endpoint_id",
+        # Through the endpoint's primary key, which Django guards against numbers past the 64-bit
+        # range (no row has one), where a foreign key's column is not: SQLite cannot take one.
+        "endpoint": "endpoint__id",
         "event_type": "event__event_type__name",
         "created_after": "created_at__gte",
         "created_before": "created_at__lt",

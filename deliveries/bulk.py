@@ -1,7 +1,9 @@
 """Set-based writes for the delivery hot path: one statement per batch, not one per row.
 
 On PostgreSQL, attempts go in with COPY and statuses with one `UPDATE … FROM unnest(…)`. Other
-databases (SQLite for a laptop) take the plain ORM path, which is correct but slower.
+databases (SQLite for a laptop) take the plain ORM path, which is correct but slower. Each
+statement's two forms answer to the same tests (tests/deliveries/test_bulk.py), which run on both.
+Table and column names come from the models (deliveries.sql_names).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from django.utils import timezone
 from deliveries.models import Attempt, Delivery
 from deliveries.selectors import (
     deliveries_flowing,
-    endpoint_ids_subscribed,
     endpoint_ids_to_probe,
+    endpoint_pauses_subscribed,
 )
+from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.models import Event
 
@@ -74,7 +77,7 @@ def deliveries_lease_due(
     params: dict[str, Any] = {"at": at, "skip": skip_endpoint_ids, "limit": limit, "token": token,
               "expires_at": expires_at, "pending": Delivery.Status.PENDING}  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(_LEASE_DUE_SQL, params)
+        cursor.execute(sql_with_names(_LEASE_DUE_SQL, Delivery, Endpoint), params)
         cursor.nextset()  # past SET LOCAL
         ids = [row[0] for row in cursor.fetchall()]
         cursor.nextset()
@@ -86,21 +89,23 @@ def deliveries_lease_due(
 _LEASE_DUE_SQL = """
 SET LOCAL enable_bitmapscan = off;
 WITH picked AS (
-    SELECT id FROM deliveries_delivery
-    WHERE status = %(pending)s AND next_attempt_at <= %(at)s
-      AND (lease_expires_at IS NULL OR lease_expires_at < %(at)s)
-      AND endpoint_id NOT IN (SELECT id FROM subscriptions_endpoint
-                              WHERE NOT is_active OR circuit_open_until IS NOT NULL)
-      AND NOT endpoint_id = ANY(%(skip)s::bigint[])
-    ORDER BY next_attempt_at
+    SELECT {Delivery.id} FROM {Delivery.table}
+    WHERE {Delivery.status} = %(pending)s AND {Delivery.next_attempt_at} <= %(at)s
+      AND ({Delivery.lease_expires_at} IS NULL OR {Delivery.lease_expires_at} < %(at)s)
+      AND {Delivery.endpoint_id} NOT IN (
+          SELECT {Endpoint.id} FROM {Endpoint.table}
+          WHERE NOT {Endpoint.is_active} OR {Endpoint.circuit_open_until} IS NOT NULL)
+      AND NOT {Delivery.endpoint_id} = ANY(%(skip)s::bigint[])
+    ORDER BY {Delivery.next_attempt_at}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE deliveries_delivery AS d SET leased_by = %(token)s, lease_expires_at = %(expires_at)s
-FROM picked WHERE d.id = picked.id
-RETURNING d.id;
-SELECT EXISTS (SELECT 1 FROM subscriptions_endpoint
-               WHERE is_active AND circuit_open_until <= %(at)s)
+UPDATE {Delivery.table} AS d
+SET {Delivery.leased_by} = %(token)s, {Delivery.lease_expires_at} = %(expires_at)s
+FROM picked WHERE d.{Delivery.id} = picked.{Delivery.id}
+RETURNING d.{Delivery.id};
+SELECT EXISTS (SELECT 1 FROM {Endpoint.table}
+               WHERE {Endpoint.is_active} AND {Endpoint.circuit_open_until} <= %(at)s)
 """
 
 
@@ -109,13 +114,17 @@ def attempts_insert(attempts: list[Attempt]) -> None:
     if connection.vendor != "postgresql":
         Attempt.objects.bulk_create(attempts)
         return
-    table = connection.ops.quote_name(Attempt._meta.db_table)
-    columns = ", ".join(ATTEMPT_COLUMNS)
-    with connection.cursor() as cursor, cursor.cursor.copy(
-        f"COPY {table} ({columns}) FROM STDIN"
-    ) as copy:  # fmt: skip
+    copy_sql = sql_with_names(_ATTEMPTS_COPY_SQL, Attempt)
+    with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
         for attempt in attempts:
             copy.write_row(_attempt_row(attempt))
+
+
+_ATTEMPTS_COPY_SQL = (
+    "COPY {Attempt.table} ("
+    + ", ".join(f"{{Attempt.{name}}}" for name in ATTEMPT_COLUMNS)
+    + ") FROM STDIN"
+)
 
 
 def _attempt_row(attempt: Attempt) -> tuple:
@@ -138,14 +147,17 @@ def deliveries_extend_lease(
             ids = set(held.select_for_update().values_list("id", flat=True))
             Delivery.objects.filter(id__in=ids).update(lease_expires_at=expires_at)
         return ids
-    table = connection.ops.quote_name(Delivery._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET lease_expires_at = %s "
-            "WHERE id = ANY(%s::bigint[]) AND leased_by = %s RETURNING id",
-            [expires_at, delivery_ids, token],
+            sql_with_names(_EXTEND_LEASE_SQL, Delivery), [expires_at, delivery_ids, token]
         )
         return {row[0] for row in cursor.fetchall()}
+
+
+_EXTEND_LEASE_SQL = """
+UPDATE {Delivery.table} SET {Delivery.lease_expires_at} = %s
+WHERE {Delivery.id} = ANY(%s::bigint[]) AND {Delivery.leased_by} = %s RETURNING {Delivery.id}
+"""
 
 
 def deliveries_apply(changes: list[DeliveryChange], *, lease_token: str) -> None:
@@ -156,25 +168,28 @@ def deliveries_apply(changes: list[DeliveryChange], *, lease_token: str) -> None
                 **_orm_changes(change)
             )
         return
-    table = connection.ops.quote_name(Delivery._meta.db_table)
     columns = [[getattr(change, name) for change in changes] for name in _CHANGE_FIELDS]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            UPDATE {table} AS d SET
-                status = v.status, attempt_count = v.attempt_count,
-                last_attempt_at = v.last_attempt_at,
-                last_response_status = v.last_response_status, last_error = v.last_error,
-                next_attempt_at = v.next_attempt_at, finished_at = v.finished_at,
-                leased_by = '', lease_expires_at = NULL, next_trigger = %s
-            FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::timestamptz[],
-                        %s::integer[], %s::text[], %s::timestamptz[], %s::timestamptz[])
-                AS v(id, status, attempt_count, last_attempt_at, last_response_status,
-                     last_error, next_attempt_at, finished_at)
-            WHERE d.id = v.id AND d.leased_by = %s
-            """,
+            sql_with_names(_APPLY_SQL, Delivery),
             [Attempt.Trigger.SCHEDULED, *columns, lease_token],
         )
+
+
+_APPLY_SQL = """
+UPDATE {Delivery.table} AS d SET
+    {Delivery.status} = v.status, {Delivery.attempt_count} = v.attempt_count,
+    {Delivery.last_attempt_at} = v.last_attempt_at,
+    {Delivery.last_response_status} = v.last_response_status,
+    {Delivery.last_error} = v.last_error,
+    {Delivery.next_attempt_at} = v.next_attempt_at, {Delivery.finished_at} = v.finished_at,
+    {Delivery.leased_by} = '', {Delivery.lease_expires_at} = NULL, {Delivery.next_trigger} = %s
+FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::timestamptz[],
+            %s::integer[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+    AS v(id, status, attempt_count, last_attempt_at, last_response_status,
+         last_error, next_attempt_at, finished_at)
+WHERE d.{Delivery.id} = v.id AND d.{Delivery.leased_by} = %s
+"""
 
 
 _CHANGE_FIELDS = (
@@ -227,7 +242,9 @@ def event_insert_with_deliveries(
         return _event_insert_orm(event)
     with connection.cursor() as cursor:
         cursor.execute(
-            _EVENT_INSERT_SQL,
+            sql_with_names(
+                _EVENT_INSERT_SQL, EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES
+            ),
             {
                 "public_id": event.public_id, "tenant_id": tenant.id,
                 "event_type_id": event_type.id, "event_type_name": event_type.name,
@@ -245,58 +262,67 @@ def event_insert_with_deliveries(
     return StoredEvent(event=event, deliveries=created, due=due)
 
 
+# The table that says which event types an endpoint wants (none: all of them).
+_ENDPOINT_TYPES = Endpoint.event_types.through
+
 _EVENT_INSERT_SQL = """
 WITH kind AS (
-    SELECT id FROM subscriptions_eventtype
-    WHERE id = %(event_type_id)s AND name = %(event_type_name)s AND NOT archived
+    SELECT {EventType.id} FROM {EventType.table}
+    WHERE {EventType.id} = %(event_type_id)s AND {EventType.name} = %(event_type_name)s
+      AND NOT {EventType.archived}
 ), event AS (
-    INSERT INTO webhooks_event
-        (public_id, tenant_id, event_type_id, payload, payload_text, idempotency_key, created_at)
-    SELECT %(public_id)s, %(tenant_id)s, kind.id, %(payload)s::jsonb, %(payload_text)s,
+    INSERT INTO {Event.table}
+        ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
+         {Event.payload_text}, {Event.idempotency_key}, {Event.created_at})
+    SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
            %(idempotency_key)s, %(now)s
     FROM kind
-    ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id
+    ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
+        WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
+    RETURNING {Event.id}
 ), created AS (
-    INSERT INTO deliveries_delivery
-        (event_id, endpoint_id, status, attempt_count, next_attempt_at, next_trigger,
-         leased_by, last_error, created_at)
-    SELECT event.id, endpoint.id, %(pending)s, 0,
-           GREATEST(%(now)s, endpoint.circuit_open_until), %(trigger)s, '', '', %(now)s
-    FROM event, subscriptions_endpoint AS endpoint
-    WHERE endpoint.tenant_id = %(tenant_id)s AND endpoint.is_active
-      AND (NOT EXISTS (SELECT 1 FROM subscriptions_endpoint_event_types AS wanted
-                       WHERE wanted.endpoint_id = endpoint.id)
-           OR EXISTS (SELECT 1 FROM subscriptions_endpoint_event_types AS wanted
-                      WHERE wanted.endpoint_id = endpoint.id
-                        AND wanted.eventtype_id = %(event_type_id)s))
-    RETURNING next_attempt_at <= %(now)s AS due
+    INSERT INTO {Delivery.table}
+        ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status}, {Delivery.attempt_count},
+         {Delivery.next_attempt_at}, {Delivery.next_trigger}, {Delivery.leased_by},
+         {Delivery.last_error}, {Delivery.created_at})
+    SELECT event.{Event.id}, endpoint.{Endpoint.id}, %(pending)s, 0,
+           GREATEST(%(now)s, endpoint.{Endpoint.circuit_open_until}), %(trigger)s, '', '', %(now)s
+    FROM event, {Endpoint.table} AS endpoint
+    WHERE endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
+      AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
+           OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
+                        AND wanted.{Wanted.eventtype_id} = %(event_type_id)s))
+    RETURNING {Delivery.next_attempt_at} <= %(now)s AS due
 )
-SELECT (SELECT id FROM event), (SELECT count(*) FROM created),
+SELECT (SELECT {Event.id} FROM event), (SELECT count(*) FROM created),
        (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind)
 """
 
 
 def _event_insert_orm(event: Event) -> StoredEvent:
-    kind = event.event_type
+    kind, now = event.event_type, event.created_at
     try:
         with transaction.atomic():
             if not EventType.objects.filter(id=kind.id, name=kind.name, archived=False).exists():
                 return StoredEvent(event=None, deliveries=0, event_type_current=False)
             event.save(force_insert=True)
-            endpoint_ids = endpoint_ids_subscribed(
+            pauses = endpoint_pauses_subscribed(
                 tenant_id=event.tenant_id, event_type_id=event.event_type_id
             )
-            Delivery.objects.bulk_create(
-                Delivery(event=event, endpoint_id=endpoint_id, next_attempt_at=event.created_at,
-                         created_at=event.created_at)
-                for endpoint_id in endpoint_ids
+            # As GREATEST(now, circuit_open_until) in the SQL: an open circuit holds the delivery.
+            deliveries = Delivery.objects.bulk_create(
+                Delivery(event=event, endpoint_id=endpoint_id, created_at=now,
+                         next_attempt_at=now if until is None else max(now, until))
+                for endpoint_id, until in pauses.items()
             )  # fmt: skip
     except IntegrityError:
         if event.idempotency_key is None:
             raise
         return StoredEvent(event=None, deliveries=0)
-    return StoredEvent(event=event, deliveries=len(endpoint_ids), due=len(endpoint_ids))
+    due = sum(1 for d in deliveries if d.next_attempt_at is not None and d.next_attempt_at <= now)
+    return StoredEvent(event=event, deliveries=len(deliveries), due=due)
 
 
 def endpoints_mark_healthy(
@@ -314,27 +340,29 @@ def endpoints_mark_healthy(
         return _endpoints_mark_healthy_orm(endpoint_ids, at, unchanged_for)
     with connection.cursor() as cursor:
         cursor.execute(
-            _MARK_HEALTHY_SQL, {"ids": endpoint_ids, "at": at, "recent": at - unchanged_for}
+            sql_with_names(_MARK_HEALTHY_SQL, Endpoint),
+            {"ids": endpoint_ids, "at": at, "recent": at - unchanged_for},
         )
         return dict(cursor.fetchall())
 
 
 _MARK_HEALTHY_SQL = """
 WITH changing AS (
-    SELECT id, circuit_open_until FROM subscriptions_endpoint
-    WHERE id = ANY(%(ids)s::bigint[])
-      AND (failing_since IS NOT NULL OR consecutive_failures > 0
-           OR circuit_open_until IS NOT NULL OR last_success_at IS NULL
-           OR last_success_at < %(recent)s)
-    ORDER BY id
+    SELECT {Endpoint.id}, {Endpoint.circuit_open_until} FROM {Endpoint.table}
+    WHERE {Endpoint.id} = ANY(%(ids)s::bigint[])
+      AND ({Endpoint.failing_since} IS NOT NULL OR {Endpoint.consecutive_failures} > 0
+           OR {Endpoint.circuit_open_until} IS NOT NULL OR {Endpoint.last_success_at} IS NULL
+           OR {Endpoint.last_success_at} < %(recent)s)
+    ORDER BY {Endpoint.id}
     FOR NO KEY UPDATE
 ), changed AS (
-    UPDATE subscriptions_endpoint AS endpoint
-    SET failing_since = NULL, last_success_at = %(at)s, consecutive_failures = 0,
-        circuit_open_until = NULL
-    FROM changing WHERE endpoint.id = changing.id
+    UPDATE {Endpoint.table} AS endpoint
+    SET {Endpoint.failing_since} = NULL, {Endpoint.last_success_at} = %(at)s,
+        {Endpoint.consecutive_failures} = 0, {Endpoint.circuit_open_until} = NULL
+    FROM changing WHERE endpoint.{Endpoint.id} = changing.{Endpoint.id}
 )
-SELECT id, circuit_open_until FROM changing WHERE circuit_open_until IS NOT NULL
+SELECT {Endpoint.id}, {Endpoint.circuit_open_until} FROM changing
+WHERE {Endpoint.circuit_open_until} IS NOT NULL
 """
 
 

@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import Model
 
 from deliveries.models import Delivery
+from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, EventType
 from webhooks.models import Event
 
@@ -67,14 +68,16 @@ def _load_sql() -> str:
         for model, alias in zip(_MODELS, _ALIASES, strict=True)
         for field in model._meta.concrete_fields
     )
-    tables = [connection.ops.quote_name(model._meta.db_table) for model in _MODELS]
-    return (
-        f"SELECT {columns} FROM {tables[0]} d "
-        f"JOIN {tables[1]} e ON e.id = d.event_id "
-        f"JOIN {tables[2]} t ON t.id = e.event_type_id "
-        f"JOIN {tables[3]} p ON p.id = d.endpoint_id "
-        "WHERE d.id = ANY(%s) ORDER BY d.next_attempt_at, d.id"
-    )
+    return f"SELECT {columns} " + sql_with_names(_LOAD_FROM_SQL, *_MODELS)
+
+
+_LOAD_FROM_SQL = (
+    "FROM {Delivery.table} d "
+    "JOIN {Event.table} e ON e.{Event.id} = d.{Delivery.event_id} "
+    "JOIN {EventType.table} t ON t.{EventType.id} = e.{Event.event_type_id} "
+    "JOIN {Endpoint.table} p ON p.{Endpoint.id} = d.{Delivery.endpoint_id} "
+    "WHERE d.{Delivery.id} = ANY(%s) ORDER BY d.{Delivery.next_attempt_at}, d.{Delivery.id}"
+)
 
 
 def _split(row: tuple) -> list[tuple]:

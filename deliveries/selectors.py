@@ -11,12 +11,13 @@ from deliveries.models import Attempt, Delivery, ReplayJob
 from subscriptions.models import Endpoint
 
 
-def endpoint_ids_subscribed(*, tenant_id: int, event_type_id: int) -> list[int]:
-    """Active endpoints of a tenant that want an event type; an endpoint with no types wants all."""
-    return list(
+def endpoint_pauses_subscribed(*, tenant_id: int, event_type_id: int) -> dict[int, datetime | None]:
+    """Active endpoints of a tenant that want an event type (an endpoint with no types wants all),
+    each with the end of its circuit's pause: None when its circuit is closed."""
+    return dict(
         Endpoint.objects.filter(tenant_id=tenant_id, is_active=True)
         .filter(Q(event_types__isnull=True) | Q(event_types=event_type_id))
-        .values_list("id", flat=True)
+        .values_list("id", "circuit_open_until")
         .distinct()
     )
 

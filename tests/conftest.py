@@ -19,6 +19,15 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    test_database = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and test_database:
+        # Django replaces a test database file an interrupted run left behind, but not its
+        # write-ahead log, which SQLite would then replay into the new database.
+        for suffix in ("-wal", "-shm"):
+            Path(test_database + suffix).unlink(missing_ok=True)
+
+
 def pytest_report_header() -> list[str]:
     db = settings.DATABASES["default"]
     lines = [

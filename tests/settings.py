@@ -60,5 +60,11 @@ if SERVICES_MISSING:
 
 from config.settings import *  # noqa: E402, F403
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, as `make run` uses, not Django's default in-memory test database: its shared cache
+    # fails a second connection at once ("database table is locked") where the file's WAL and
+    # busy timeout (config.settings) let it wait, and worker or beat processes cannot open it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

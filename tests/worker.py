@@ -17,13 +17,22 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def worker_database_url() -> str:
+    """The test database's URL, for a process started by a test."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{user}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def flush_broker(url: str) -> None:
+    """Drop what earlier tests left on the broker: messages, and on Redis the wake-up flags."""
+    if url.startswith("filesystem://"):
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        for message in folder.glob("*.msg"):
+            message.unlink(missing_ok=True)
+        return
     import redis
 
     redis.Redis.from_url(url).flushdb()

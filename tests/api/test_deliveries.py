@@ -63,6 +63,12 @@ def test_list_filters_by_endpoint(api, tenant_a, endpoint_a, make_delivery):
     assert _ids(api.get("/api/v1/deliveries/", {"endpoint": endpoint_a.id})) == [mine.id]
 
 
+def test_an_endpoint_id_past_the_64_bit_range_finds_nothing(api, endpoint_a, make_delivery):
+    make_delivery(endpoint_a)
+
+    assert _ids(api.get("/api/v1/deliveries/", {"endpoint": 2**90})) == []
+
+
 def test_list_filters_by_event_type(api, endpoint_a, make_delivery):
     user_created = EventTypeFactory(name="user.created")
     make_delivery(endpoint_a)

@@ -17,7 +17,10 @@ from django.db import connection
 from django.test import Client
 
 from benchmarks.scratch import scratch_database
+from deliveries.models import Delivery
+from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, EventType, Tenant
+from webhooks.models import Event
 
 BUDGET_MS = 200.0
 PAGES = {
@@ -27,27 +30,30 @@ PAGES = {
     "dashboard dead letters": "/dashboard/dead-letters/",
     "dashboard deliveries, one endpoint": "/dashboard/deliveries/?endpoint={endpoint}",
 }
+# Table and column names come from the models (deliveries.sql_names).
 FILL_SQL = """
-INSERT INTO webhooks_event (public_id, tenant_id, event_type_id, payload, created_at)
+INSERT INTO {Event.table} ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
+    {Event.payload}, {Event.created_at})
 SELECT 'msg_bench' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g),
        now() - make_interval(secs => %(events)s - g)
 FROM generate_series(1, %(events)s) AS g;
 
-INSERT INTO deliveries_delivery (event_id, endpoint_id, status, attempt_count, next_attempt_at,
-    next_trigger, leased_by, last_response_status, last_error, last_attempt_at, created_at,
-    finished_at)
-SELECT e.id, ep.id,
-       CASE WHEN e.id %% 100 = 0 THEN 'pending' WHEN e.id %% 20 = 1 THEN 'failed'
+INSERT INTO {Delivery.table} ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status},
+    {Delivery.attempt_count}, {Delivery.next_attempt_at}, {Delivery.next_trigger},
+    {Delivery.leased_by}, {Delivery.last_response_status}, {Delivery.last_error},
+    {Delivery.last_attempt_at}, {Delivery.created_at}, {Delivery.finished_at})
+SELECT e.{Event.id}, ep.{Endpoint.id},
+       CASE WHEN e.{Event.id} %% 100 = 0 THEN 'pending' WHEN e.{Event.id} %% 20 = 1 THEN 'failed'
             ELSE 'succeeded' END,
-       CASE WHEN e.id %% 20 = 1 THEN 8 ELSE 1 END,
-       CASE WHEN e.id %% 100 = 0 THEN now() + interval '1 hour' END,
+       CASE WHEN e.{Event.id} %% 20 = 1 THEN 8 ELSE 1 END,
+       CASE WHEN e.{Event.id} %% 100 = 0 THEN now() + interval '1 hour' END,
        'scheduled', '',
-       CASE WHEN e.id %% 20 = 1 THEN 503 ELSE 200 END,
-       CASE WHEN e.id %% 20 = 1 THEN 'HTTP 503' ELSE '' END,
-       e.created_at, e.created_at,
-       CASE WHEN e.id %% 100 = 0 THEN NULL ELSE e.created_at END
-FROM webhooks_event e CROSS JOIN subscriptions_endpoint ep
-WHERE ep.tenant_id = %(tenant)s AND e.public_id LIKE 'msg_bench%%';
+       CASE WHEN e.{Event.id} %% 20 = 1 THEN 503 ELSE 200 END,
+       CASE WHEN e.{Event.id} %% 20 = 1 THEN 'HTTP 503' ELSE '' END,
+       e.{Event.created_at}, e.{Event.created_at},
+       CASE WHEN e.{Event.id} %% 100 = 0 THEN NULL ELSE e.{Event.created_at} END
+FROM {Event.table} e CROSS JOIN {Endpoint.table} ep
+WHERE ep.{Endpoint.tenant_id} = %(tenant)s AND e.{Event.public_id} LIKE 'msg_bench%%';
 """
 
 
@@ -120,7 +126,7 @@ def _fill(deliveries: int, endpoints: int) -> int:
     ]
     with connection.cursor() as cursor:
         cursor.execute(
-            FILL_SQL,
+            sql_with_names(FILL_SQL, Event, Delivery, Endpoint),
             {"tenant": tenant.id, "event_type": kind.id, "events": deliveries // endpoints},
         )
         cursor.execute("ANALYZE")
