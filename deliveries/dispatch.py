@@ -28,7 +28,8 @@ HELP_FLAG = "hookline:help-queued"
 WAKE_FLAG_TTL_MS = 2000
 QUEUED = b"queued"  # the flag's value when a wake-up is queued; a draining worker sets its own
 
-# The tasks (deliveries.tasks) are sent by name: the tasks module imports this one.
+# The tasks (deliveries.tasks) are sent by name, as their own .delay() would send them (results
+# ignored): the tasks module imports this one.
 DELIVER_DUE = "deliveries.tasks.deliver_due"
 RUN_REPLAY_JOB = "deliveries.tasks.run_replay_job"
 
@@ -72,7 +73,7 @@ def _queue_unless_flagged(flag: str | None, *, helper: bool = False) -> None:
             and not client.set(flag, QUEUED, nx=True, px=WAKE_FLAG_TTL_MS)
         ):
             return  # a wake-up is queued, or a worker is draining and will claim again
-        current_app.send_task(DELIVER_DUE, kwargs={"helper": helper})
+        current_app.send_task(DELIVER_DUE, kwargs={"helper": helper}, ignore_result=True)
     except Exception:
         logger.warning(
             "Broker unreachable; the sweeper will dispatch due deliveries", exc_info=True
@@ -126,6 +127,6 @@ def _flag_command(name: str, *args: object, **kwargs: object) -> None:
 def dispatch_replay_job(job_id: int) -> None:
     """Hand a replay job to a worker; if the broker is down, the sweeper starts it later."""
     try:
-        current_app.send_task(RUN_REPLAY_JOB, args=(job_id,))
+        current_app.send_task(RUN_REPLAY_JOB, args=(job_id,), ignore_result=True)
     except Exception:
         logger.warning("Broker unreachable; replay job %s starts at the next sweep", job_id)
