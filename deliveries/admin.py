@@ -18,7 +18,7 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        rows: QuerySet = self.object_list  # type: ignore[assignment]  # the admin pages querysets
+        rows: QuerySet = self.object_list  # type: ignore[assignment]  # a queryset here
         return rows.order_by()[: self.CAP].count()
 
 
