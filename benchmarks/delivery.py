@@ -26,6 +26,13 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from benchmarks.noisy import (
+    NOISY_BACKLOG,
+    QUIET_PATH,
+    noisy_duplicates,
+    noisy_neighbour,
+    quiet_latencies,
+)
 from benchmarks.prefill import prefill_finished_deliveries
 from deliveries.batch import deliver_due_batch
 from deliveries.dispatch import wake_workers
@@ -47,7 +54,7 @@ class Options:
     workers: int
     steady_rate: float
     steady_seconds: float
-    scenario: str = ""  # "", "slow-endpoint" or "failing-endpoint"
+    scenario: str = ""  # "", "slow-endpoint", "failing-endpoint" or "noisy-neighbour"
     prefill: int = 0
 
 
@@ -75,6 +82,8 @@ class Run:
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     expected: int = 0
     secrets: dict[str, str] = field(default_factory=dict)  # by receiver path
+    quiet_events: int = 0  # the noisy-neighbour variant's quiet tenant, one endpoint
+    uncounted: int = 0  # delivered, but outside the exactly-once count (the noisy backlog)
 
 
 def start_receiver(workdir: Path, name: str) -> Receiver:
@@ -287,7 +296,19 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     try:
         wait_until_ready()
         _backlog(run, tenant, endpoints, "backlog")
-        if options.scenario:
+        if options.scenario == "noisy-neighbour":
+            noisy = noisy_neighbour(
+                url=receiver.url(""),
+                endpoints=options.endpoints,
+                backlog=options.prefill or NOISY_BACKLOG,
+                window=options.steady_seconds,
+                unshared_per_s=run.figures["backlog_per_s"],
+            )
+            run.figures.update(noisy.figures)
+            run.secrets.update(noisy.secrets)
+            run.quiet_events = noisy.quiet_events
+            run.uncounted = noisy.figures["noisy_delivered_in_window"]
+        elif options.scenario:
             # Endpoint 0 turns bad; the others should keep their share of the throughput.
             healthy = endpoints[1:]
             Endpoint.objects.filter(id=endpoints[0]).update(
@@ -301,7 +322,7 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
                 / (run.figures["backlog_per_s"] * share),
                 1,
             )
-        if options.prefill:
+        if options.prefill and options.scenario != "noisy-neighbour":
             started = time.monotonic()
             prefill_finished_deliveries(tenant=tenant, count=options.prefill)
             run.figures["prefill_seconds"] = round(time.monotonic() - started, 1)
@@ -310,7 +331,8 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
         _steady(run, tenant, healthy)
     finally:
         cpu_seconds = stop_workers(worker)
-    run.figures["worker_cpu_s_per_1000"] = round(1000 * cpu_seconds / max(run.expected, 1), 3)
+    delivered = run.expected + run.quiet_events + run.uncounted
+    run.figures["worker_cpu_s_per_1000"] = round(1000 * cpu_seconds / max(delivered, 1), 3)
     # The in-process counts below must not wait on a bad endpoint.
     Endpoint.objects.exclude(id__in=healthy).update(is_active=False)
     emit_queries, delivery_queries = _queries_per_delivery(tenant, len(healthy))
@@ -344,6 +366,14 @@ def _summary(run: Run, records: list[dict]) -> dict:
     figures["troubled_endpoint_requests"] = sum(
         1 for r in records if r["path"].startswith(("/hang", "/fail"))
     )
+    if run.options.scenario == "noisy-neighbour":
+        quiet = quiet_latencies(records)
+        for label, fraction in (("p50", 0.50), ("p99", 0.99)):
+            value = percentile(quiet, fraction) if quiet else None
+            figures[f"quiet_latency_ms_{label}"] = round(value, 1) if value else None
+        figures["noisy_duplicated"] = noisy_duplicates(records)
+        delivered += [r for r in records if r["path"].startswith(QUIET_PATH)]
+        run.expected += run.quiet_events
     figures.update(_exactly_once(delivered, run.expected, run.secrets))
     return figures
 

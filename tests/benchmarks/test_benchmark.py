@@ -60,3 +60,19 @@ def test_benchmark_with_a_failing_endpoint_keeps_the_others_whole():
     assert figures["healthy_throughput_kept_pct"] > 0
     # The circuit opened after three failures: the failing endpoint was not sent every event.
     assert 3 <= figures["troubled_endpoint_requests"] < 20
+
+
+def test_benchmark_with_a_noisy_neighbour_reports_the_quiet_tenant_and_loses_nothing():
+    figures = benchmark("--noisy-neighbour", "--prefill", "300", "--events", "20", "--workers",
+                        "1", "--steady-rate", "20", "--steady-seconds", "2")  # fmt: skip
+
+    # The quiet tenant's 5 events a second for the 2-second window are counted with the rest.
+    assert figures["quiet_events"] == 10
+    assert figures["expected"] == 20 + 20 + 40 + BATCH + 10
+    assert figures["received"] == figures["expected"]
+    assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
+    assert figures["noisy_backlog"] == 300
+    assert 0 < figures["noisy_delivered_in_window"] <= 300
+    assert figures["noisy_duplicated"] == 0
+    assert figures["noisy_vs_unshared_pct"] > 0
+    assert figures["quiet_latency_ms_p99"] >= figures["quiet_latency_ms_p50"] > 0

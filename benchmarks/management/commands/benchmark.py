@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from benchmarks.delivery import Options, run
+from benchmarks.delivery import TROUBLED_PATHS, Options, run
 from benchmarks.scratch import scratch_database
 
 # The benchmark's own Redis database, so a running Hookline's queue is never touched.
@@ -63,18 +63,26 @@ class Command(BaseCommand):
             const="failing-endpoint",
             help=f"{SCENARIO_ENDPOINTS} endpoints, one of which answers 500",
         )
+        scenario.add_argument(
+            "--noisy-neighbour",
+            action="store_const",
+            dest="scenario",
+            const="noisy-neighbour",
+            help="one tenant's backlog of 20,000 (or --prefill) drains while another emits 5/s",
+        )
         parser.add_argument(
             "--prefill",
             type=int,
             default=0,
-            help="finished deliveries to store before measuring again",
+            help="finished deliveries to store before measuring again; with --noisy-neighbour, "
+            "the noisy tenant's backlog",
         )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, **options: Any) -> None:
         names = {f.name for f in dataclasses.fields(Options)}
         chosen = Options(**{name: options[name] for name in names})
-        if chosen.scenario:
+        if chosen.scenario in TROUBLED_PATHS:
             chosen.endpoints = SCENARIO_ENDPOINTS
         # Stopped from outside, the benchmark still stops its workers and drops its database.
         signal.signal(signal.SIGTERM, _exit_cleanly)
