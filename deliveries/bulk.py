@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from deliveries.fair import fair_lease_due
 from deliveries.models import Attempt, Delivery
 from deliveries.selectors import (
     deliveries_flowing,
@@ -63,7 +65,16 @@ def deliveries_lease_due(
     vacuum runs, and an ordered index scan marks them dead as it passes so the next claim skips
     them, where the bitmap scan the planner prefers for a few rows revisits every one each time
     (12 ms a claim instead of 0.2 ms, measured under load).
+
+    With WEBHOOKS_FAIR_CLAIMS, the batch is shared out between tenants and their endpoints
+    instead (deliveries.fair).
     """
+    if settings.WEBHOOKS_FAIR_CLAIMS:
+        ids, probes_ready = fair_lease_due(
+            limit=limit, at=at, skip_endpoint_ids=skip_endpoint_ids, token=token,
+            expires_at=expires_at,
+        )  # fmt: skip
+        return Leased(ids, probes_ready)
     if connection.vendor != "postgresql":
         with transaction.atomic():
             ids = list(

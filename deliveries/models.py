@@ -55,6 +55,13 @@ class Delivery(models.Model):
             ),
             # Lists page newest first by id, per endpoint or per status, without sorting.
             models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_idx"),
+            # The fair claim finds each endpoint's pending deliveries, oldest due first
+            # (deliveries.fair).
+            models.Index(
+                fields=["endpoint", "next_attempt_at", "id"],
+                condition=models.Q(status="pending"),
+                name="delivery_endpoint_due_idx",
+            ),
             models.Index(fields=["status", "-id"], name="delivery_status_idx"),
             # An endpoint's dead letters are counted (up to a cap) when new ones arrive, for the
             # dead-letter alert: without this, counting three failures among a million

@@ -91,7 +91,7 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "is_active", "created_at")
+    list_display = ("slug", "name", "is_active", "delivery_weight", "created_at")
     search_fields = ("slug", "name")
     filter_horizontal = ("members",)
     inlines = [ApiKeyInline]

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -43,6 +43,12 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="tenants")
+    delivery_weight = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="This tenant's share of delivery capacity when several tenants have backlogs "
+        "(1 to 100: weight 3 gets three times the deliveries of weight 1).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

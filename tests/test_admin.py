@@ -29,8 +29,9 @@ pytestmark = pytest.mark.django_db
 def test_operator_creates_tenant_event_type_and_endpoint(admin_client):
     response = admin_client.post(
         "/admin/subscriptions/tenant/add/",
-        {"slug": "acme", "name": "Acme", "is_active": "on", "created_at_0": "2026-11-29",
-         "created_at_1": "10:00:00", "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"},
+        {"slug": "acme", "name": "Acme", "is_active": "on", "delivery_weight": "1",
+         "created_at_0": "2026-11-29", "created_at_1": "10:00:00",
+         "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"},
     )  # fmt: skip
     assert response.status_code == 302, response.content
     response = admin_client.post(
@@ -505,3 +506,21 @@ def test_admin_refuses_an_event_type_schema_referring_outside_itself_and_fetches
     assert b"points outside the schema" in response.content
     assert trap.paths == []
     assert not EventType.objects.filter(name="order.paid").exists()
+
+
+@pytest.mark.parametrize(
+    ("weight", "status", "saved"), [("3", 302, 3), ("0", 200, 1), ("101", 200, 1), ("x", 200, 1)]
+)
+def test_a_tenants_delivery_weight_is_edited_in_the_admin_from_1_to_100(
+    admin_client, weight, status, saved
+):
+    tenant = TenantFactory()
+    form = {"slug": tenant.slug, "name": tenant.name, "is_active": "on", "delivery_weight": weight,
+            "created_at_0": "2026-01-01", "created_at_1": "00:00:00",
+            "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}  # fmt: skip
+
+    page = admin_client.post(f"/admin/subscriptions/tenant/{tenant.pk}/change/", form)
+
+    assert page.status_code == status  # 200: the form again, with the error
+    tenant.refresh_from_db()
+    assert tenant.delivery_weight == saved

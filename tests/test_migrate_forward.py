@@ -40,20 +40,22 @@ def _migrate(targets: list[tuple[str, str | None]] | None = None) -> MigrationEx
     return MigrationExecutor(connection)  # a fresh loader sees what was applied
 
 
-def _tables(apps) -> list[str]:  # noqa: ANN001
-    tables = set()
+def _tables(apps) -> dict[str, list[str]]:  # noqa: ANN001
+    """Each table of the old schema, with its columns then (later migrations may add more)."""
+    tables = {}
     for model in apps.get_models(include_auto_created=True):
         if model._meta.app_label in HOOKLINE_APPS and not model._meta.proxy:
-            tables.add(model._meta.db_table)
-    return sorted(tables)
+            tables[model._meta.db_table] = [f.column for f in model._meta.concrete_fields]
+    return dict(sorted(tables.items()))
 
 
-def _rows(tables: list[str]) -> dict[str, list[tuple]]:
+def _rows(tables: dict[str, list[str]]) -> dict[str, list[tuple]]:
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         found = {}
-        for table in tables:
-            cursor.execute(f"SELECT * FROM {quote(table)} ORDER BY 1")  # noqa: S608
+        for table, columns in tables.items():
+            listed = ", ".join(quote(column) for column in columns)
+            cursor.execute(f"SELECT {listed} FROM {quote(table)} ORDER BY 1")  # noqa: S608
             found[table] = cursor.fetchall()
     return found
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from deliveries import fair
 from deliveries.bulk import (
     ATTEMPT_COLUMNS,
     DeliveryChange,
@@ -154,6 +155,7 @@ def lease(*, limit: int = 50, skip: list[int] | None = None):
     )  # fmt: skip
 
 
+@pytest.mark.usefixtures("either_claim")
 def test_a_lease_takes_due_deliveries_oldest_first_up_to_the_limit(tenant):
     endpoint = EndpointFactory(tenant=tenant)
     newest, oldest, middle = (delivery(endpoint, due_in=-n) for n in (1, 3, 2))
@@ -168,6 +170,7 @@ def test_a_lease_takes_due_deliveries_oldest_first_up_to_the_limit(tenant):
     assert (rows[newest.id].leased_by, rows[newest.id].lease_expires_at) == ("", None)
 
 
+@pytest.mark.usefixtures("either_claim")
 def test_a_lease_takes_only_free_due_deliveries_to_endpoints_whose_circuit_is_closed(tenant):
     now = timezone.now()
     endpoint = EndpointFactory(tenant=tenant)
@@ -193,10 +196,77 @@ def test_a_lease_takes_only_free_due_deliveries_to_endpoints_whose_circuit_is_cl
     }  # fmt: skip
 
 
+@pytest.fixture
+def rotation(monkeypatch, settings):
+    """Fair claims, each test's starting from the first endpoint whatever earlier tests leased."""
+    settings.WEBHOOKS_FAIR_CLAIMS = True
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation())
+
+
+@pytest.fixture(params=[False, True], ids=["in-due-order", "fair"])
+def either_claim(request, monkeypatch, settings):
+    """Both claims, in due order across tenants (the default) and fair: what both must do."""
+    settings.WEBHOOKS_FAIR_CLAIMS = request.param
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation())
+
+
+@pytest.mark.usefixtures("rotation")
+def test_a_tenant_with_one_due_delivery_is_served_beside_another_tenants_backlog(tenant):
+    backlog = [delivery(EndpointFactory(tenant=tenant), due_in=-60)]
+    backlog += [delivery(backlog[0].endpoint, due_in=-60 + n) for n in range(1, 30)]
+    quiet = delivery(EndpointFactory(tenant=TenantFactory()), due_in=-1)
+
+    leased = lease(limit=5)
+
+    assert quiet.id in leased.delivery_ids
+    assert len(leased.delivery_ids) == 5
+    assert [d.id for d in backlog[:4]] == [i for i in leased.delivery_ids if i != quiet.id]
+
+
+@pytest.mark.usefixtures("rotation")
+def test_an_endpoint_with_one_due_delivery_is_served_beside_its_tenants_busy_endpoint(tenant):
+    busy = EndpointFactory(tenant=tenant)
+    for n in range(20):
+        delivery(busy, due_in=-60 + n)
+    other = delivery(EndpointFactory(tenant=tenant), due_in=-1)
+
+    assert other.id in lease(limit=3).delivery_ids
+
+
+@pytest.mark.usefixtures("rotation")
+def test_tenants_share_a_batch_in_proportion_to_their_delivery_weights():
+    light, heavy = TenantFactory(delivery_weight=1), TenantFactory(delivery_weight=3)
+    for owner in (light, heavy):
+        endpoint = EndpointFactory(tenant=owner)
+        for n in range(60):
+            delivery(endpoint, due_in=-60 + n / 10)
+
+    leased = Delivery.objects.filter(id__in=lease(limit=40).delivery_ids)
+
+    by_tenant = {owner: leased.filter(endpoint__tenant=owner).count() for owner in (light, heavy)}
+    assert by_tenant == {light: 10, heavy: 30}
+
+
+@pytest.mark.usefixtures("rotation")
+def test_successive_claims_take_turns_over_endpoints_with_due_deliveries():
+    endpoints = [EndpointFactory(tenant=TenantFactory()) for _ in range(3)]
+    for endpoint in endpoints:
+        for n in range(3):
+            delivery(endpoint, due_in=-10 + n)
+
+    served = []
+    for _ in range(6):
+        (leased,) = lease(limit=1).delivery_ids
+        served.append(Delivery.objects.get(id=leased).endpoint_id)
+
+    assert served == [e.id for e in endpoints] * 2
+
+
 @pytest.mark.parametrize(
     ("is_active", "cooldown_ends_in", "ready"),
     [(True, -1, True), (True, 60, False), (False, -1, False), (True, None, False)],
 )
+@pytest.mark.usefixtures("either_claim")
 def test_a_lease_says_whether_an_ended_cooldown_lets_a_probe_go(
     tenant, is_active, cooldown_ends_in, ready
 ):
