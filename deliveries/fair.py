@@ -200,7 +200,8 @@ def _lease_orm(
         ]
         endpoint_ids = endpoint_ids[:HEADS_TAKEN]
         tenants = dict(Endpoint.objects.filter(id__in=endpoint_ids).values_list("id", "tenant__id"))
-        weights = dict(Tenant.objects.values_list("id", "delivery_weight"))
+        owners = Tenant.objects.filter(id__in=set(tenants.values()))
+        weights = dict(owners.values_list("id", "delivery_weight"))
         turns: dict[int, int] = defaultdict(int)
         candidates = []
         for order, endpoint_id in enumerate(endpoint_ids):
