@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from benchmarks.emitting import EVENT_TYPE, emit_burst, emit_steady
 from benchmarks.noisy import (
     NOISY_BACKLOG,
     QUIET_PATH,
@@ -43,7 +44,6 @@ from subscriptions.services import endpoint_create, event_type_create, tenant_cr
 from webhooks import send_event
 from webhooks.signing import VerificationError, secret_key, signature_header, verify
 
-EVENT_TYPE = "bench.event"
 FAN_OUT_ENDPOINTS = 1000
 
 
@@ -158,25 +158,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _emit(tenant: Tenant, count: int) -> float:
-    """Emit `count` events as fast as one process can; returns the seconds it took."""
-    started = time.perf_counter()
-    for n in range(count):
-        send_event(tenant, EVENT_TYPE, {"n": n, "sent_at": time.time()})
-    return time.perf_counter() - started
-
-
-def _emit_steady(tenant: Tenant, rate: float, seconds: float) -> int:
-    count = int(rate * seconds)
-    started = time.perf_counter()
-    for n in range(count):
-        pause = started + n / rate - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        send_event(tenant, EVENT_TYPE, {"n": n, "sent_at": time.time()})
-    return count
-
-
 def _wait_delivered(endpoint_ids: list[int], since_id: int, count: int, timeout: float) -> float:
     """Wait until `count` deliveries after `since_id` to these endpoints succeeded."""
     deadline = time.monotonic() + timeout
@@ -202,7 +183,7 @@ def _backlog(run: Run, tenant: Tenant, healthy: list[int], name: str) -> None:
     held = Endpoint.objects.filter(tenant=tenant)
     until = timezone.now() + timedelta(days=1)
     held.update(circuit_open_until=until)
-    emit_seconds = _emit(tenant, options.events)
+    emit_seconds = emit_burst(tenant, options.events)
     run.figures.setdefault("emit_ms_per_event", round(1000 * emit_seconds / options.events, 3))
     expected = options.events * len(healthy)
     started = time.time()
@@ -222,7 +203,7 @@ def _burst(run: Run, tenant: Tenant, healthy: list[int]) -> None:
     options = run.options
     since = _last_delivery_id()
     started = time.time()
-    emit_seconds = _emit(tenant, options.events)
+    emit_seconds = emit_burst(tenant, options.events)
     expected = options.events * len(healthy)
     finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures["end_to_end_per_s"] = round(expected / (finished - started), 1)
@@ -236,7 +217,7 @@ def _steady(run: Run, tenant: Tenant, healthy: list[int]) -> None:
     options = run.options
     since = _last_delivery_id()
     started = time.time()
-    count = _emit_steady(tenant, options.steady_rate, options.steady_seconds)
+    count = emit_steady(tenant, options.steady_rate, options.steady_seconds)
     finished = _wait_delivered(healthy, since, count * len(healthy), timeout=120)
     run.windows["steady"] = (started, finished)
     run.expected += count * len(healthy)

@@ -16,12 +16,12 @@ from typing import Any
 from django.db import connection
 from django.db.models import Max
 
+from benchmarks.emitting import EVENT_TYPE, emit_steady
 from deliveries.dispatch import wake_workers
 from deliveries.models import Delivery
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import EventType, Tenant
 from subscriptions.services import endpoint_create, endpoint_disable, tenant_create
-from webhooks import send_event
 from webhooks.models import Event
 
 NOISY_BACKLOG = 20_000
@@ -78,7 +78,7 @@ def noisy_neighbour(
 
     started = _store_backlog(noisy, noisy_ids, backlog)
     wake_workers()
-    quiet_events = _emit_for(quiet, QUIET_RATE, window)
+    quiet_events = emit_steady(quiet, QUIET_RATE, window)
     window_ended = time.time()
     noisy_done = Delivery.objects.filter(
         id__gt=since, endpoint_id__in=noisy_ids, status=Delivery.Status.SUCCEEDED
@@ -114,7 +114,7 @@ def noisy_duplicates(records: list[dict]) -> int:
 
 def _store_backlog(tenant: Tenant, endpoint_ids: list[int], count: int) -> float:
     """Store `count` due deliveries in one statement; returns when they were committed."""
-    event_type = EventType.objects.get(name="bench.event")
+    event_type = EventType.objects.get(name=EVENT_TYPE)
     params: dict[str, Any] = {"tenant": tenant.id, "event_type": event_type.id, "count": count,
               "endpoints": endpoint_ids, "spread": len(endpoint_ids),
               "sent_at": time.time()}  # fmt: skip
@@ -123,14 +123,3 @@ def _store_backlog(tenant: Tenant, endpoint_ids: list[int], count: int) -> float
         # As autovacuum soon would: the claim's plan must not be made for empty tables.
         cursor.execute(f"ANALYZE {connection.ops.quote_name(Delivery._meta.db_table)}")
     return time.time()
-
-
-def _emit_for(tenant: Tenant, rate: float, seconds: float) -> int:
-    count = int(rate * seconds)
-    started = time.perf_counter()
-    for n in range(count):
-        pause = started + n / rate - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        send_event(tenant, "bench.event", {"n": n, "sent_at": time.time()})
-    return count

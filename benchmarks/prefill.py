@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from benchmarks.emitting import EVENT_TYPE
 from deliveries.models import Attempt, Delivery
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, EventType, Tenant
@@ -47,7 +48,7 @@ def prefill_finished_deliveries(*, tenant: Tenant, count: int) -> None:
     """
     archive = tenant_create(slug=f"{tenant.slug}-archive", name="Finished deliveries")
     endpoint = Endpoint.objects.create(tenant=archive, url="https://archive.invalid/hook")
-    event_type = EventType.objects.get(name="bench.event")
+    event_type = EventType.objects.get(name=EVENT_TYPE)
     params = {"tenant": archive.id, "event_type": event_type.id, "endpoint": endpoint.id,
               "count": count}  # fmt: skip
     with connection.cursor() as cursor:

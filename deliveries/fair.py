@@ -26,8 +26,8 @@ from deliveries.selectors import deliveries_flowing, endpoint_ids_to_probe
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, Tenant
 
-# A claim looks at this many endpoints with pending deliveries at the most, and takes due
-# deliveries from this many of them.
+# A claim looks at this many endpoints with pending deliveries at the most on each side of where
+# it starts, and takes due deliveries from this many of them.
 HEADS_SCANNED = 1000
 HEADS_TAKEN = 100
 # Each endpoint is asked for this many times its even share of the batch, so that what one
@@ -194,7 +194,7 @@ def _lease_orm(
     with transaction.atomic():
         flowing = deliveries_flowing(at=at).exclude(endpoint_id__in=skip)
         after = _rotation.after_endpoint_id
-        endpoint_ids = sorted(set(flowing.values_list("endpoint_id", flat=True)))
+        endpoint_ids = sorted(flowing.order_by().values_list("endpoint_id", flat=True).distinct())
         endpoint_ids = [e for e in endpoint_ids if e > after] + [
             e for e in endpoint_ids if e <= after
         ]
