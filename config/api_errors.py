@@ -16,7 +16,12 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from webhooks.errors import EventError, PayloadTooLargeError, UnknownEventTypeError
+from webhooks.errors import (
+    EventError,
+    InvalidOrderingKeyError,
+    PayloadTooLargeError,
+    UnknownEventTypeError,
+)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -44,6 +49,8 @@ def _translate(exc: Exception) -> Exception:
         return PayloadTooLarge(str(exc))
     if isinstance(exc, UnknownEventTypeError):
         return exceptions.ValidationError({"event_type": [str(exc)]}, code="invalid")
+    if isinstance(exc, InvalidOrderingKeyError):
+        return exceptions.ValidationError({"ordering_key": [str(exc)]}, code="invalid")
     if isinstance(exc, EventError):
         return exceptions.ValidationError({"payload": [str(exc)]}, code="invalid")
     if isinstance(exc, DjangoValidationError):

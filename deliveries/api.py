@@ -17,8 +17,10 @@ from rest_framework.views import APIView
 from config.api_errors import Conflict
 from config.api_types import JsonObjectField
 from deliveries.models import Attempt, Delivery, ReplayJob
+from deliveries.ordering import delivery_blocked_by
 from deliveries.services import deliveries_replay
 from subscriptions.authentication import api_key_of
+from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -57,21 +59,31 @@ class DeliverySerializer(serializers.ModelSerializer):
             "last_error",
             "created_at",
             "finished_at",
+            "ordering_key",
+            "waiting_on_key",
         ]
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
     payload = JsonObjectField(source="event.payload_as_sent", read_only=True)
     attempts = AttemptSerializer(many=True)
+    blocked_by = serializers.SerializerMethodField(
+        help_text="The id of the delivery of the same ordering key that this one waits behind "
+        "(the key's head); null when it waits for none."
+    )
 
     class Meta(DeliverySerializer.Meta):
-        fields = [*DeliverySerializer.Meta.fields, "payload", "attempts"]
+        fields = [*DeliverySerializer.Meta.fields, "blocked_by", "payload", "attempts"]
+
+    def get_blocked_by(self, delivery: Delivery) -> int | None:
+        return delivery_blocked_by(delivery)
 
 
 class DeliveryFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
     endpoint = serializers.IntegerField(required=False, min_value=1)
     event_type = serializers.CharField(required=False, max_length=200)
+    ordering_key = serializers.CharField(required=False, max_length=ORDERING_KEY_MAX_LENGTH)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
 
@@ -199,6 +211,7 @@ def _filtered(deliveries: QuerySet[Delivery], request: Request) -> QuerySet[Deli
         # range (no row has one), where a foreign key's column is not: SQLite cannot take one.
         "endpoint": "endpoint__id",
         "event_type": "event__event_type__name",
+        "ordering_key": "ordering_key",
         "created_after": "created_at__gte",
         "created_before": "created_at__lt",
     }

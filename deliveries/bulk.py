@@ -9,6 +9,7 @@ Table and column names come from the models (deliveries.sql_names).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -229,16 +230,19 @@ class StoredEvent:
     due: int = 0
     # False when the event type was deleted, renamed or archived since the caller read it.
     event_type_current: bool = True
+    # Endpoints where the event's delivery waits behind an earlier one of its ordering key.
+    waiting_endpoint_ids: tuple[int, ...] = ()
 
 
 def event_insert_with_deliveries(
     *, tenant: Tenant, event_type: EventType, payload: dict, payload_json: str,
-    payload_text: str, idempotency_key: str | None,
+    payload_text: str, idempotency_key: str | None, ordering_key: str = "",
 ) -> StoredEvent:  # fmt: skip
     """Store an event and a pending delivery per subscribed active endpoint, atomically.
 
     `payload_json` (the parsed payload serialised) fills the `jsonb` column; `payload_text` is
-    kept as it is, to be sent.
+    kept as it is, to be sent. With an `ordering_key`, a delivery to an endpoint that has a
+    pending delivery of that key waits behind it (deliveries.ordering).
 
     On PostgreSQL this is one statement (one round trip, no explicit transaction): the event
     insert, and an `INSERT … SELECT` of its deliveries, so fanning out to a thousand endpoints
@@ -247,7 +251,7 @@ def event_insert_with_deliveries(
     now = timezone.now()
     event = Event(
         tenant=tenant, event_type=event_type, payload=payload, payload_text=payload_text,
-        idempotency_key=idempotency_key, created_at=now,
+        idempotency_key=idempotency_key, ordering_key=ordering_key, created_at=now,
     )  # fmt: skip
     if connection.vendor != "postgresql":
         return _event_insert_orm(event)
@@ -260,17 +264,19 @@ def event_insert_with_deliveries(
                 "public_id": event.public_id, "tenant_id": tenant.id,
                 "event_type_id": event_type.id, "event_type_name": event_type.name,
                 "payload": payload_json, "payload_text": payload_text,
-                "idempotency_key": idempotency_key, "now": now,
+                "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
                 "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
             },
         )  # fmt: skip
-        event_id, created, due, event_type_current = cursor.fetchone()
+        event_id, created, due, event_type_current, waiting = cursor.fetchone()
     if event_id is None:
         return StoredEvent(event=None, deliveries=0, event_type_current=event_type_current)
     event.id = event_id
     event._state.adding = False
     event._state.db = connection.alias
-    return StoredEvent(event=event, deliveries=created, due=due)
+    return StoredEvent(
+        event=event, deliveries=created, due=due, waiting_endpoint_ids=tuple(waiting or ())
+    )
 
 
 # The table that says which event types an endpoint wants (none: all of them).
@@ -284,9 +290,9 @@ WITH kind AS (
 ), event AS (
     INSERT INTO {Event.table}
         ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
-         {Event.payload_text}, {Event.idempotency_key}, {Event.created_at})
+         {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key}, {Event.created_at})
     SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
-           %(idempotency_key)s, %(now)s
+           %(idempotency_key)s, %(ordering_key)s, %(now)s
     FROM kind
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
@@ -295,20 +301,33 @@ WITH kind AS (
     INSERT INTO {Delivery.table}
         ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status}, {Delivery.attempt_count},
          {Delivery.next_attempt_at}, {Delivery.next_trigger}, {Delivery.leased_by},
-         {Delivery.last_error}, {Delivery.created_at})
+         {Delivery.last_error}, {Delivery.created_at}, {Delivery.ordering_key},
+         {Delivery.waiting_on_key})
     SELECT event.{Event.id}, endpoint.{Endpoint.id}, %(pending)s, 0,
-           GREATEST(%(now)s, endpoint.{Endpoint.circuit_open_until}), %(trigger)s, '', '', %(now)s
+           CASE WHEN behind.waits THEN NULL
+                ELSE GREATEST(%(now)s, endpoint.{Endpoint.circuit_open_until}) END,
+           %(trigger)s, '', '', %(now)s, %(ordering_key)s, behind.waits IS NOT NULL
     FROM event, {Endpoint.table} AS endpoint
+    LEFT JOIN LATERAL (
+        SELECT true AS waits FROM {Delivery.table} AS ahead
+        WHERE %(ordering_key)s <> '' AND ahead.{Delivery.status} = %(pending)s
+          AND ahead.{Delivery.ordering_key} <> ''
+          AND ahead.{Delivery.endpoint_id} = endpoint.{Endpoint.id}
+          AND ahead.{Delivery.ordering_key} = %(ordering_key)s
+        LIMIT 1
+    ) AS behind ON true
     WHERE endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
       AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
                        WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
            OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
                         AND wanted.{Wanted.eventtype_id} = %(event_type_id)s))
-    RETURNING {Delivery.next_attempt_at} <= %(now)s AS due
+    RETURNING {Delivery.next_attempt_at} <= %(now)s AS due, {Delivery.endpoint_id} AS endpoint_id,
+              {Delivery.waiting_on_key} AS waiting
 )
 SELECT (SELECT {Event.id} FROM event), (SELECT count(*) FROM created),
-       (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind)
+       (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind),
+       (SELECT array_agg(endpoint_id) FROM created WHERE waiting)
 """
 
 
@@ -322,10 +341,13 @@ def _event_insert_orm(event: Event) -> StoredEvent:
             pauses = endpoint_pauses_subscribed(
                 tenant_id=event.tenant_id, event_type_id=event.event_type_id
             )
+            waiting = _endpoints_with_key_pending(event.ordering_key, pauses)
             # As GREATEST(now, circuit_open_until) in the SQL: an open circuit holds the delivery.
             deliveries = Delivery.objects.bulk_create(
                 Delivery(event=event, endpoint_id=endpoint_id, created_at=now,
-                         next_attempt_at=now if until is None else max(now, until))
+                         ordering_key=event.ordering_key, waiting_on_key=endpoint_id in waiting,
+                         next_attempt_at=None if endpoint_id in waiting
+                         else now if until is None else max(now, until))
                 for endpoint_id, until in pauses.items()
             )  # fmt: skip
     except IntegrityError:
@@ -333,7 +355,18 @@ def _event_insert_orm(event: Event) -> StoredEvent:
             raise
         return StoredEvent(event=None, deliveries=0)
     due = sum(1 for d in deliveries if d.next_attempt_at is not None and d.next_attempt_at <= now)
-    return StoredEvent(event=event, deliveries=len(deliveries), due=due)
+    return StoredEvent(
+        event=event, deliveries=len(deliveries), due=due, waiting_endpoint_ids=tuple(waiting)
+    )
+
+
+def _endpoints_with_key_pending(key: str, endpoint_ids: Collection[int]) -> set[int]:
+    if not key:
+        return set()
+    pending = Delivery.objects.filter(
+        endpoint_id__in=list(endpoint_ids), ordering_key=key, status=Delivery.Status.PENDING
+    )
+    return set(pending.values_list("endpoint_id", flat=True))
 
 
 def endpoints_mark_healthy(

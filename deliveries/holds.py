@@ -55,5 +55,7 @@ def backlog_park(*, endpoint_ids: Collection[int]) -> int:
 
 
 def backlog_unpark(*, endpoint_ids: Collection[int], at: datetime) -> int:
-    """Enabled endpoints: their parked deliveries are due `at`."""
-    return _pending(endpoint_ids).filter(next_attempt_at=None).update(next_attempt_at=at)
+    """Enabled endpoints: their parked deliveries are due `at` (not those waiting behind an
+    earlier delivery of their ordering key, which never are)."""
+    parked = _pending(endpoint_ids).filter(next_attempt_at=None, waiting_on_key=False)
+    return parked.update(next_attempt_at=at)

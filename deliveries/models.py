@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from deliveries.validators import EARLIEST_SINCE, LATEST_STORABLE, validate_replay_since
+from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH
 
 
 class Delivery(models.Model):
@@ -38,6 +39,11 @@ class Delivery(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries to one endpoint that share a key go one at a time, in id (emission) order; the
+    # others of the key wait, pending but never due, until the one ahead of them is finished
+    # (deliveries.ordering).
+    ordering_key = models.CharField(max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="")
+    waiting_on_key = models.BooleanField(default=False, editable=False)
     # The bulk replay that last queued this delivery, for its progress counts.
     replay_job = models.ForeignKey(
         "deliveries.ReplayJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -63,6 +69,13 @@ class Delivery(models.Model):
                 name="delivery_endpoint_due_idx",
             ),
             models.Index(fields=["status", "-id"], name="delivery_status_idx"),
+            # The pending deliveries of one ordering key, oldest first: who is at its head, and
+            # whether a new one must wait (deliveries.ordering). Unkeyed deliveries stay out.
+            models.Index(
+                fields=["endpoint", "ordering_key", "id"],
+                condition=models.Q(status="pending") & ~models.Q(ordering_key=""),
+                name="delivery_ordering_idx",
+            ),
             # An endpoint's dead letters are counted (up to a cap) when new ones arrive, for the
             # dead-letter alert: without this, counting three failures among a million
             # successes would read all of the endpoint's rows.

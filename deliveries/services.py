@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from config.signals import send_robustly
@@ -30,6 +30,7 @@ from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
+from deliveries.ordering import keys_advance_and_wake
 from deliveries.retry import Action
 from deliveries.selectors import (
     deliveries_due,
@@ -118,11 +119,15 @@ PROBE_MARGIN_SECONDS = 5
 
 
 def deliveries_claim(*, delivery_ids: list[int]) -> Claim:
-    """Lease these pending, unleased deliveries now, whether or not they are due yet."""
+    """Lease these pending, unleased deliveries now, whether or not they are due yet; not those
+    waiting behind an earlier delivery of their ordering key."""
     now = timezone.now()
     lease = _new_lease(now)
     free = Delivery.objects.filter(
-        id__in=delivery_ids, status=Delivery.Status.PENDING, endpoint__is_active=True
+        id__in=delivery_ids,
+        status=Delivery.Status.PENDING,
+        waiting_on_key=False,
+        endpoint__is_active=True,
     ).filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
     with transaction.atomic():
         ids = list(
@@ -190,6 +195,11 @@ def deliveries_record(
                 raise
             logger.warning("Lost the database while recording; recording again", exc_info=True)
             time.sleep(min(0.05 * 2**failures, 1.0))
+    keyed = [(o.delivery.endpoint_id, o.delivery.ordering_key) for o in outcomes]
+    if any(key for _, key in keyed):
+        # Once committed: an emit that saw these still pending advances their keys itself once
+        # it commits; one that commits after this sees them finished (deliveries.ordering).
+        transaction.on_commit(functools.partial(keys_advance_and_wake, keyed))
     send_robustly(attempts_recorded, sender=Delivery, outcomes=outcomes)
 
 
@@ -416,11 +426,19 @@ def deliveries_replay(
     Pending deliveries are left alone: they are already queued. A replay is a single attempt (as in
     Svix): if it fails, the delivery goes straight back to the dead-letter queue. Its attempt
     history is kept, the new attempt is marked with `trigger`, and it carries the same
-    `webhook-id`. Returns how many deliveries were queued; workers wake once the caller commits.
+    `webhook-id`. A delivery with an ordering key goes back to its place in the key: the key's
+    later deliveries wait until it is finished again. Returns how many deliveries were queued;
+    workers wake once the caller commits.
     """
-    queued = deliveries.filter(status__in=REPLAYABLE).update(
+    replayable = deliveries.filter(status__in=REPLAYABLE)
+    keys = set(
+        replayable.exclude(ordering_key="").values_list("endpoint_id", "ordering_key").distinct()
+    )
+    queued = replayable.update(
         status=Delivery.Status.PENDING,
-        next_attempt_at=timezone.now(),
+        # Keyed ones wait until keys_advance puts them at the head of their key.
+        waiting_on_key=Case(When(ordering_key="", then=Value(False)), default=Value(True)),
+        next_attempt_at=Case(When(ordering_key="", then=Value(timezone.now())), default=None),
         next_trigger=trigger,
         finished_at=None,
         leased_by="",
@@ -429,6 +447,8 @@ def deliveries_replay(
     )
     if queued:
         transaction.on_commit(wake_workers)
+    if keys:
+        transaction.on_commit(functools.partial(keys_advance_and_wake, keys))
     return queued
 
 

@@ -22,6 +22,7 @@ from deliveries.dispatch import (
 )
 from deliveries.lanes import slow_lane
 from deliveries.models import Delivery
+from deliveries.ordering import keys_advance, keys_stalled
 from deliveries.selectors import deliveries_due, replay_jobs_stalled
 from deliveries.services import replay_job_run
 from deliveries.signals import deliveries_swept
@@ -63,12 +64,14 @@ def run_replay_job(job_id: int) -> int:
 def sweep_due_deliveries() -> bool:
     """Wake a worker if anything is due: a retry whose time came, or work whose wake-up was lost.
 
-    Also starts replay jobs whose start message was lost, and raises or clears the operational
+    Also starts replay jobs whose start message was lost, lets ordering keys go whose advance was
+    lost with a process that died (deliveries.ordering), and raises or clears the operational
     alerts that the sweeper watches (operations.alerts, through `deliveries_swept`).
     """
     now = timezone.now()
     for job_id in replay_jobs_stalled(at=now):
         dispatch_replay_job(job_id)
+    keys_advance(keys_stalled(), at=now)
     due = deliveries_due(at=now).exists()
     if due:
         wake_workers()

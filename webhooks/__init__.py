@@ -17,6 +17,7 @@ def send_event(
     payload: dict[str, Any],
     *,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
 ) -> Event:
     """Emit an event to every endpoint of `tenant` subscribed to `event_type`.
 
@@ -26,5 +27,9 @@ def send_event(
     from webhooks.services import event_send
 
     return event_send(
-        tenant=tenant, event_type=event_type, payload=payload, idempotency_key=idempotency_key
+        tenant=tenant,
+        event_type=event_type,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
     )

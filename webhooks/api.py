@@ -18,6 +18,7 @@ from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import DeliverySerializer
 from subscriptions.authentication import api_key_of
 from webhooks.models import Event
+from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH
 from webhooks.payloads import json_object_members, json_same, same_json
 from webhooks.services import event_send_idempotent
 
@@ -58,6 +59,14 @@ class EventCreateSerializer(JsonTypes, serializers.Serializer):
         required=False,
         help_text="Or send an Idempotency-Key header.",
     )
+    ordering_key = serializers.CharField(
+        max_length=ORDERING_KEY_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,  # " ord_1" is refused, not quietly made another key
+        help_text="Deliveries to each endpoint of events with the same key are attempted one at a "
+        "time, in the order the events were emitted. 1 to 128 visible ASCII characters.",
+    )
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -69,7 +78,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "event_type", "payload", "idempotency_key", "created_at"]
+        fields = ["id", "event_type", "payload", "idempotency_key", "ordering_key", "created_at"]
 
 
 class EventCreatedSerializer(EventSerializer):
@@ -123,6 +132,7 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             payload=wanted["payload"],
             payload_text=payload_text,
             idempotency_key=key,
+            ordering_key=wanted.get("ordering_key"),
         )
         if not created:
             return _replayed(event, wanted, payload_text)
@@ -144,8 +154,10 @@ def _idempotency_header(request: Request) -> str | None:
 
 
 def _replayed(first: Event, wanted: dict, payload_text: str | None) -> Response:
-    same = first.event_type.name == wanted["event_type"] and _same_payload(
-        first, wanted["payload"], payload_text
+    same = (
+        first.event_type.name == wanted["event_type"]
+        and first.ordering_key == (wanted.get("ordering_key") or "")
+        and _same_payload(first, wanted["payload"], payload_text)
     )
     if not same:
         raise Conflict("This idempotency key was already used for a different event.")

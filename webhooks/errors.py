@@ -21,6 +21,10 @@ class PayloadTooLargeError(InvalidPayloadError):
     pass
 
 
+class InvalidOrderingKeyError(EventError):
+    pass
+
+
 class TooManyTestSendsError(EventError):
     """The tenant has as many test sends pending as it may; one may be tried after `retry_after`."""
 

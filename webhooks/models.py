@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from webhooks.formats import RawJSON
 from webhooks.ids import new_message_id
+from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH
 
 
 class Event(models.Model):
@@ -26,6 +27,9 @@ class Event(models.Model):
     payload_text = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
     # NULL, not "", so that the unique constraint below skips events without a key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # Its deliveries to each endpoint go after the earlier events with the same key (blank: no
+    # order). Kept here for reading back; each delivery carries it for the scheduler.
+    ordering_key = models.CharField(max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -11,16 +11,19 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from deliveries.bulk import StoredEvent, event_insert_with_deliveries
 from deliveries.dispatch import wake_workers
 from deliveries.models import Delivery
+from deliveries.ordering import keys_advance_and_wake
 from deliveries.selectors import pending_test_sends_count
 from deliveries.services import delivery_create_test
 from subscriptions.catalog import event_type_by_name, event_types_forget
 from subscriptions.models import TEST_EVENT_TYPE, Endpoint, EventType, Tenant
 from webhooks.errors import (
+    InvalidOrderingKeyError,
     InvalidPayloadError,
     PayloadTooLargeError,
     TooManyTestSendsError,
@@ -28,6 +31,7 @@ from webhooks.errors import (
     UnknownTenantError,
 )
 from webhooks.models import Event
+from webhooks.ordering_keys import ordering_key_checked
 from webhooks.payloads import contains_nul, json_compact
 from webhooks.schemas import schema_validator
 
@@ -41,6 +45,7 @@ def event_send(
     payload: dict[str, Any],
     payload_text: str | None = None,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
 ) -> Event:
     """Store an event and one pending delivery per subscribed active endpoint, in one transaction.
 
@@ -49,8 +54,11 @@ def event_send(
     else kept), otherwise `payload` serialised once, compact and UTF-8.
     Workers are woken once the transaction commits; a rolled-back caller sends nothing. A repeated
     `idempotency_key` for the same tenant returns the first event and creates nothing.
-    Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, or a
-    payload that is not a JSON object, fails the type's schema, or is over the size limit.
+    Deliveries to one endpoint of events with the same `ordering_key` are attempted one at a
+    time, in the order of their `send_event` calls (deliveries.ordering).
+    Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, a
+    payload that is not a JSON object, fails the type's schema, or is over the size limit, or an
+    ordering key that is not 1 to 128 visible ASCII characters.
     """
     event, _ = event_send_idempotent(
         tenant=tenant,
@@ -58,6 +66,7 @@ def event_send(
         payload=payload,
         payload_text=payload_text,
         idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
     )
     return event
 
@@ -69,6 +78,7 @@ def event_send_idempotent(
     payload: dict[str, Any],
     payload_text: str | None = None,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
 ) -> tuple[Event, bool]:
     """`event_send`, telling also whether this call stored the event.
 
@@ -78,15 +88,16 @@ def event_send_idempotent(
     with ON CONFLICT DO NOTHING), and every other one gets False and the winner's event.
     """
     tenant = _resolve_tenant(tenant)
+    key = _ordering_key_checked(ordering_key)
     if idempotency_key is not None:
         existing = _event_by_idempotency_key(tenant, idempotency_key)
         if existing is not None:
             return existing, False
-    stored = _store(tenant, event_type, payload, payload_text, idempotency_key)
+    stored = _store(tenant, event_type, payload, payload_text, idempotency_key, key)
     if not stored.event_type_current:
         # The cached event type changed meanwhile: look it up afresh, and check again.
         event_types_forget()
-        stored = _store(tenant, event_type, payload, payload_text, idempotency_key)
+        stored = _store(tenant, event_type, payload, payload_text, idempotency_key, key)
     if stored.event is None:
         # Another call with the same idempotency key stored its event first.
         existing = _event_by_idempotency_key(tenant, idempotency_key)
@@ -96,7 +107,18 @@ def event_send_idempotent(
     if stored.due:
         # Deliveries held behind an open circuit wait for its end: no worker could take them now.
         transaction.on_commit(wake_workers)
+    if stored.waiting_endpoint_ids:
+        # What waits behind a delivery that finished meanwhile must not wait for nothing.
+        waiting = [(endpoint_id, key) for endpoint_id in stored.waiting_endpoint_ids]
+        transaction.on_commit(functools.partial(keys_advance_and_wake, waiting))
     return stored.event, True
+
+
+def _ordering_key_checked(key: str | None) -> str:
+    try:
+        return ordering_key_checked(key)
+    except ValidationError as error:
+        raise InvalidOrderingKeyError(error.messages[0]) from None
 
 
 def _store(
@@ -105,6 +127,7 @@ def _store(
     payload: dict[str, Any],
     payload_text: str | None,
     idempotency_key: str | None,
+    ordering_key: str,
 ) -> StoredEvent:
     kind = _resolve_event_type(event_type)
     checked = _validate_payload(kind, payload, payload_text)
@@ -115,6 +138,7 @@ def _store(
         payload_json=checked.serialized,
         payload_text=checked.text,
         idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
     )
 
 
