@@ -18,7 +18,11 @@ from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import DeliverySerializer
 from subscriptions.authentication import api_key_of
 from webhooks.models import Event
-from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH
+from webhooks.ordering_keys import (
+    ORDERING_KEY_MAX_LENGTH,
+    ORDERING_KEY_PATTERN,
+    ORDERING_KEY_RULE,
+)
 from webhooks.payloads import json_object_members, json_same, same_json
 from webhooks.services import event_send_idempotent
 
@@ -59,11 +63,13 @@ class EventCreateSerializer(JsonTypes, serializers.Serializer):
         required=False,
         help_text="Or send an Idempotency-Key header.",
     )
-    ordering_key = serializers.CharField(
+    ordering_key = serializers.RegexField(
+        ORDERING_KEY_PATTERN,
         max_length=ORDERING_KEY_MAX_LENGTH,
         required=False,
         allow_blank=True,
         trim_whitespace=False,  # " ord_1" is refused, not quietly made another key
+        error_messages={"invalid": ORDERING_KEY_RULE},
         help_text="Deliveries to each endpoint of events with the same key are attempted one at a "
         "time, in the order the events were emitted. 1 to 128 visible ASCII characters.",
     )
