@@ -23,7 +23,7 @@ from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
 from subscriptions.authentication import api_key_of
 from subscriptions.headers import headers_with_kept_values, masked_headers
-from subscriptions.models import Endpoint, EventType
+from subscriptions.models import Endpoint, EventType, Tenant
 from subscriptions.services import (
     endpoint_add,
     endpoint_disable,
@@ -81,6 +81,40 @@ class EventTypeViewSet(
     lookup_field = "name"
     lookup_value_regex = r"[^/]+"
     queryset = EventType.objects.order_by("name")
+
+
+class IsStaffKey(permissions.BasePermission):
+    message = "Managing tenants needs a staff API key."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return api_key_of(request).is_staff
+
+
+class TenantCursorPagination(DeliveryCursorPagination):
+    ordering = "id"
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "is_active", "delivery_weight", "created_at"]
+        read_only_fields = ["slug", "name", "is_active", "created_at"]
+
+
+class TenantViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Every tenant, for staff keys: each one's `delivery_weight`, its share of delivery capacity
+    when several tenants have backlogs (1 to 100)."""
+
+    serializer_class = TenantSerializer
+    permission_classes = [permissions.IsAuthenticated, IsStaffKey]
+    pagination_class = TenantCursorPagination
+    lookup_field = "slug"
+    queryset = Tenant.objects.all()
 
 
 class EventTypeNameField(serializers.SlugRelatedField):
