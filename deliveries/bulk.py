@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from deliveries.fair import fair_lease_due
+from deliveries.fair import claim_counted, fair_lease_due, sharing
 from deliveries.models import Attempt, Delivery
 from deliveries.selectors import (
     deliveries_flowing,
@@ -67,15 +67,26 @@ def deliveries_lease_due(
     them, where the bitmap scan the planner prefers for a few rows revisits every one each time
     (12 ms a claim instead of 0.2 ms, measured under load).
 
-    With WEBHOOKS_FAIR_CLAIMS, the batch is shared out between tenants and their endpoints
-    instead (deliveries.fair).
+    With WEBHOOKS_FAIR_CLAIMS, under contention (the last claim came back full), the batch is
+    shared out between tenants and their endpoints instead (deliveries.fair).
     """
-    if settings.WEBHOOKS_FAIR_CLAIMS:
+    fair = settings.WEBHOOKS_FAIR_CLAIMS
+    if fair and sharing():
         ids, probes_ready = fair_lease_due(
             limit=limit, at=at, skip_endpoint_ids=skip_endpoint_ids, token=token,
             expires_at=expires_at,
         )  # fmt: skip
+        claim_counted(leased=len(ids), limit=limit)
         return Leased(ids, probes_ready)
+    leased = _lease_due_in_order(limit, at, skip_endpoint_ids, token, expires_at)
+    if fair:
+        claim_counted(leased=len(leased.delivery_ids), limit=limit)
+    return leased
+
+
+def _lease_due_in_order(
+    limit: int, at: datetime, skip_endpoint_ids: list[int], token: str, expires_at: datetime
+) -> Leased:
     if connection.vendor != "postgresql":
         with transaction.atomic():
             ids = list(

@@ -9,6 +9,10 @@ within their tenant, divided by the tenant's weight, and the batch takes the fir
 tenant with one due delivery gets it into the next batch, whatever another tenant's backlog.
 
 Its cost grows with the batch and the number of endpoints it passes over, never with the backlog.
+Sharing matters only under contention, so a process claims in due order (the cheaper claim)
+until a claim comes back full, and fairly from then on until one comes back short of full
+(`sharing`, `claim_counted`): a steady flow pays nothing for fairness, and a backlog's first
+batch is the only one served in due order.
 """
 
 from __future__ import annotations
@@ -41,9 +45,21 @@ class _Rotation:
 
     after_endpoint_id: int = 0
     endpoints_served: int = 1
+    # The last claim came back full: there is more due work than a batch, so share it out.
+    contended: bool = False
 
 
 _rotation = _Rotation()
+
+
+def sharing() -> bool:
+    """Whether this process's next claim shares its batch out (under contention)."""
+    return _rotation.contended
+
+
+def claim_counted(*, leased: int, limit: int) -> None:
+    """Note how full a claim came back: full means contention, and the next claims share."""
+    _rotation.contended = leased >= limit
 
 
 def fair_lease_due(

@@ -198,16 +198,17 @@ def test_a_lease_takes_only_free_due_deliveries_to_endpoints_whose_circuit_is_cl
 
 @pytest.fixture
 def rotation(monkeypatch, settings):
-    """Fair claims, each test's starting from the first endpoint whatever earlier tests leased."""
+    """Fair claims under contention, each test's starting from the first endpoint whatever earlier
+    tests leased."""
     settings.WEBHOOKS_FAIR_CLAIMS = True
-    monkeypatch.setattr(fair, "_rotation", fair._Rotation())
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation(contended=True))
 
 
 @pytest.fixture(params=[False, True], ids=["in-due-order", "fair"])
 def either_claim(request, monkeypatch, settings):
     """Both claims, in due order across tenants (the default) and fair: what both must do."""
     settings.WEBHOOKS_FAIR_CLAIMS = request.param
-    monkeypatch.setattr(fair, "_rotation", fair._Rotation())
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation(contended=request.param))
 
 
 @pytest.mark.usefixtures("rotation")
@@ -260,6 +261,22 @@ def test_successive_claims_take_turns_over_endpoints_with_due_deliveries():
         served.append(Delivery.objects.get(id=leased).endpoint_id)
 
     assert served == [e.id for e in endpoints] * 2
+
+
+def test_claims_share_only_under_contention(tenant, monkeypatch, settings):
+    settings.WEBHOOKS_FAIR_CLAIMS = True
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation())
+    busy = EndpointFactory(tenant=tenant)
+    for n in range(10):
+        delivery(busy, due_in=-60 + n)
+    quiet = delivery(EndpointFactory(tenant=TenantFactory()), due_in=-1)
+
+    first = lease(limit=4).delivery_ids  # nothing says there is contention: due order, cheaply
+    assert quiet.id not in first
+    assert fair.sharing()  # it came back full: the next claims share
+    assert quiet.id in lease(limit=4).delivery_ids
+    lease(limit=4)  # the last two of the backlog: short of full
+    assert not fair.sharing()
 
 
 @pytest.mark.parametrize(
