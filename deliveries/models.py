@@ -42,8 +42,12 @@ class Delivery(models.Model):
     # Deliveries to one endpoint that share a key go one at a time, in id (emission) order; the
     # others of the key wait, pending but never due, until the one ahead of them is finished
     # (deliveries.ordering).
-    ordering_key = models.CharField(max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="")
-    waiting_on_key = models.BooleanField(default=False, editable=False)
+    # Defaults in the database too: rows inserted by SQL that names neither column (an older
+    # process during a rolling upgrade, an operator's script) are unordered.
+    ordering_key = models.CharField(
+        max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="", db_default=""
+    )
+    waiting_on_key = models.BooleanField(default=False, db_default=False, editable=False)
     # The bulk replay that last queued this delivery, for its progress counts.
     replay_job = models.ForeignKey(
         "deliveries.ReplayJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

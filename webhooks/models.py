@@ -28,8 +28,11 @@ class Event(models.Model):
     # NULL, not "", so that the unique constraint below skips events without a key.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # Its deliveries to each endpoint go after the earlier events with the same key (blank: no
-    # order). Kept here for reading back; each delivery carries it for the scheduler.
-    ordering_key = models.CharField(max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="")
+    # order). Kept here for reading back; each delivery carries it for the scheduler. Defaulted in
+    # the database too, for rows inserted by SQL that does not name it.
+    ordering_key = models.CharField(
+        max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="", db_default=""
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
