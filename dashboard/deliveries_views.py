@@ -21,6 +21,7 @@ from dashboard.access import Viewer, dashboard_login_required, viewer_for
 from dashboard.pages import htmx_of, render_page
 from dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
 from deliveries.models import Delivery, ReplayJob
+from deliveries.ordering import delivery_blocked_by
 from deliveries.services import deliveries_replay, replay_job_start
 from subscriptions.models import EventType
 
@@ -78,6 +79,8 @@ def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
         "timeline": timeline,
         "open_attempt": attempts[-1].number if attempts and not attempts[-1].succeeded else None,
         "siblings": [(d, delivery_pill(d, now)) for d in siblings[:20]],
+        # The head is a delivery to the same endpoint, so of the same tenant: the viewer sees it.
+        "blocked_by": delivery_blocked_by(delivery),
         "now": now,
     }
     return render_page(

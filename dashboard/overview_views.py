@@ -36,6 +36,7 @@ def _overview_context(viewer: Viewer, now: datetime) -> dict[str, Any]:
     return {
         "onboarding": False,
         "summary": stats.summary(viewer, now),
+        "backlog": stats.backlog(viewer, now),
         "rows": stats.endpoint_rows(shown, now),
         "endpoint_total": viewer.endpoints().count(),
         "has_deliveries": viewer.deliveries().exists(),

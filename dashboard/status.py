@@ -22,10 +22,24 @@ SENDING = Pill("Sending", "⇡", "sending", "A worker is delivering it right now
 RETRYING = Pill("Retrying", "↻", "retrying", "Failed so far; the next attempt is scheduled.")
 DELIVERED = Pill("Delivered", "✓", "delivered", "The receiver answered 2xx.")
 DEAD = Pill("Dead", "✕", "dead", "Every attempt failed. Replay it once the receiver is fixed.")
+WAITING = Pill(
+    "Waiting on key",
+    "◷",
+    "waiting",
+    "Waits behind an earlier delivery of its ordering key.\n"
+    "It goes once that one is delivered or dead.",
+)
 
+# Each status filter matches the deliveries `delivery_pill` shows with that status (Sending is
+# a moment, not a filter): waiting deliveries are neither Pending nor Retrying.
 FILTERS: dict[str, dict[str, Any]] = {
-    "pending": {"status": Delivery.Status.PENDING, "attempt_count": 0},
-    "retrying": {"status": Delivery.Status.PENDING, "attempt_count__gt": 0},
+    "pending": {"status": Delivery.Status.PENDING, "attempt_count": 0, "waiting_on_key": False},
+    "retrying": {
+        "status": Delivery.Status.PENDING,
+        "attempt_count__gt": 0,
+        "waiting_on_key": False,
+    },
+    "waiting": {"status": Delivery.Status.PENDING, "waiting_on_key": True},
     "delivered": {"status": Delivery.Status.SUCCEEDED},
     "dead": {"status": Delivery.Status.FAILED},
 }
@@ -36,6 +50,8 @@ def delivery_pill(delivery: Delivery, now: datetime) -> Pill:
         return DELIVERED
     if delivery.status == Delivery.Status.FAILED:
         return DEAD
+    if delivery.waiting_on_key:
+        return WAITING
     if delivery.lease_expires_at and delivery.lease_expires_at > now:
         return SENDING
     return RETRYING if delivery.attempt_count else PENDING

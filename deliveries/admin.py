@@ -4,9 +4,13 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from deliveries.models import Attempt, DeadLetter, Delivery, ReplayJob
+from deliveries.ordering import delivery_blocked_by
 from deliveries.services import deliveries_replay
 
 
@@ -58,6 +62,23 @@ def replay_deliveries(
     modeladmin.message_user(request, message, messages.SUCCESS)
 
 
+class WaitingOnKeyFilter(admin.SimpleListFilter):
+    """Deliveries waiting behind an earlier delivery of their ordering key. Only pending ones
+    ever wait: filtering on the status too lets the (status, -id) index serve the list, where a
+    flag alone would walk every finished row."""
+
+    title = "ordering key"
+    parameter_name = "waiting_on_key"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Waiting behind an earlier delivery")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(status=Delivery.Status.PENDING, waiting_on_key=True)
+        return queryset
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
@@ -65,7 +86,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "id",
         "event",
         "endpoint",
-        "status",
+        "status_shown",
         "attempt_count",
         "last_response_status",
         "next_attempt_at",
@@ -77,12 +98,41 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("endpoint__tenant", admin.RelatedFieldListFilter),
         ("event__event_type", admin.RelatedFieldListFilter),
         ("endpoint", admin.RelatedFieldListFilter),
+        WaitingOnKeyFilter,
     )
     search_fields = ("=event__public_id", "=event__idempotency_key")
     list_select_related = ("event", "endpoint")
     show_full_result_count = False
     actions = [replay_deliveries]
     inlines = [AttemptInline]
+    readonly_fields = ("waiting_behind",)
+
+    @admin.display(description="status", ordering="status")
+    def status_shown(self, delivery: Delivery) -> str:
+        """The stored status, and whether a pending one waits on its ordering key."""
+        if delivery.status == Delivery.Status.PENDING and delivery.waiting_on_key:
+            return "pending (waiting on its key)"
+        return delivery.status
+
+    @admin.display(description="waiting")
+    def waiting_behind(self, delivery: Delivery) -> SafeString | str:
+        """Which delivery of its ordering key this one waits behind, linked."""
+        if delivery.status != Delivery.Status.PENDING or not delivery.waiting_on_key:
+            return "—"
+        head = delivery_blocked_by(delivery)
+        if head is None:
+            return format_html(
+                "Waiting for its turn in ordering key <code>{}</code>: it is the key's oldest "
+                "pending delivery and goes next.",
+                delivery.ordering_key,
+            )
+        return format_html(
+            'Waiting behind <a href="{}">delivery #{}</a> '
+            "(the head of ordering key <code>{}</code>)",
+            reverse("admin:deliveries_delivery_change", args=[head]),
+            head,
+            delivery.ordering_key,
+        )
 
 
 @admin.register(DeadLetter)

@@ -181,3 +181,30 @@ def test_endpoint_page_shows_header_values_masked_and_when_each_replaced_secret_
     assert page.locator("text=Authorization: ••••abcd").count() == 1
     assert page.locator("text=X-Region: ••••").count() == 1
     assert page.locator(".previous-secret").count() == 2
+
+
+def test_member_follows_a_waiting_delivery_to_the_one_it_waits_behind(page, transactional_db):
+    tenant = TenantFactory(slug="acme", name="Acme")
+    EventTypeFactory(name="order.paid")
+    EndpointFactory(tenant=tenant, url="http://127.0.0.1:9/keyed")
+    head, _, last = (
+        Delivery.objects.get(event=send_event(tenant, "order.paid", {"n": n}, ordering_key="ord_1"))
+        for n in range(3)
+    )
+    make_user("ana", tenant=tenant)
+
+    sign_in(page, "ana")
+    assert page.inner_text("[data-testid=backlog-due]") == "1"
+    assert page.inner_text("[data-testid=backlog-waiting]") == "2"
+    page.click("[data-testid=backlog-waiting] a")
+    page.wait_for_url("**/dashboard/deliveries/?status=waiting")
+    assert page.locator("tbody tr").count() == 2
+    page.click(f"#delivery-{last.pk} >> text=Waiting on key")
+
+    banner = page.inner_text("[data-testid=waiting-on-key]")
+    assert f"Waiting behind delivery #{head.pk} (the head of ordering key ord_1)" in banner
+    assert page.locator("button:has-text('Replay')").count() == 0
+    page.click(f"[data-testid=waiting-on-key] >> text=delivery #{head.pk}")
+    page.wait_for_url(f"**/dashboard/deliveries/{head.pk}/")
+    assert "Pending" in page.inner_text("[data-testid=delivery-status]")
+    assert page.locator("[data-testid=waiting-on-key]").count() == 0
