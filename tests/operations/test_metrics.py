@@ -163,7 +163,9 @@ def test_gauge_queries_walk_the_delivery_indexes_not_the_table(tenant):
             cursor.execute("EXPLAIN " + query["sql"])
             plans.append("\n".join(row[0] for row in cursor.fetchall()))
 
-    assert "Index Only Scan using delivery_due_idx" in plans[0]
+    # An index-only scan, or a bitmap one where the visibility map is not yet set (rows written
+    # in this test's transaction): either reads the index's due entries, never the whole table.
+    assert "delivery_due_idx" in plans[0]
     assert "Index Only Scan using delivery_" in plans[1]  # the status or dead-letter index
     assert "Seq Scan" not in "".join(plans)
 
