@@ -137,18 +137,52 @@ def _advance_orm(keys: list[Key], at: datetime) -> list[int]:
 
 
 def keys_stalled(*, limit: int = 1000) -> list[Key]:
-    """Keys whose deliveries all wait, none going: left so by a process that died between its
-    commit and its advance. Reads the waiting deliveries (a partial index), not the backlog."""
-    going = Delivery.objects.filter(
+    """Keys whose oldest pending delivery waits: left so by a process that died between its
+    commit and its advance (or, harmlessly, one whose advance is on its way). On PostgreSQL a
+    skip scan visits each key with pending deliveries once, at its head: its cost grows with the
+    number of keys, not with their backlogs."""
+    if connection.vendor != "postgresql":
+        return _keys_stalled_orm(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql_with_names(_STALLED_SQL, Delivery),
+            {"pending": Delivery.Status.PENDING, "limit": limit},
+        )
+        return [(endpoint_id, key) for endpoint_id, key in cursor.fetchall()]
+
+
+_STALLED_SQL = """
+WITH RECURSIVE heads AS (
+    (SELECT {Delivery.endpoint_id} AS endpoint_id, {Delivery.ordering_key} AS ordering_key,
+            {Delivery.waiting_on_key} AS waiting
+     FROM {Delivery.table}
+     WHERE {Delivery.status} = %(pending)s AND {Delivery.ordering_key} <> ''
+     ORDER BY {Delivery.endpoint_id}, {Delivery.ordering_key}, {Delivery.id} LIMIT 1)
+    UNION ALL
+    SELECT next.* FROM heads h CROSS JOIN LATERAL (
+        SELECT d.{Delivery.endpoint_id}, d.{Delivery.ordering_key}, d.{Delivery.waiting_on_key}
+        FROM {Delivery.table} d
+        WHERE d.{Delivery.status} = %(pending)s AND d.{Delivery.ordering_key} <> ''
+          AND (d.{Delivery.endpoint_id}, d.{Delivery.ordering_key})
+              > (h.endpoint_id, h.ordering_key)
+        ORDER BY d.{Delivery.endpoint_id}, d.{Delivery.ordering_key}, d.{Delivery.id} LIMIT 1
+    ) next
+)
+SELECT endpoint_id, ordering_key FROM heads WHERE waiting LIMIT %(limit)s
+"""
+
+
+def _keys_stalled_orm(limit: int) -> list[Key]:
+    ahead = Delivery.objects.filter(
         endpoint_id=OuterRef("endpoint_id"),
         ordering_key=OuterRef("ordering_key"),
         status=Delivery.Status.PENDING,
-        waiting_on_key=False,
-    ).exclude(ordering_key="")
+        id__lt=OuterRef("id"),
+    )
     stalled = (
         Delivery.objects.filter(status=Delivery.Status.PENDING, waiting_on_key=True)
         .exclude(ordering_key="")
-        .filter(~Exists(going))
+        .filter(~Exists(ahead))
         .values_list("endpoint_id", "ordering_key")
         .order_by("endpoint_id", "ordering_key")
         .distinct()[:limit]

@@ -213,6 +213,23 @@ def test_a_stalled_key_is_found_and_advanced_by_the_sweeper(tenant, endpoint, re
     assert keys_stalled() == []
 
 
+def test_only_keys_whose_head_waits_are_stalled(tenant, endpoint, receiver):
+    other = EndpointFactory(tenant=tenant, url=receiver.url("/other"))
+    for key in ("k1", "k2", "k3"):
+        emit(tenant, "created", key=key)  # a head at each endpoint
+        emit(tenant, "paid", key=key)
+    emit(tenant, "created", key=None)
+    # k1's and k3's heads finished without an advance, at the first endpoint only.
+    finished = Delivery.objects.filter(endpoint=endpoint, ordering_key__in=["k1", "k3"])
+    finished.filter(waiting_on_key=False).update(status=Delivery.Status.SUCCEEDED)
+
+    assert keys_stalled() == [(endpoint.id, "k1"), (endpoint.id, "k3")]
+    assert keys_stalled(limit=1) == [(endpoint.id, "k1")]
+    keys_advance(keys_stalled())
+    assert keys_stalled() == []
+    assert Delivery.objects.filter(endpoint=other, waiting_on_key=True).count() == 3
+
+
 def test_advancing_is_idempotent_and_never_lets_two_of_a_key_go(tenant, endpoint):
     head = emit(tenant, "created")
     emit(tenant, "paid")
