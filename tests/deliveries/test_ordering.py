@@ -65,7 +65,8 @@ def test_only_the_oldest_delivery_of_a_key_is_due_the_rest_wait(tenant, endpoint
     assert created.next_attempt_at is not None
     for waiting in (paid, shipped):
         assert waiting.status == Delivery.Status.PENDING
-        assert waiting.waiting_on_key and waiting.next_attempt_at is None
+        assert waiting.waiting_on_key
+        assert waiting.next_attempt_at is None
         assert delivery_blocked_by(waiting) == created.id
     assert delivery_blocked_by(created) is None
     claim = deliveries_claim_due(limit=10)
@@ -123,7 +124,8 @@ def test_a_replayed_dead_letter_goes_back_to_the_head_of_its_key(
     dead.refresh_from_db()
     later.refresh_from_db()
     assert (dead.status, dead.waiting_on_key) == (Delivery.Status.PENDING, False)
-    assert later.waiting_on_key and delivery_blocked_by(later) == dead.id
+    assert later.waiting_on_key
+    assert delivery_blocked_by(later) == dead.id
     drain()
     assert steps(receiver) == [("ord_1", "created"), ("ord_1", "created"), ("ord_1", "paid")]
 
@@ -162,7 +164,8 @@ def test_a_new_head_waits_for_an_open_circuit_and_a_disabled_endpoint(tenant, en
     Delivery.objects.filter(id=head.id).update(status=Delivery.Status.SUCCEEDED)
     assert keys_advance([(endpoint.id, "ord_1")]) == [second.id]
     second.refresh_from_db()
-    assert not second.waiting_on_key and second.next_attempt_at == until
+    assert not second.waiting_on_key
+    assert second.next_attempt_at == until
 
     third = emit(tenant, "shipped")
     Endpoint.objects.filter(id=endpoint.id).update(circuit_open_until=None, is_active=False)
@@ -170,7 +173,8 @@ def test_a_new_head_waits_for_an_open_circuit_and_a_disabled_endpoint(tenant, en
     Delivery.objects.filter(id=second.id).update(status=Delivery.Status.SUCCEEDED)
     keys_advance([(endpoint.id, "ord_1")])
     third.refresh_from_db()
-    assert not third.waiting_on_key and third.next_attempt_at is None  # parked with the rest
+    assert not third.waiting_on_key
+    assert third.next_attempt_at is None
 
 
 def test_enabling_an_endpoint_wakes_its_heads_not_what_waits_behind_them(tenant, endpoint):
@@ -181,7 +185,8 @@ def test_enabling_an_endpoint_wakes_its_heads_not_what_waits_behind_them(tenant,
     head.refresh_from_db()
     second.refresh_from_db()
     assert head.next_attempt_at is not None
-    assert second.waiting_on_key and second.next_attempt_at is None
+    assert second.waiting_on_key
+    assert second.next_attempt_at is None
 
 
 def test_attempting_a_waiting_delivery_now_is_refused(tenant, endpoint, receiver):
@@ -203,7 +208,8 @@ def test_a_stalled_key_is_found_and_advanced_by_the_sweeper(tenant, endpoint, re
 
     sweep_due_deliveries()
     second.refresh_from_db()
-    assert not second.waiting_on_key and second.next_attempt_at is not None
+    assert not second.waiting_on_key
+    assert second.next_attempt_at is not None
     assert keys_stalled() == []
 
 
@@ -219,7 +225,8 @@ def test_advancing_is_idempotent_and_never_lets_two_of_a_key_go(tenant, endpoint
 def test_unkeyed_events_are_never_held(tenant, endpoint):
     first = emit(tenant, "created", key=None)
     second = emit(tenant, "created", key="")
-    assert not first.waiting_on_key and not second.waiting_on_key
+    assert not first.waiting_on_key
+    assert not second.waiting_on_key
     assert (first.ordering_key, second.ordering_key) == ("", "")
     assert keys_advance([(endpoint.id, "")]) == []
 
