@@ -34,6 +34,7 @@ from benchmarks.noisy import (
     noisy_neighbour,
     quiet_latencies,
 )
+from benchmarks.ordered import ORDERED_BACKLOG, ORDERED_PATH, order_check, ordered_backlogs
 from benchmarks.prefill import prefill_finished_deliveries
 from deliveries.batch import deliver_due_batch
 from deliveries.dispatch import wake_workers
@@ -56,6 +57,7 @@ class Options:
     steady_seconds: float
     scenario: str = ""  # "", "slow-endpoint", "failing-endpoint" or "noisy-neighbour"
     prefill: int = 0
+    ordered: int = 0  # the ordered variant's number of ordering keys (0: not run)
 
 
 @dataclass
@@ -289,6 +291,16 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
             run.secrets.update(noisy.secrets)
             run.quiet_events = noisy.quiet_events
             run.uncounted = noisy.figures["noisy_delivered_in_window"]
+        elif options.ordered:
+            ordered = ordered_backlogs(
+                url=receiver.url(""),
+                endpoints=options.endpoints,
+                backlog=options.prefill or ORDERED_BACKLOG,
+                keys=options.ordered,
+            )
+            run.figures.update(ordered.figures)
+            run.secrets.update(ordered.secrets)
+            run.expected += ordered.expected
         elif options.scenario:
             # Endpoint 0 turns bad; the others should keep their share of the throughput.
             healthy = endpoints[1:]
@@ -303,7 +315,7 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
                 / (run.figures["backlog_per_s"] * share),
                 1,
             )
-        if options.prefill and options.scenario != "noisy-neighbour":
+        if options.prefill and options.scenario != "noisy-neighbour" and not options.ordered:
             started = time.monotonic()
             prefill_finished_deliveries(tenant=tenant, count=options.prefill)
             run.figures["prefill_seconds"] = round(time.monotonic() - started, 1)
@@ -355,6 +367,9 @@ def _summary(run: Run, records: list[dict]) -> dict:
         figures["noisy_duplicated"] = noisy_duplicates(records)
         delivered += [r for r in records if r["path"].startswith(QUIET_PATH)]
         run.expected += run.quiet_events
+    if run.options.ordered:
+        figures.update(order_check(records, expected=figures["ordered_backlog"]))
+        delivered += [r for r in records if r["path"].startswith(ORDERED_PATH)]
     figures.update(_exactly_once(delivered, run.expected, run.secrets))
     return figures
 

@@ -32,17 +32,18 @@ NOISY_PATH, QUIET_PATH = "/n", "/q"
 BACKLOG_SQL = """
 WITH events AS (
     INSERT INTO {Event.table} ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
-        {Event.payload}, {Event.created_at})
+        {Event.payload}, {Event.ordering_key}, {Event.created_at})
     SELECT 'msg_noisy' || g, %(tenant)s, %(event_type)s,
-           jsonb_build_object('n', g, 'sent_at', %(sent_at)s::float8), now()
+           jsonb_build_object('n', g, 'sent_at', %(sent_at)s::float8), '', now()
     FROM generate_series(1, %(count)s) AS g
     RETURNING {Event.id}
 )
 INSERT INTO {Delivery.table} ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status},
     {Delivery.attempt_count}, {Delivery.next_attempt_at}, {Delivery.next_trigger},
-    {Delivery.leased_by}, {Delivery.last_error}, {Delivery.created_at})
+    {Delivery.leased_by}, {Delivery.last_error}, {Delivery.created_at}, {Delivery.ordering_key},
+    {Delivery.waiting_on_key})
 SELECT e.{Event.id}, (%(endpoints)s::bigint[])[1 + e.{Event.id} %% %(spread)s], 'pending', 0,
-       now(), 'scheduled', '', '', now()
+       now(), 'scheduled', '', '', now(), '', false
 FROM events e
 """
 

@@ -14,17 +14,18 @@ from webhooks.models import Event
 # Table and column names come from the models (deliveries.sql_names).
 PREFILL_SQL = """
 INSERT INTO {Event.table} ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
-    {Event.payload}, {Event.created_at})
-SELECT 'msg_prefill' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g),
+    {Event.payload}, {Event.ordering_key}, {Event.created_at})
+SELECT 'msg_prefill' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g), '',
        now() - make_interval(secs => %(count)s - g)
 FROM generate_series(1, %(count)s) AS g;
 
 INSERT INTO {Delivery.table} ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status},
     {Delivery.attempt_count}, {Delivery.next_attempt_at}, {Delivery.next_trigger},
     {Delivery.leased_by}, {Delivery.last_response_status}, {Delivery.last_error},
-    {Delivery.last_attempt_at}, {Delivery.created_at}, {Delivery.finished_at})
+    {Delivery.last_attempt_at}, {Delivery.created_at}, {Delivery.finished_at},
+    {Delivery.ordering_key}, {Delivery.waiting_on_key})
 SELECT e.{Event.id}, %(endpoint)s, 'succeeded', 1, NULL, 'scheduled', '', 200, '',
-       e.{Event.created_at}, e.{Event.created_at}, e.{Event.created_at}
+       e.{Event.created_at}, e.{Event.created_at}, e.{Event.created_at}, '', false
 FROM {Event.table} e WHERE e.{Event.tenant_id} = %(tenant)s;
 
 INSERT INTO {Attempt.table} ({Attempt.delivery_id}, {Attempt.number}, {Attempt.trigger},

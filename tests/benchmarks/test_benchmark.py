@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,11 @@ BATCH = 200  # WEBHOOKS_BATCH_SIZE: the in-process batch that counts queries del
 
 
 def benchmark(*flags: str, **env: str) -> dict:
+    return json.loads(benchmark_output(*flags, **env).strip().splitlines()[-1])
+
+
+def benchmark_output(*flags: str, **env: str) -> str:
+    """What the benchmark printed; its last line is its figures as JSON."""
     env = {"DATABASE_URL": worker_database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
            "PATH": "/usr/bin:/bin", **env}  # fmt: skip
     result = subprocess.run(
@@ -25,9 +31,8 @@ def benchmark(*flags: str, **env: str) -> dict:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["benchmark"] == "delivery"
-    return figures
+    assert json.loads(result.stdout.strip().splitlines()[-1])["benchmark"] == "delivery"
+    return result.stdout
 
 
 def test_benchmark_delivers_every_event_exactly_once_and_reports_its_figures():
@@ -76,3 +81,28 @@ def test_benchmark_with_a_noisy_neighbour_reports_the_quiet_tenant_and_loses_not
     assert figures["noisy_duplicated"] == 0
     assert figures["noisy_vs_unshared_pct"] > 0
     assert figures["quiet_latency_ms_p99"] >= figures["quiet_latency_ms_p50"] > 0
+
+
+def test_benchmark_ordered_keeps_every_key_in_order_and_compares_with_the_unkeyed_backlog():
+    # Two workers and a backlog longer than a batch: were a key's deliveries let go together,
+    # they would be claimed by both workers at once and arrive out of order.
+    output = benchmark_output("--ordered", "3", "--prefill", "300", "--events", "20", "--workers",
+                              "2", "--steady-rate", "20", "--steady-seconds", "1")  # fmt: skip
+    figures = json.loads(output.strip().splitlines()[-1])
+
+    assert (figures["ordered_keys"], figures["ordered_backlog"]) == (3, 300)
+    # backlog, burst, steady, the batch that counts queries, and 300 both unkeyed and keyed
+    assert figures["expected"] == 20 + 20 + 20 + BATCH + 2 * 300
+    assert figures["received"] == figures["expected"]
+    assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
+    assert (figures["order_violations"], figures["ordered_lost"]) == (0, 0)
+    assert figures["unkeyed_backlog_per_s"] > 0
+    assert figures["ordered_backlog_per_s"] > 0
+    throughput = re.search(
+        r"^ordered backlog \(K=3 keys\): ([\d,]+) deliveries/s = (\d+) % of the unkeyed backlog "
+        r"\(([\d,]+)/s\)   target with K=100: >= 80 %$", output, re.MULTILINE,
+    )  # fmt: skip
+    assert throughput is not None, output
+    assert int(throughput[1].replace(",", "")) == round(figures["ordered_backlog_per_s"])
+    assert "order violations: 0, lost: 0, duplicates: 0 (all share their webhook-id)" in output
+    assert "FAIL" not in output

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -13,11 +14,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from benchmarks.delivery import TROUBLED_PATHS, Options, run
+from benchmarks.ordered import ordered_failed, ordered_report
 from benchmarks.scratch import scratch_database
 
 # The benchmark's own Redis database, so a running Hookline's queue is never touched.
 BENCH_REDIS_DB = 12
 SCENARIO_ENDPOINTS = 10
+# The inner process's exit status when the ordered variant's receiver saw a key broken.
+ORDER_BROKEN = 3
 
 
 class Command(BaseCommand):
@@ -70,12 +74,20 @@ class Command(BaseCommand):
             const="noisy-neighbour",
             help="one tenant's backlog of 20,000 (or --prefill) drains while another emits 5/s",
         )
+        scenario.add_argument(
+            "--ordered",
+            type=_positive,
+            default=0,
+            metavar="K",
+            help="a backlog of 20,000 (or --prefill) over K ordering keys drains, against the "
+            "same backlog without keys; the receiver checks every key's order",
+        )
         parser.add_argument(
             "--prefill",
             type=int,
             default=0,
-            help="finished deliveries to store before measuring again; with --noisy-neighbour, "
-            "the noisy tenant's backlog",
+            help="finished deliveries to store before measuring again; with --noisy-neighbour "
+            "or --ordered, the backlog's size",
         )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
@@ -108,6 +120,8 @@ class Command(BaseCommand):
                 if inner.poll() is None:
                     inner.terminate()
                     inner.wait(timeout=90)
+        if returncode == ORDER_BROKEN:
+            raise CommandError("The ordered variant's checks failed.")
         if returncode:
             raise CommandError("The benchmark failed.")
 
@@ -117,6 +131,8 @@ class Command(BaseCommand):
             value = getattr(options, field.name)
             if field.name == "scenario":
                 flags += [f"--{value}"] if value else []
+            elif field.name == "ordered":  # a scenario too: only when chosen
+                flags += ["--ordered", str(value)] if value else []
             else:
                 flags += [f"--{field.name.replace('_', '-')}", str(value)]
         return flags
@@ -124,7 +140,19 @@ class Command(BaseCommand):
     def _report(self, figures: dict) -> None:
         for name, value in figures.items():
             self.stdout.write(f"{name:<34}{value!s:>14}")
+        ordered = "ordered_keys" in figures
+        if ordered:
+            for line in ordered_report(figures):
+                self.stdout.write(line)
         self.stdout.write(json.dumps({"benchmark": "delivery", **figures}))
+        if ordered and ordered_failed(figures):
+            sys.exit(ORDER_BROKEN)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 up")
+    return int(text)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -33,15 +33,16 @@ PAGES = {
 # Table and column names come from the models (deliveries.sql_names).
 FILL_SQL = """
 INSERT INTO {Event.table} ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
-    {Event.payload}, {Event.created_at})
-SELECT 'msg_bench' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g),
+    {Event.payload}, {Event.ordering_key}, {Event.created_at})
+SELECT 'msg_bench' || g, %(tenant)s, %(event_type)s, jsonb_build_object('n', g), '',
        now() - make_interval(secs => %(events)s - g)
 FROM generate_series(1, %(events)s) AS g;
 
 INSERT INTO {Delivery.table} ({Delivery.event_id}, {Delivery.endpoint_id}, {Delivery.status},
     {Delivery.attempt_count}, {Delivery.next_attempt_at}, {Delivery.next_trigger},
     {Delivery.leased_by}, {Delivery.last_response_status}, {Delivery.last_error},
-    {Delivery.last_attempt_at}, {Delivery.created_at}, {Delivery.finished_at})
+    {Delivery.last_attempt_at}, {Delivery.created_at}, {Delivery.finished_at},
+    {Delivery.ordering_key}, {Delivery.waiting_on_key})
 SELECT e.{Event.id}, ep.{Endpoint.id},
        CASE WHEN e.{Event.id} %% 100 = 0 THEN 'pending' WHEN e.{Event.id} %% 20 = 1 THEN 'failed'
             ELSE 'succeeded' END,
@@ -51,7 +52,7 @@ SELECT e.{Event.id}, ep.{Endpoint.id},
        CASE WHEN e.{Event.id} %% 20 = 1 THEN 503 ELSE 200 END,
        CASE WHEN e.{Event.id} %% 20 = 1 THEN 'HTTP 503' ELSE '' END,
        e.{Event.created_at}, e.{Event.created_at},
-       CASE WHEN e.{Event.id} %% 100 = 0 THEN NULL ELSE e.{Event.created_at} END
+       CASE WHEN e.{Event.id} %% 100 = 0 THEN NULL ELSE e.{Event.created_at} END, '', false
 FROM {Event.table} e CROSS JOIN {Endpoint.table} ep
 WHERE ep.{Endpoint.tenant_id} = %(tenant)s AND e.{Event.public_id} LIKE 'msg_bench%%';
 """
