@@ -195,6 +195,9 @@ class Sends:
         self._bodies: dict[tuple[int, str], Body] = {}  # by (event, payload format)
         self._failures_in_a_row: dict[int, int] = {}
         self._left_alone: set[int] = set()  # endpoints whose other deliveries wait for later
+        # Per ordering key: whether the batch's last delivery of it succeeded (False while in
+        # flight). A delivery that waited behind it goes only then (deliveries.ordering).
+        self._key_clear: dict[tuple[int, str], bool] = {}
 
     def keep_up(self) -> None:
         """Renew the lease when due, and record what was sent since the last record if that was
@@ -246,8 +249,19 @@ class Sends:
                     continue
                 if self._failures_in_a_row.get(endpoint.id, 0) >= _give_up_after(endpoint):
                     continue  # left for later: its circuit is about to open, or it hangs
+                if delivery.ordering_key and not self._takes_turn(delivery):
+                    continue  # the one before it in its key did not succeed: it waits on
                 return delivery
             return None
+
+    def _takes_turn(self, delivery: Delivery) -> bool:
+        """Whether a keyed delivery may go now (call with `lock` held): a head always; one that
+        was waiting behind it once the batch's previous delivery of its key has succeeded."""
+        key = (delivery.endpoint_id, delivery.ordering_key)
+        if delivery.waiting_on_key and not self._key_clear.get(key, False):
+            return False
+        self._key_clear[key] = False
+        return True
 
     def send(self, delivery: Delivery) -> Outcome:
         endpoint = delivery.endpoint
@@ -272,6 +286,9 @@ class Sends:
         self._failures_in_a_row[endpoint_id] = _failures_after(
             self._failures_in_a_row.get(endpoint_id, 0), outcome
         )
+        if outcome.delivery.ordering_key:
+            key = (endpoint_id, outcome.delivery.ordering_key)
+            self._key_clear[key] = outcome.decision.action is Action.SUCCEED
 
     def hand_off(self, delivery: Delivery) -> None:
         """`delivery` stalls: its sender records it alone; its endpoint's others wait for later."""

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from deliveries.fair import claim_counted, fair_lease_due, sharing
 from deliveries.models import Attempt, Delivery
+from deliveries.ordering import deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import (
     deliveries_flowing,
     endpoint_ids_to_probe,
@@ -89,16 +90,18 @@ def _lease_due_in_order(
 ) -> Leased:
     if connection.vendor != "postgresql":
         with transaction.atomic():
-            ids = list(
+            picked = list(
                 deliveries_flowing(at=at).exclude(endpoint_id__in=skip_endpoint_ids)
                 .order_by("next_attempt_at")
                 .select_for_update(skip_locked=True, of=("self",))
-                .values_list("id", flat=True)[:limit]
+                .values_list("id", "endpoint_id", "ordering_key")[:limit]
             )  # fmt: skip
+            ids = deep_heads_capped(picked, deep_heads_per_claim(limit))
             Delivery.objects.filter(id__in=ids).update(leased_by=token, lease_expires_at=expires_at)
         return Leased(ids, endpoint_ids_to_probe(at=at).exists())
     params: dict[str, Any] = {"at": at, "skip": skip_endpoint_ids, "limit": limit, "token": token,
-              "expires_at": expires_at, "pending": Delivery.Status.PENDING}  # fmt: skip
+              "expires_at": expires_at, "pending": Delivery.Status.PENDING,
+              "deep_heads": deep_heads_per_claim(limit)}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql_with_names(_LEASE_DUE_SQL, Delivery, Endpoint), params)
         cursor.nextset()  # past SET LOCAL
@@ -108,24 +111,39 @@ def _lease_due_in_order(
 
 
 # Statements in one simple query: PostgreSQL runs them as one transaction, so SET LOCAL applies
-# to the claim alone.
+# to the claim alone. Keyed heads with deliveries waiting behind them ("deep") are taken up to
+# deep_heads_per_claim, the batch's room filled with their followers (deliveries.ordering): the
+# other keys' heads are left to other workers, which send them meanwhile.
 _LEASE_DUE_SQL = """
 SET LOCAL enable_bitmapscan = off;
 WITH picked AS (
-    SELECT {Delivery.id} FROM {Delivery.table}
-    WHERE {Delivery.status} = %(pending)s AND {Delivery.next_attempt_at} <= %(at)s
-      AND ({Delivery.lease_expires_at} IS NULL OR {Delivery.lease_expires_at} < %(at)s)
-      AND {Delivery.endpoint_id} NOT IN (
+    SELECT d.{Delivery.id}, d.{Delivery.next_attempt_at},
+           CASE WHEN d.{Delivery.ordering_key} = '' THEN false ELSE EXISTS (
+               SELECT 1 FROM {Delivery.table} w
+               WHERE w.{Delivery.status} = %(pending)s AND w.{Delivery.ordering_key} <> ''
+                 AND w.{Delivery.endpoint_id} = d.{Delivery.endpoint_id}
+                 AND w.{Delivery.ordering_key} = d.{Delivery.ordering_key}
+                 AND w.{Delivery.waiting_on_key}) END AS deep
+    FROM {Delivery.table} d
+    WHERE d.{Delivery.status} = %(pending)s AND d.{Delivery.next_attempt_at} <= %(at)s
+      AND (d.{Delivery.lease_expires_at} IS NULL OR d.{Delivery.lease_expires_at} < %(at)s)
+      AND d.{Delivery.endpoint_id} NOT IN (
           SELECT {Endpoint.id} FROM {Endpoint.table}
           WHERE NOT {Endpoint.is_active} OR {Endpoint.circuit_open_until} IS NOT NULL)
-      AND NOT {Delivery.endpoint_id} = ANY(%(skip)s::bigint[])
-    ORDER BY {Delivery.next_attempt_at}
+      AND NOT d.{Delivery.endpoint_id} = ANY(%(skip)s::bigint[])
+    ORDER BY d.{Delivery.next_attempt_at}
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF d SKIP LOCKED
+), chosen AS (
+    SELECT {Delivery.id} FROM (
+        SELECT {Delivery.id}, deep,
+               row_number() OVER (PARTITION BY deep ORDER BY {Delivery.next_attempt_at}) AS n
+        FROM picked) ranked
+    WHERE NOT deep OR n <= %(deep_heads)s
 )
 UPDATE {Delivery.table} AS d
 SET {Delivery.leased_by} = %(token)s, {Delivery.lease_expires_at} = %(expires_at)s
-FROM picked WHERE d.{Delivery.id} = picked.{Delivery.id}
+FROM chosen WHERE d.{Delivery.id} = chosen.{Delivery.id}
 RETURNING d.{Delivery.id};
 SELECT EXISTS (SELECT 1 FROM {Endpoint.table}
                WHERE {Endpoint.is_active} AND {Endpoint.circuit_open_until} <= %(at)s)
@@ -206,7 +224,8 @@ UPDATE {Delivery.table} AS d SET
     {Delivery.last_response_status} = v.last_response_status,
     {Delivery.last_error} = v.last_error,
     {Delivery.next_attempt_at} = v.next_attempt_at, {Delivery.finished_at} = v.finished_at,
-    {Delivery.leased_by} = '', {Delivery.lease_expires_at} = NULL, {Delivery.next_trigger} = %s
+    {Delivery.leased_by} = '', {Delivery.lease_expires_at} = NULL, {Delivery.next_trigger} = %s,
+    {Delivery.waiting_on_key} = false
 FROM unnest(%s::bigint[], %s::varchar[], %s::integer[], %s::timestamptz[],
             %s::integer[], %s::text[], %s::timestamptz[], %s::timestamptz[])
     AS v(id, status, attempt_count, last_attempt_at, last_response_status,
@@ -228,6 +247,8 @@ def _orm_changes(change: DeliveryChange) -> dict[str, object]:
         "leased_by": "",
         "lease_expires_at": None,
         "next_trigger": Attempt.Trigger.SCHEDULED,
+        # Attempted, so at the head of its ordering key, or finished (deliveries.ordering).
+        "waiting_on_key": False,
     }
 
 

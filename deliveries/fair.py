@@ -26,6 +26,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from deliveries.models import Delivery
+from deliveries.ordering import deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import deliveries_flowing, endpoint_ids_to_probe
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, Tenant
@@ -94,6 +95,7 @@ def _lease_sql(
         "at": at, "skip": skip, "limit": limit, "token": token, "expires_at": expires_at,
         "pending": Delivery.Status.PENDING, "after": _rotation.after_endpoint_id,
         "scanned": HEADS_SCANNED, "taken": HEADS_TAKEN, "per_endpoint": per_endpoint,
+        "deep_heads": deep_heads_per_claim(limit),
     }  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql_with_names(_FAIR_LEASE_SQL, Delivery, Endpoint, Tenant), params)
@@ -160,11 +162,18 @@ due_heads AS (
     LIMIT %(taken)s
 ),
 picked AS (
-    SELECT p.{Delivery.id} AS id, dh.endpoint_id, dh.tenant_id, dh.weight, dh.n,
+    SELECT p.{Delivery.id} AS id, dh.endpoint_id, dh.tenant_id, dh.weight, dh.n, p.deep,
            row_number() OVER (PARTITION BY dh.endpoint_id
                               ORDER BY p.{Delivery.next_attempt_at}, p.{Delivery.id}) AS turn
     FROM due_heads dh CROSS JOIN LATERAL (
-        SELECT d.{Delivery.id}, d.{Delivery.next_attempt_at} FROM {Delivery.table} d
+        SELECT d.{Delivery.id}, d.{Delivery.next_attempt_at},
+               CASE WHEN d.{Delivery.ordering_key} = '' THEN false ELSE EXISTS (
+                   SELECT 1 FROM {Delivery.table} w
+                   WHERE w.{Delivery.status} = %(pending)s AND w.{Delivery.ordering_key} <> ''
+                     AND w.{Delivery.endpoint_id} = d.{Delivery.endpoint_id}
+                     AND w.{Delivery.ordering_key} = d.{Delivery.ordering_key}
+                     AND w.{Delivery.waiting_on_key}) END AS deep
+        FROM {Delivery.table} d
         WHERE d.{Delivery.status} = %(pending)s
           AND (d.{Delivery.endpoint_id}, d.{Delivery.next_attempt_at})
               >= (dh.endpoint_id, '-infinity'::timestamptz)
@@ -176,14 +185,21 @@ picked AS (
     ) p
 ),
 ranked AS (
-    SELECT id, endpoint_id, weight, n, turn,
+    SELECT id, endpoint_id, weight, n, turn, deep,
            row_number() OVER (PARTITION BY tenant_id ORDER BY turn, n) AS tenant_turn
     FROM picked
+),
+capped AS (
+    SELECT id, endpoint_id, weight, n, turn, tenant_turn, deep,
+           row_number() OVER (PARTITION BY deep
+                              ORDER BY (tenant_turn - 1)::float8 / weight, n, turn) AS deep_n
+    FROM ranked
 ),
 chosen AS (
     SELECT id, endpoint_id,
            row_number() OVER (ORDER BY (tenant_turn - 1)::float8 / weight, n, turn) AS place
-    FROM ranked ORDER BY place LIMIT %(limit)s
+    FROM capped WHERE NOT deep OR deep_n <= %(deep_heads)s
+    ORDER BY place LIMIT %(limit)s
 ),
 leased AS (
     UPDATE {Delivery.table} AS d
@@ -220,18 +236,23 @@ def _lease_orm(
         weights = dict(owners.values_list("id", "delivery_weight"))
         turns: dict[int, int] = defaultdict(int)
         candidates = []
+        ordering_keys = {}
         for order, endpoint_id in enumerate(endpoint_ids):
             rows = flowing.filter(endpoint_id=endpoint_id).order_by("next_attempt_at", "id")
-            for turn, delivery_id in enumerate(rows.values_list("id", flat=True)[:per_endpoint]):
+            for turn, (delivery_id, ordering_key) in enumerate(
+                rows.values_list("id", "ordering_key")[:per_endpoint]
+            ):
                 candidates.append((turn, order, endpoint_id, delivery_id))
+                ordering_keys[delivery_id] = ordering_key
         ranked = []
         for turn, order, endpoint_id, delivery_id in sorted(candidates):
             tenant_id = tenants[endpoint_id]
             key = (turns[tenant_id] / weights[tenant_id], order, turn)
             turns[tenant_id] += 1
             ranked.append((key, delivery_id, endpoint_id))
-        chosen = [(delivery_id, endpoint_id) for _, delivery_id, endpoint_id in sorted(ranked)]
-        chosen = chosen[:limit]
+        picked = [(d, e, ordering_keys[d]) for _, d, e in sorted(ranked)]
+        kept = set(deep_heads_capped(picked, deep_heads_per_claim(limit)))
+        chosen = [(d, e) for d, e, _ in picked if d in kept][:limit]
         Delivery.objects.filter(id__in=[d for d, _ in chosen]).update(
             leased_by=token, lease_expires_at=expires_at
         )

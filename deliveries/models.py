@@ -80,6 +80,14 @@ class Delivery(models.Model):
                 condition=models.Q(status="pending") & ~models.Q(ordering_key=""),
                 name="delivery_ordering_idx",
             ),
+            # The one delivery of a key that is going (due, retrying or in flight): whether the
+            # key may advance, without reading the deliveries that wait behind it.
+            models.Index(
+                fields=["endpoint", "ordering_key", "id"],
+                condition=models.Q(status="pending", waiting_on_key=False)
+                & ~models.Q(ordering_key=""),
+                name="delivery_ordering_going_idx",
+            ),
             # An endpoint's dead letters are counted (up to a cap) when new ones arrive, for the
             # dead-letter alert: without this, counting three failures among a million
             # successes would read all of the endpoint's rows.

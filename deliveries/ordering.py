@@ -136,6 +136,142 @@ def _advance_orm(keys: list[Key], at: datetime) -> list[int]:
     return advanced
 
 
+# A claim takes a key's head and up to this many of the deliveries waiting behind it, sent in
+# order in the same batch until one does not succeed: a key goes that much faster than one
+# claim, send, record and advance per delivery.
+FOLLOWERS_PER_HEAD = 7
+
+
+def deep_heads_per_claim(limit: int) -> int:
+    """How many heads with followers a claim of `limit` takes at most: enough to fill it with
+    their followers, leaving the other keys' heads to other workers, in parallel."""
+    return max(1, -(-limit // (1 + FOLLOWERS_PER_HEAD)))
+
+
+def deep_heads_capped(picked: list[tuple[int, int, str]], deep_heads: int) -> list[int]:
+    """The ids of `picked` (id, endpoint, key) but the keyed heads with deliveries waiting behind
+    them past the first `deep_heads`, as the claims' SQL does (for SQLite)."""
+    keys = {(endpoint_id, key) for _, endpoint_id, key in picked if key}
+    waiting = Delivery.objects.filter(
+        status=Delivery.Status.PENDING,
+        waiting_on_key=True,
+        endpoint_id__in={endpoint_id for endpoint_id, _ in keys},
+        ordering_key__in={key for _, key in keys},
+    )
+    deep_keys = set(waiting.values_list("endpoint_id", "ordering_key")) if keys else set()
+    ids, deep = [], 0
+    for delivery_id, endpoint_id, key in picked:
+        if (endpoint_id, key) in deep_keys:
+            deep += 1
+            if deep > deep_heads:
+                continue
+        ids.append(delivery_id)
+    return ids
+
+
+def followers_lease(
+    heads: list[Delivery], *, room: int, token: str, expires_at: datetime
+) -> list[int]:
+    """Lease, under the claim's `token`, the deliveries waiting right behind each of `heads`
+    (keyed deliveries just claimed), in key order: up to FOLLOWERS_PER_HEAD each and `room` in
+    all. Only an unbroken run after the head is taken, so that nothing is sent out of turn.
+    Returns their ids, in id order (each key's in its order)."""
+    heads = [head for head in heads if head.ordering_key]
+    if not heads or room <= 0:
+        return []
+    per_head = min(FOLLOWERS_PER_HEAD, max(1, room // len(heads)))
+    heads = heads[:room]
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        return _followers_lease_orm(heads, per_head, token, expires_at, now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql_with_names(_FOLLOWERS_SQL, Delivery),
+            {
+                "ids": [head.id for head in heads],
+                "endpoints": [head.endpoint_id for head in heads],
+                "keys": [head.ordering_key for head in heads],
+                "per_head": per_head, "at": now, "token": token, "expires_at": expires_at,
+                "pending": Delivery.Status.PENDING,
+            },
+        )  # fmt: skip
+        leased = cursor.fetchall()
+    return _unbroken_runs(leased)
+
+
+def _unbroken_runs(leased: list[tuple[int, int, int]]) -> list[int]:
+    """From (id, head id, place behind the head) rows, the ids of each head's run 1, 2, … up to
+    the first place missing (one leased meanwhile by another claim)."""
+    by_head: dict[int, dict[int, int]] = {}
+    for delivery_id, head_id, place in leased:
+        by_head.setdefault(head_id, {})[place] = delivery_id
+    ids = []
+    for places in by_head.values():
+        place = 1
+        while place in places:
+            ids.append(places[place])
+            place += 1
+    return sorted(ids)
+
+
+# The run behind each head, up to the first delivery that another claim holds: `free_so_far`.
+_FOLLOWERS_SQL = """
+WITH behind AS (
+    SELECT w.id, w.head_id, w.place
+    FROM unnest(%(ids)s::bigint[], %(endpoints)s::bigint[], %(keys)s::text[])
+        AS h(id, endpoint_id, ordering_key)
+    CROSS JOIN LATERAL (
+        SELECT x.id, h.id AS head_id, row_number() OVER (ORDER BY x.id) AS place,
+               bool_and(x.free) OVER (ORDER BY x.id) AS free_so_far
+        FROM (
+            SELECT d.{Delivery.id} AS id,
+                   d.{Delivery.lease_expires_at} IS NULL
+                   OR d.{Delivery.lease_expires_at} < %(at)s AS free
+            FROM {Delivery.table} d
+            WHERE d.{Delivery.status} = %(pending)s AND d.{Delivery.ordering_key} <> ''
+              AND d.{Delivery.endpoint_id} = h.endpoint_id
+              AND d.{Delivery.ordering_key} = h.ordering_key
+              AND d.{Delivery.id} > h.id AND d.{Delivery.waiting_on_key}
+            ORDER BY d.{Delivery.id} LIMIT %(per_head)s
+        ) x
+    ) w
+    WHERE w.free_so_far
+)
+UPDATE {Delivery.table} AS d
+SET {Delivery.leased_by} = %(token)s, {Delivery.lease_expires_at} = %(expires_at)s
+FROM behind
+WHERE d.{Delivery.id} = behind.id AND d.{Delivery.status} = %(pending)s
+  AND d.{Delivery.waiting_on_key}
+  AND (d.{Delivery.lease_expires_at} IS NULL OR d.{Delivery.lease_expires_at} < %(at)s)
+RETURNING d.{Delivery.id}, behind.head_id, behind.place
+"""
+
+
+def _followers_lease_orm(
+    heads: list[Delivery], per_head: int, token: str, expires_at: datetime, now: datetime
+) -> list[int]:
+    leased = []
+    with transaction.atomic():
+        for head in heads:
+            behind = Delivery.objects.filter(
+                endpoint_id=head.endpoint_id,
+                ordering_key=head.ordering_key,
+                status=Delivery.Status.PENDING,
+                waiting_on_key=True,
+                id__gt=head.id,
+            ).order_by("id")[:per_head]
+            for place, (delivery_id, lease_ends) in enumerate(
+                behind.values_list("id", "lease_expires_at"), start=1
+            ):
+                if lease_ends is not None and lease_ends >= now:
+                    break
+                leased.append((delivery_id, head.id, place))
+        Delivery.objects.filter(id__in=[row[0] for row in leased]).update(
+            leased_by=token, lease_expires_at=expires_at
+        )
+    return _unbroken_runs(leased)
+
+
 def keys_stalled(*, limit: int = 1000) -> list[Key]:
     """Keys whose oldest pending delivery waits: left so by a process that died between its
     commit and its advance (or, harmlessly, one whose advance is on its way). On PostgreSQL a

@@ -30,7 +30,7 @@ from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
-from deliveries.ordering import keys_advance_and_wake
+from deliveries.ordering import followers_lease, keys_advance_and_wake
 from deliveries.retry import Action
 from deliveries.selectors import (
     deliveries_due,
@@ -67,7 +67,9 @@ def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ())
 
     For each endpoint whose circuit cooldown has ended, the claim includes one probe delivery,
     and pushes the endpoint's cooldown on by an attempt's length so that no other worker probes
-    it meanwhile. Deliveries to `skip_endpoint_ids` are left for later.
+    it meanwhile. Deliveries to `skip_endpoint_ids` are left for later. Room left in the batch
+    goes to the deliveries waiting right behind the keyed heads it holds, after them, in key
+    order: the batch sends each only once the one before it in its key succeeded.
     """
     now = timezone.now()
     lease = _new_lease(now)
@@ -77,7 +79,12 @@ def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ())
     ids = leased.delivery_ids
     if leased.probes_ready:
         ids += _lease_probes(now, skip_endpoint_ids, **lease)
-    return _claim_loaded(ids, **lease)
+    claim = _claim_loaded(ids, **lease)
+    # The batch's room goes to what waits right behind the keyed heads it holds.
+    followers = followers_lease(claim.deliveries, room=limit - len(ids), **lease)
+    if not followers:
+        return claim
+    return Claim(claim.token, claim.expires_at, claim.deliveries + deliveries_load(followers))
 
 
 def _lease_probes(

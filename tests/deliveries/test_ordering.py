@@ -15,10 +15,17 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from deliveries.batch import deliver_due_batch, deliver_now
+from deliveries import fair
+from deliveries.batch import deliver_claimed, deliver_due_batch, deliver_now
+from deliveries.bulk import deliveries_lease_due
 from deliveries.holds import backlog_park, backlog_unpark
 from deliveries.models import Delivery
-from deliveries.ordering import delivery_blocked_by, keys_advance, keys_stalled
+from deliveries.ordering import (
+    deep_heads_per_claim,
+    delivery_blocked_by,
+    keys_advance,
+    keys_stalled,
+)
 from deliveries.services import deliveries_claim_due, deliveries_replay
 from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
@@ -69,8 +76,78 @@ def test_only_the_oldest_delivery_of_a_key_is_due_the_rest_wait(tenant, endpoint
         assert waiting.next_attempt_at is None
         assert delivery_blocked_by(waiting) == created.id
     assert delivery_blocked_by(created) is None
+    leased = deliveries_lease_due(
+        limit=10, at=timezone.now(), skip_endpoint_ids=[], token="t", expires_at=timezone.now()
+    )
+    assert leased.delivery_ids == [created.id]
+
+
+def test_a_claim_takes_a_head_and_the_run_behind_it_sent_in_order_in_one_batch(
+    tenant, endpoint, receiver
+):
+    created, paid, shipped = (emit(tenant, step) for step in ("created", "paid", "shipped"))
     claim = deliveries_claim_due(limit=10)
-    assert [d.id for d in claim.deliveries] == [created.id]
+    assert [d.id for d in claim.deliveries] == [created.id, paid.id, shipped.id]
+    deliver_claimed(claim)
+    assert steps(receiver) == [("ord_1", "created"), ("ord_1", "paid"), ("ord_1", "shipped")]
+    assert set(Delivery.objects.values_list("status", "waiting_on_key")) == {
+        (Delivery.Status.SUCCEEDED, False)
+    }
+
+
+def test_what_waits_behind_a_failed_send_in_the_batch_is_not_sent(tenant, endpoint, receiver):
+    receiver.script("/hook", [200, 200, 500])  # the heads go, then "paid" fails
+    created, paid, shipped, delivered = (
+        emit(tenant, step) for step in ("created", "paid", "shipped", "delivered")
+    )
+    other = emit(tenant, "created", key="ord_2", order="ord_2")
+    assert deliver_due_batch(limit=10) == 5
+
+    assert steps(receiver) == [("ord_1", "created"), ("ord_2", "created"), ("ord_1", "paid")]
+    rows = {d.id: d for d in Delivery.objects.all()}
+    assert rows[created.id].status == rows[other.id].status == Delivery.Status.SUCCEEDED
+    # The failed one is its key's head now, retrying; the rest wait behind it, released.
+    assert (rows[paid.id].status, rows[paid.id].waiting_on_key) == (Delivery.Status.PENDING, False)
+    assert rows[paid.id].next_attempt_at is not None
+    for waiting in (rows[shipped.id], rows[delivered.id]):
+        assert waiting.waiting_on_key
+        assert (waiting.leased_by, waiting.next_attempt_at) == ("", None)
+    drain()
+    assert [step for order, step in steps(receiver) if order == "ord_1"] == [
+        "created", "paid", "paid", "shipped", "delivered",
+    ]  # fmt: skip
+
+
+@pytest.fixture(params=[False, True], ids=["in-due-order", "fair"])
+def either_claim(request, monkeypatch, settings):
+    settings.WEBHOOKS_FAIR_CLAIMS = request.param
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation(contended=request.param))
+
+
+@pytest.mark.usefixtures("either_claim")
+def test_a_claim_leaves_most_keys_with_a_backlog_to_other_workers(tenant, endpoint):
+    for n in range(3):
+        for key in ("a", "b", "c", "d"):
+            emit(tenant, f"step-{n}", key=key, order=key)
+    limit = 8  # one head with its run fills it
+    assert deep_heads_per_claim(limit) == 1
+    first = deliveries_claim_due(limit=limit)
+    assert [(d.ordering_key, d.event.payload["step"]) for d in first.deliveries] == [
+        ("a", "step-0"), ("a", "step-1"), ("a", "step-2"),
+    ]  # fmt: skip
+    second = deliveries_claim_due(limit=limit)  # another worker's: the next key
+    assert [d.ordering_key for d in second.deliveries] == ["b", "b", "b"]
+
+
+def test_only_an_unbroken_run_behind_the_head_is_leased(tenant, endpoint):
+    head = emit(tenant, "created")
+    held = emit(tenant, "paid")
+    emit(tenant, "shipped")
+    Delivery.objects.filter(id=held.id).update(
+        leased_by="another", lease_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    claim = deliveries_claim_due(limit=10)
+    assert [d.id for d in claim.deliveries] == [head.id]
 
 
 def test_a_key_is_delivered_in_emission_order_one_at_a_time(tenant, endpoint, receiver):
@@ -89,7 +166,8 @@ def test_a_failing_head_holds_its_own_key_only(tenant, endpoint, receiver):
     emit(tenant, "paid", order="ord_1")
     emit(tenant, "created", key="ord_2", order="ord_2")
     emit(tenant, "unkeyed", key=None, order="-")
-    assert deliver_due_batch(limit=10) == 3  # ord_1's head, ord_2's head, the unkeyed one
+    # ord_1's head, ord_2's head, the unkeyed one, and "paid", claimed behind ord_1's head
+    assert deliver_due_batch(limit=10) == 4
     assert set(steps(receiver)) == {("ord_1", "created"), ("ord_2", "created"), ("-", "unkeyed")}
     receiver.script("/hook", [500])  # and its retry
     drain()
@@ -151,7 +229,8 @@ def test_keys_are_per_endpoint(tenant, endpoint, receiver):
     emit(tenant, "paid")
     # One delivery of the key per endpoint is due: each endpoint has its own line.
     claim = deliveries_claim_due(limit=10)
-    assert sorted(d.endpoint.url for d in claim.deliveries) == sorted(
+    heads = [d for d in claim.deliveries if not d.waiting_on_key]
+    assert sorted(d.endpoint.url for d in heads) == sorted(
         [receiver.url("/hook"), receiver.url("/other")]
     )
 
