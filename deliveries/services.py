@@ -27,6 +27,7 @@ from deliveries.bulk import (
 from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.claims import Claim, Outcome
 from deliveries.dispatch import dispatch_replay_job, wake_workers
+from deliveries.fair import claim_counted
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
@@ -82,9 +83,11 @@ def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ())
     claim = _claim_loaded(ids, **lease)
     # The batch's room goes to what waits right behind the keyed heads it holds.
     followers = followers_lease(claim.deliveries, room=limit - len(ids), **lease)
-    if not followers:
-        return claim
-    return Claim(claim.token, claim.expires_at, claim.deliveries + deliveries_load(followers))
+    if followers:
+        claim = Claim(claim.token, claim.expires_at, claim.deliveries + deliveries_load(followers))
+    if settings.WEBHOOKS_FAIR_CLAIMS:
+        claim_counted(leased=len(claim.deliveries), limit=limit)
+    return claim
 
 
 def _lease_probes(
