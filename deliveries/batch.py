@@ -114,7 +114,7 @@ def deliver_due_batch(
     if not claim.deliveries:
         return 0
     claimed = len(claim.deliveries)
-    if on_full_batch is not None and claimed >= limit:
+    if on_full_batch is not None and claim.full:
         on_full_batch()
     if lane is not None:
         claim = _hand_slow_endpoints_to(lane, claim)

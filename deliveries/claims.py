@@ -14,6 +14,8 @@ class Claim:
     token: str
     expires_at: datetime
     deliveries: list[Delivery]
+    # It took all it was allowed: more is due than one batch, and another worker may help.
+    full: bool = False
 
 
 @dataclass(frozen=True)

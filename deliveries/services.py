@@ -27,7 +27,7 @@ from deliveries.bulk import (
 from deliveries.circuit import cooldown_seconds, failure_streak
 from deliveries.claims import Claim, Outcome
 from deliveries.dispatch import dispatch_replay_job, wake_workers
-from deliveries.fair import claim_counted
+from deliveries.fair import claim_counted, shared_batch_size, sharing
 from deliveries.holds import backlog_hold, backlog_resume
 from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
@@ -68,12 +68,17 @@ def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ())
 
     For each endpoint whose circuit cooldown has ended, the claim includes one probe delivery,
     and pushes the endpoint's cooldown on by an attempt's length so that no other worker probes
-    it meanwhile. Deliveries to `skip_endpoint_ids` are left for later. Room left in the batch
+    it meanwhile. Deliveries to `skip_endpoint_ids` are left for later. Under contention, with
+    fair claims, a claim takes a smaller batch (`deliveries.fair.shared_batch_size`), so that each
+    worker comes back to share sooner. Room left in the batch
     goes to the deliveries waiting right behind the keyed heads it holds, after them, in key
     order: the batch sends each only once the one before it in its key succeeded.
     """
     now = timezone.now()
     lease = _new_lease(now)
+    fair = settings.WEBHOOKS_FAIR_CLAIMS
+    if fair and sharing():
+        limit = shared_batch_size(limit)
     leased = deliveries_lease_due(
         limit=limit, at=now, skip_endpoint_ids=list(skip_endpoint_ids), **lease
     )
@@ -83,11 +88,10 @@ def deliveries_claim_due(*, limit: int, skip_endpoint_ids: Collection[int] = ())
     claim = _claim_loaded(ids, **lease)
     # The batch's room goes to what waits right behind the keyed heads it holds.
     followers = followers_lease(claim.deliveries, room=limit - len(ids), **lease)
-    if followers:
-        claim = Claim(claim.token, claim.expires_at, claim.deliveries + deliveries_load(followers))
-    if settings.WEBHOOKS_FAIR_CLAIMS:
-        claim_counted(leased=len(claim.deliveries), limit=limit)
-    return claim
+    deliveries = claim.deliveries + deliveries_load(followers) if followers else claim.deliveries
+    if fair:
+        claim_counted(leased=len(deliveries), limit=limit)
+    return Claim(claim.token, claim.expires_at, deliveries, full=len(deliveries) >= limit)
 
 
 def _lease_probes(

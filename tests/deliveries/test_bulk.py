@@ -277,10 +277,13 @@ def test_claims_share_only_under_contention(tenant, monkeypatch, settings):
 
     first = claim()  # nothing says there is contention: due order, cheaply
     assert quiet.id not in first
-    assert fair.sharing()  # it came back full: the next claims share
-    assert quiet.id in claim()
-    claim()  # the last three of the backlog: short of full
-    assert not fair.sharing()
+    assert fair.sharing()  # it came back full: the next claims share, in half batches
+    second = claim()
+    assert len(second) == 2
+    assert quiet.id in second
+    sizes = [len(claim()) for _ in range(3)]  # the backlog's last five: 2, 2, then 1
+    assert sizes == [2, 2, 1]
+    assert not fair.sharing()  # short of full: due order again
 
 
 @pytest.mark.parametrize(

@@ -227,8 +227,9 @@ def test_keys_are_per_endpoint(tenant, endpoint, receiver):
     EndpointFactory(tenant=tenant, url=receiver.url("/other"))
     emit(tenant, "created")
     emit(tenant, "paid")
-    # One delivery of the key per endpoint is due: each endpoint has its own line.
-    claim = deliveries_claim_due(limit=10)
+    # One delivery of the key per endpoint is due: each endpoint has its own line. (A batch of 64
+    # takes two heads with deliveries waiting behind them: deep_heads_per_claim.)
+    claim = deliveries_claim_due(limit=64)
     heads = [d for d in claim.deliveries if not d.waiting_on_key]
     assert sorted(d.endpoint.url for d in heads) == sorted(
         [receiver.url("/hook"), receiver.url("/other")]
