@@ -330,9 +330,10 @@ WEBHOOKS_SECRET_ROTATION_OVERLAP = env_int("WEBHOOKS_SECRET_ROTATION_OVERLAP", 2
 # Fernet keys for endpoint secrets at rest, newest first; derived from SECRET_KEY when unset.
 WEBHOOKS_ENCRYPTION_KEYS = env_list("WEBHOOKS_ENCRYPTION_KEYS", "")
 WEBHOOKS_BATCH_SIZE = env_int("WEBHOOKS_BATCH_SIZE", 200, minimum=1)
-# Share each batch out between tenants (by Tenant.delivery_weight) and their endpoints, instead of
-# serving due deliveries in due order across all tenants (docs/decisions/0015-fair-claims.md).
-WEBHOOKS_FAIR_CLAIMS = env_bool("WEBHOOKS_FAIR_CLAIMS", False)
+# Under contention (a claim came back full), share each batch out between tenants (by
+# Tenant.delivery_weight) and their endpoints, instead of serving due deliveries in due order
+# across all tenants (docs/decisions/0015-fair-claims.md).
+WEBHOOKS_FAIR_CLAIMS = env_bool("WEBHOOKS_FAIR_CLAIMS", True)
 # A claim's lease, renewed while its batch is in flight: a dead worker's deliveries go to
 # another worker this long after its last renewal. An attempt starts only if the lease outlasts
 # it, so the lease must exceed the timeout, with room for a renewal (deliveries.batch).

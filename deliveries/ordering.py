@@ -139,7 +139,7 @@ def _advance_orm(keys: list[Key], at: datetime) -> list[int]:
 # A claim takes a key's head and up to this many of the deliveries waiting behind it, sent in
 # order in the same batch until one does not succeed: a key goes that much faster than one
 # claim, send, record and advance per delivery.
-FOLLOWERS_PER_HEAD = 31
+FOLLOWERS_PER_HEAD = 7
 
 
 def deep_heads_per_claim(limit: int) -> int:
