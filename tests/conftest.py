@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from hypothesis import settings as hypothesis_settings
 
+from deliveries import fair
 from tests.receiver import Receiver
 from tests.worker import CeleryWorker
 
@@ -51,6 +52,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "services" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def fresh_claim_rotation(monkeypatch):
+    """Each test starts as a fresh worker process would: no contention seen, and the fair claim's
+    round-robin at its start (the state is per process, and tests share one)."""
+    monkeypatch.setattr(fair, "_rotation", fair._Rotation())
 
 
 @pytest.fixture

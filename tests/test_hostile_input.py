@@ -237,6 +237,7 @@ def world(monkeypatch):
         "portal": token,
         "portal-links": link.id,
         "inbox": inbox.token,
+        "tenants": tenant.slug,
     }
     return {"tenant": tenant, "by_resource": by_resource, "portal": token}
 
