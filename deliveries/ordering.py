@@ -20,10 +20,11 @@ key stalled, never out of order; the sweeper advances stalled keys (`keys_stalle
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 
@@ -31,6 +32,8 @@ from deliveries.dispatch import wake_workers
 from deliveries.models import Delivery
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint
+
+logger = logging.getLogger(__name__)
 
 Key = tuple[int, str]  # (endpoint id, ordering key)
 
@@ -106,8 +109,15 @@ RETURNING d.{Delivery.id}
 
 def keys_advance_and_wake(keys: Collection[Key]) -> None:
     """`keys_advance`, then wake the workers if a head became due (call outside a transaction,
-    or from `transaction.on_commit`)."""
-    if keys_advance(keys):
+    or from `transaction.on_commit`). Never raises: what it was to do is already committed, its
+    caller (an emit, a worker's record) must not fail for it, and the sweeper advances keys left
+    stalled (`keys_stalled`)."""
+    try:
+        advanced = keys_advance(keys)
+    except DatabaseError:
+        logger.warning("Could not advance ordering keys; the sweeper will", exc_info=True)
+        return
+    if advanced:
         transaction.on_commit(wake_workers)
 
 

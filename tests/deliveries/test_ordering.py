@@ -348,3 +348,18 @@ def test_the_replay_command_keeps_keys_in_order(tenant, endpoint, receiver, sett
     call_command("replay", "--endpoint", str(endpoint.id), stdout=io.StringIO())
     drain()
     assert steps(receiver)[2:] == [("ord_1", "created"), ("ord_1", "paid")]
+
+
+def test_an_emit_whose_key_cannot_be_advanced_still_succeeds(tenant, endpoint, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    from deliveries import ordering
+
+    def broken(*args, **kwargs):
+        raise OperationalError("the database went away")
+
+    emit(tenant, "created")
+    monkeypatch.setattr(ordering, "keys_advance", broken)
+    waiting = emit(tenant, "paid")  # advanced after the commit: the failure is only logged
+    assert waiting.waiting_on_key
+    assert "the sweeper will" in caplog.text
