@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from deliveries.fair import fair_lease_due, sharing
 from deliveries.models import Attempt, Delivery
-from deliveries.ordering import deep_heads_capped, deep_heads_per_claim
+from deliveries.ordering import DEEP_HEAD_SQL, deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import (
     deliveries_flowing,
     endpoint_ids_to_probe,
@@ -114,12 +114,7 @@ _LEASE_DUE_SQL = """
 SET LOCAL enable_bitmapscan = off;
 WITH picked AS (
     SELECT d.{Delivery.id}, d.{Delivery.next_attempt_at},
-           CASE WHEN d.{Delivery.ordering_key} = '' THEN false ELSE EXISTS (
-               SELECT 1 FROM {Delivery.table} w
-               WHERE w.{Delivery.status} = %(pending)s AND w.{Delivery.ordering_key} <> ''
-                 AND w.{Delivery.endpoint_id} = d.{Delivery.endpoint_id}
-                 AND w.{Delivery.ordering_key} = d.{Delivery.ordering_key}
-                 AND w.{Delivery.waiting_on_key}) END AS deep
+           <deep> AS deep
     FROM {Delivery.table} d
     WHERE d.{Delivery.status} = %(pending)s AND d.{Delivery.next_attempt_at} <= %(at)s
       AND (d.{Delivery.lease_expires_at} IS NULL OR d.{Delivery.lease_expires_at} < %(at)s)
@@ -143,7 +138,7 @@ FROM chosen WHERE d.{Delivery.id} = chosen.{Delivery.id}
 RETURNING d.{Delivery.id};
 SELECT EXISTS (SELECT 1 FROM {Endpoint.table}
                WHERE {Endpoint.is_active} AND {Endpoint.circuit_open_until} <= %(at)s)
-"""
+""".replace("<deep>", DEEP_HEAD_SQL)
 
 
 def attempts_insert(attempts: list[Attempt]) -> None:

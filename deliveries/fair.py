@@ -26,7 +26,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from deliveries.models import Delivery
-from deliveries.ordering import deep_heads_capped, deep_heads_per_claim
+from deliveries.ordering import DEEP_HEAD_SQL, deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import deliveries_flowing, endpoint_ids_to_probe
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, Tenant
@@ -174,12 +174,7 @@ picked AS (
                               ORDER BY p.{Delivery.next_attempt_at}, p.{Delivery.id}) AS turn
     FROM due_heads dh CROSS JOIN LATERAL (
         SELECT d.{Delivery.id}, d.{Delivery.next_attempt_at},
-               CASE WHEN d.{Delivery.ordering_key} = '' THEN false ELSE EXISTS (
-                   SELECT 1 FROM {Delivery.table} w
-                   WHERE w.{Delivery.status} = %(pending)s AND w.{Delivery.ordering_key} <> ''
-                     AND w.{Delivery.endpoint_id} = d.{Delivery.endpoint_id}
-                     AND w.{Delivery.ordering_key} = d.{Delivery.ordering_key}
-                     AND w.{Delivery.waiting_on_key}) END AS deep
+               <deep> AS deep
         FROM {Delivery.table} d
         WHERE d.{Delivery.status} = %(pending)s
           AND (d.{Delivery.endpoint_id}, d.{Delivery.next_attempt_at})
@@ -218,7 +213,7 @@ SELECT chosen.id, chosen.endpoint_id FROM chosen JOIN leased ON leased.{Delivery
 ORDER BY chosen.place;
 SELECT EXISTS (SELECT 1 FROM {Endpoint.table}
                WHERE {Endpoint.is_active} AND {Endpoint.circuit_open_until} <= %(at)s)
-"""
+""".replace("<deep>", DEEP_HEAD_SQL)
 
 
 def _lease_orm(

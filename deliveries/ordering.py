@@ -152,6 +152,17 @@ def _advance_orm(keys: list[Key], at: datetime) -> list[int]:
 FOLLOWERS_PER_HEAD = 7
 
 
+# For the claims' SQL (a sql_with_names template): whether the row `d` a claim passes is a keyed
+# head with deliveries waiting behind it, "deep" (one probe of delivery_ordering_idx; none for an
+# unkeyed row).
+DEEP_HEAD_SQL = """CASE WHEN d.{Delivery.ordering_key} = '' THEN false ELSE EXISTS (
+    SELECT 1 FROM {Delivery.table} w
+    WHERE w.{Delivery.status} = %(pending)s AND w.{Delivery.ordering_key} <> ''
+      AND w.{Delivery.endpoint_id} = d.{Delivery.endpoint_id}
+      AND w.{Delivery.ordering_key} = d.{Delivery.ordering_key}
+      AND w.{Delivery.waiting_on_key}) END"""
+
+
 def deep_heads_per_claim(limit: int) -> int:
     """How many heads with followers a claim of `limit` takes at most: enough to fill it with
     their followers, leaving the other keys' heads to other workers, in parallel."""
