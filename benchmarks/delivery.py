@@ -361,7 +361,7 @@ def _summary(run: Run, records: list[dict]) -> dict:
     )
     if run.options.scenario == "noisy-neighbour":
         quiet = quiet_latencies(records)
-        for label, fraction in (("p50", 0.50), ("p99", 0.99)):
+        for label, fraction in (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)):
             value = percentile(quiet, fraction) if quiet else None
             figures[f"quiet_latency_ms_{label}"] = round(value, 1) if value else None
         figures["noisy_duplicated"] = noisy_duplicates(records)

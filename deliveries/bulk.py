@@ -131,11 +131,13 @@ WITH picked AS (
                row_number() OVER (PARTITION BY deep ORDER BY {Delivery.next_attempt_at}) AS n
         FROM picked) ranked
     WHERE NOT deep OR n <= %(deep_heads)s
+), leased AS (
+    UPDATE {Delivery.table} AS d
+    SET {Delivery.leased_by} = %(token)s, {Delivery.lease_expires_at} = %(expires_at)s
+    FROM chosen WHERE d.{Delivery.id} = chosen.{Delivery.id}
+    RETURNING d.{Delivery.id}, d.{Delivery.next_attempt_at}
 )
-UPDATE {Delivery.table} AS d
-SET {Delivery.leased_by} = %(token)s, {Delivery.lease_expires_at} = %(expires_at)s
-FROM chosen WHERE d.{Delivery.id} = chosen.{Delivery.id}
-RETURNING d.{Delivery.id};
+SELECT {Delivery.id} FROM leased ORDER BY {Delivery.next_attempt_at}, {Delivery.id};
 SELECT EXISTS (SELECT 1 FROM {Endpoint.table}
                WHERE {Endpoint.is_active} AND {Endpoint.circuit_open_until} <= %(at)s)
 """.replace("<deep>", DEEP_HEAD_SQL)

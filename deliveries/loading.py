@@ -26,7 +26,8 @@ _ALIASES = ("d", "e", "t", "p")
 
 
 def deliveries_load(delivery_ids: Sequence[int]) -> list[Delivery]:
-    """These deliveries in `next_attempt_at` order, their related rows attached."""
+    """These deliveries in the order of `delivery_ids` (the order their claim chose to send them
+    in), their related rows attached."""
     if not delivery_ids:
         return []
     if connection.vendor != "postgresql":
@@ -46,19 +47,22 @@ def deliveries_load(delivery_ids: Sequence[int]) -> list[Delivery]:
         )
         delivery.endpoint = _built_once(endpoints, delivery.endpoint_id, Endpoint, endpoint_row)
         deliveries.append(delivery)
-    return deliveries
+    return _in_order_of(delivery_ids, deliveries)
 
 
 def _load_orm(delivery_ids: Sequence[int]) -> list[Delivery]:
     deliveries = list(
-        Delivery.objects.filter(id__in=list(delivery_ids))
-        .order_by("next_attempt_at", "id")
-        .select_related("event__event_type")
+        Delivery.objects.filter(id__in=list(delivery_ids)).select_related("event__event_type")
     )
     endpoints = Endpoint.objects.in_bulk({delivery.endpoint_id for delivery in deliveries})
     for delivery in deliveries:
         delivery.endpoint = endpoints[delivery.endpoint_id]
-    return deliveries
+    return _in_order_of(delivery_ids, deliveries)
+
+
+def _in_order_of(delivery_ids: Sequence[int], deliveries: list[Delivery]) -> list[Delivery]:
+    position = {delivery_id: n for n, delivery_id in enumerate(delivery_ids)}
+    return sorted(deliveries, key=lambda delivery: position[delivery.id])
 
 
 @cache
@@ -76,7 +80,7 @@ _LOAD_FROM_SQL = (
     "JOIN {Event.table} e ON e.{Event.id} = d.{Delivery.event_id} "
     "JOIN {EventType.table} t ON t.{EventType.id} = e.{Event.event_type_id} "
     "JOIN {Endpoint.table} p ON p.{Endpoint.id} = d.{Delivery.endpoint_id} "
-    "WHERE d.{Delivery.id} = ANY(%s) ORDER BY d.{Delivery.next_attempt_at}, d.{Delivery.id}"
+    "WHERE d.{Delivery.id} = ANY(%s)"
 )
 
 

@@ -226,6 +226,20 @@ def test_a_tenant_with_one_due_delivery_is_served_beside_another_tenants_backlog
 
 
 @pytest.mark.usefixtures("rotation")
+def test_a_shared_batch_is_sent_in_its_turns_so_a_quiet_tenant_does_not_wait_for_the_rest(tenant):
+    busy = EndpointFactory(tenant=tenant)
+    backlog = [delivery(busy, due_in=-60 + n) for n in range(30)]
+    quiet = delivery(EndpointFactory(tenant=TenantFactory()), due_in=-1)
+
+    claim = deliveries_claim_due(limit=20)  # shared: half a batch, in turns over the tenants
+
+    # In due order the quiet tenant's delivery, the newest, would be sent after the other nine.
+    assert [d.id for d in claim.deliveries] == [backlog[0].id, quiet.id] + [
+        d.id for d in backlog[1:9]
+    ]
+
+
+@pytest.mark.usefixtures("rotation")
 def test_an_endpoint_with_one_due_delivery_is_served_beside_its_tenants_busy_endpoint(tenant):
     busy = EndpointFactory(tenant=tenant)
     for n in range(20):
