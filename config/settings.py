@@ -348,7 +348,7 @@ if WEBHOOKS_LEASE_SECONDS < WEBHOOKS_TIMEOUT + 2:
 WEBHOOKS_CIRCUIT_FAILURES = env_int("WEBHOOKS_CIRCUIT_FAILURES", 5, minimum=1)
 WEBHOOKS_CIRCUIT_COOLDOWN = env_float("WEBHOOKS_CIRCUIT_COOLDOWN", 30.0, minimum=0.1)
 # Attempts slower than this move an endpoint to each worker's side threads.
-WEBHOOKS_SLOW_ATTEMPT_SECONDS = env_float("WEBHOOKS_SLOW_ATTEMPT_SECONDS", 1.0, minimum=0.01)
+WEBHOOKS_SLOW_ATTEMPT_SECONDS = env_float("WEBHOOKS_SLOW_ATTEMPT_SECONDS", 0.25, minimum=0.01)
 WEBHOOKS_SLOW_LANE_THREADS = env_int("WEBHOOKS_SLOW_LANE_THREADS", 8, minimum=1)
 WEBHOOKS_RESPONSE_BODY_LIMIT = env_int("WEBHOOKS_RESPONSE_BODY_LIMIT", 64 * 1024, minimum=0)
 # A test send goes through the workers; the web request waits this long for its attempt before
