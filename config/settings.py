@@ -334,6 +334,9 @@ WEBHOOKS_BATCH_SIZE = env_int("WEBHOOKS_BATCH_SIZE", 200, minimum=1)
 # Tenant.delivery_weight) and their endpoints, instead of serving due deliveries in due order
 # across all tenants (docs/decisions/0015-fair-claims.md).
 WEBHOOKS_FAIR_CLAIMS = env_bool("WEBHOOKS_FAIR_CLAIMS", True)
+# A new endpoint, or one whose URL changed, must echo a signed challenge before it receives
+# anything else (Tenant.verify_endpoints overrides this per tenant).
+WEBHOOKS_VERIFY_ENDPOINTS = env_bool("WEBHOOKS_VERIFY_ENDPOINTS", False)
 # A claim's lease, renewed while its batch is in flight: a dead worker's deliveries go to
 # another worker this long after its last renewal. An attempt starts only if the lease outlasts
 # it, so the lease must exceed the timeout, with room for a renewal (deliveries.batch).

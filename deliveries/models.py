@@ -141,6 +141,7 @@ class Attempt(models.Model):
         INVALID_RESPONSE = "invalid_response"
         INVALID_REQUEST = "invalid_request"
         INTERNAL = "internal"
+        TRANSFORM = "transform"
 
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()

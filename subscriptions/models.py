@@ -31,6 +31,7 @@ SECRET_PREFIX = "whsec_"
 MAX_PREVIOUS_SECRETS = 5
 # Sent by "send test event"; created by a migration, delivered only to the endpoint under test.
 TEST_EVENT_TYPE = "hookline.test"
+VERIFICATION_EVENT_TYPE = "hookline.verification"
 
 
 def generate_signing_secret() -> str:
@@ -48,6 +49,12 @@ class Tenant(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(100)],
         help_text="This tenant's share of delivery capacity when several tenants have backlogs "
         "(1 to 100: weight 3 gets three times the deliveries of weight 1).",
+    )
+    verify_endpoints = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether a new endpoint, or one whose URL changed, must answer an ownership "
+        "challenge before it receives anything; empty follows WEBHOOKS_VERIFY_ENDPOINTS.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -161,6 +168,21 @@ class Endpoint(models.Model):
         default=PayloadFormat.JSON,
         help_text="How the body is encoded: JSON, XML or form fields (see the README).",
     )
+    filter = models.TextField(
+        blank=True,
+        help_text="A CEL expression over type, data, tenant and timestamp; only events for which "
+        "it is true are delivered. Empty: every event of the chosen types.",
+    )
+    transformation = models.TextField(
+        blank=True,
+        help_text="A JSONata expression that reshapes the body before it is signed and sent. "
+        "Empty: the body as Hookline builds it.",
+    )
+    # Ownership verification: when it applies, an endpoint receives nothing but its challenge
+    # until it has echoed it (None: not yet). Endpoints saved while it does not apply are trusted
+    # from the start.
+    verified_at = models.DateTimeField(null=True, blank=True, default=timezone.now, editable=False)
+    verification_challenge = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
