@@ -139,12 +139,14 @@ def test_migration_moves_the_previous_secret_into_the_list_and_encrypts_headers(
     executor = MigrationExecutor(connection)
     executor.migrate([after])
 
-    migrated = Endpoint.objects.get(pk=rotating.pk)
+    # Only the columns that exist at that migration: later ones add more.
+    at_that_migration = Endpoint.objects.only("secret", "previous_secrets", "headers")
+    migrated = at_that_migration.get(pk=rotating.pk)
     assert migrated.signing_secrets() == [current, previous]
     assert [p.expires_at for p in migrated.previous_secrets] == [until]
     assert migrated.headers == {"Authorization": TOKEN}
     assert TOKEN not in json.dumps(stored_row(rotating))
-    assert Endpoint.objects.get(pk=settled.pk).previous_secrets == []  # it had stopped signing
+    assert at_that_migration.get(pk=settled.pk).previous_secrets == []  # it had stopped signing
 
     executor = MigrationExecutor(connection)
     executor.migrate([before])  # and back: the latest replaced secret, headers in clear
