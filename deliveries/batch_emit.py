@@ -2,9 +2,9 @@
 
 The single-event statement (deliveries.bulk) inserts an event, then `INSERT … SELECT`s its
 deliveries. Here the events travel as arrays, one per column, that `unnest(…) WITH ORDINALITY`
-turns back into rows numbered in the caller's order; the events are inserted in that order
-(their ids follow it), mapped back to their items by their public ids, and fanned out to their
-endpoints in the same statement. A batch of 500 events costs one round trip, not 500
+turns back into rows numbered in the caller's order; the events get their ids in that order,
+are inserted, and are fanned out to their endpoints, deliveries in that order too, in the same
+statement. A batch of 500 events costs one round trip, not 500
 (decision record 0017). SQLite takes the single-event path once per event, with the same results.
 """
 
@@ -88,6 +88,7 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
                 "idempotency_keys": [event.idempotency_key for event in events],
                 "ordering_keys": [event.ordering_key for event in events],
                 "tenant_id": tenant.id, "now": now,
+                "event_table": Event._meta.db_table, "event_id": Event._meta.pk.column,
                 "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
             },
         )  # fmt: skip
@@ -105,15 +106,18 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
     )
 
 
-# `item` numbers the events from 1 in the caller's order. Nothing is inserted unless every
-# event type is still as the caller read it. Inserted events come back by public id, the one
-# column the caller chose that RETURNING can give.
+# `item` numbers the events from 1 in the caller's order, and draws their ids in that order.
+# Nothing is inserted unless every event type is still as the caller read it. The events are
+# inserted in idempotency-key order: two batches sharing keys then wait for each other at their
+# first shared key, where in the caller's orders they could each hold a key that the other waits
+# for, a deadlock (seen with crossing orders of 500 keys). The ids keep the caller's order.
 _BATCH_SQL = """
 WITH item AS (
-    SELECT * FROM unnest(%(public_ids)s::text[], %(event_type_ids)s::bigint[],
-                         %(event_type_names)s::text[], %(payloads)s::text[],
-                         %(payload_texts)s::text[], %(idempotency_keys)s::text[],
-                         %(ordering_keys)s::text[])
+    SELECT nextval(pg_get_serial_sequence(%(event_table)s, %(event_id)s)) AS event_id, i.*
+    FROM unnest(%(public_ids)s::text[], %(event_type_ids)s::bigint[],
+                %(event_type_names)s::text[], %(payloads)s::text[],
+                %(payload_texts)s::text[], %(idempotency_keys)s::text[],
+                %(ordering_keys)s::text[])
         WITH ORDINALITY AS i(public_id, event_type_id, event_type_name, payload, payload_text,
                              idempotency_key, ordering_key, n)
 ), kinds AS (
@@ -125,18 +129,19 @@ WITH item AS (
     ) AS current
 ), event AS (
     INSERT INTO {Event.table}
-        ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
-         {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key}, {Event.created_at})
-    SELECT item.public_id, %(tenant_id)s, item.event_type_id, item.payload::jsonb,
+        ({Event.id}, {Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
+         {Event.payload}, {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key},
+         {Event.created_at})
+    SELECT item.event_id, item.public_id, %(tenant_id)s, item.event_type_id, item.payload::jsonb,
            item.payload_text, item.idempotency_key, item.ordering_key, %(now)s
     FROM item WHERE (SELECT current FROM kinds)
-    ORDER BY item.n
+    ORDER BY item.idempotency_key, item.n
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
-    RETURNING {Event.id}, {Event.public_id}
+    RETURNING {Event.id}
 ), stored AS (
-    SELECT event.{Event.id} AS event_id, item.n, item.event_type_id, item.ordering_key
-    FROM event JOIN item ON item.public_id = event.{Event.public_id}
+    SELECT item.event_id, item.n, item.event_type_id, item.ordering_key
+    FROM event JOIN item ON item.event_id = event.{Event.id}
 ), target AS (
     -- Eligibility: the endpoints each stored event goes to, all in this one place. An endpoint
     -- of the tenant, active, that wants the event's type (one with no types wants all).
