@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deliveries.models import Delivery
 from subscriptions.models import EventType
@@ -328,3 +330,59 @@ def test_a_batch_in_a_transaction_that_rolls_back_stores_nothing(tenant):
         transaction.set_rollback(True)
 
     assert not Event.objects.exists()
+
+
+# --- any input at all -----------------------------------------------------------------------------
+
+text = st.lists(
+    st.sampled_from(["a", "é", " ", ".", "\x00", "\ud800", "\udfff", "order.paid"]), max_size=4
+).map("".join)
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
+)
+event_types = st.sampled_from(["order.paid", "order.unknown"]) | text
+options = st.fixed_dictionaries(
+    {},
+    optional={
+        "idempotency_key": st.sampled_from(["k1", "k2"]) | text | st.integers() | st.none(),
+        "ordering_key": st.sampled_from(["o1", "o2"]) | text | st.none(),
+    },
+)
+payloads = st.dictionaries(text, json_like, max_size=3)
+items = st.one_of(
+    st.tuples(event_types, payloads),
+    st.tuples(event_types, payloads | json_like, options),
+    json_like,  # not an item at all
+)
+
+
+# Some items twice: a repeated idempotency key is a duplicate, or, with another payload, a conflict.
+batches = st.lists(items, max_size=6).map(lambda drawn: drawn + drawn[: len(drawn) // 2])
+
+
+@given(batch=batches, atomic=st.booleans())
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_items_get_one_answer_each_and_exactly_the_created_ones_are_stored(
+    tenant, batch, atomic
+):
+    before = set(Event.objects.values_list("public_id", flat=True))
+
+    results = send_events(tenant, batch, atomic=atomic)
+
+    assert [result.index for result in results] == list(range(len(batch)))
+    created = {r.event_id for r in results if r.status == CREATED}
+    assert set(Event.objects.values_list("public_id", flat=True)) - before == created
+    for result in results:
+        if result.status == REJECTED:
+            assert result.code in RejectionCode
+            assert result.detail
+            assert result.event_id is None
+        else:
+            assert Event.objects.filter(public_id=result.event_id).exists()
+    if atomic and any(r.status == REJECTED for r in results):
+        assert created == set()
+        assert {r.status for r in results} == {REJECTED}
