@@ -22,6 +22,7 @@ from config.api_parsers import JSONParser, refuse_lone_surrogates
 from config.api_types import JsonTypes
 from subscriptions.authentication import api_key_of
 from webhooks.batches import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     MAX_BATCH_EVENTS,
     EventItem,
     ItemResult,
@@ -32,8 +33,6 @@ from webhooks.batches import (
 )
 from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH, ORDERING_KEY_PATTERN, ORDERING_KEY_RULE
 from webhooks.payloads import json_array_items, json_object_members
-
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class TooManyEvents(APIException):
