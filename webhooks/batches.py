@@ -107,7 +107,8 @@ def events_send(
     item rejects nothing else unless `atomic`, in which case nothing is stored and every item
     says why. Workers are woken once the transaction commits (a caller's own transaction
     included). Raises UnknownTenantError or BatchTooLargeError (nothing stored) for the batch
-    as a whole.
+    as a whole, and UnknownEventTypeError in the unlikely case that event types keep changing
+    while the batch is stored (send it again).
     """
     tenant = tenant_resolved(tenant)
     if len(items) > MAX_BATCH_EVENTS:
