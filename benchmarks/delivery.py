@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from benchmarks.emitting import EVENT_TYPE, emit_burst, emit_steady
+from benchmarks.emitting import EVENT_TYPE, emit_batches, emit_burst, emit_steady
 from benchmarks.noisy import (
     NOISY_BACKLOG,
     QUIET_PATH,
@@ -177,16 +178,23 @@ def _last_delivery_id() -> int:
     return Delivery.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def _backlog(run: Run, tenant: Tenant, healthy: list[int], name: str) -> None:
-    """Deliveries already queued, workers only: delivery capacity."""
+Emit = Callable[[Tenant, int], float]
+
+
+def _backlog(
+    run: Run, tenant: Tenant, healthy: list[int], name: str,
+    emit: Emit = emit_burst, emit_figure: str = "emit_ms_per_event",
+) -> None:  # fmt: skip
+    """Deliveries already queued, workers only: delivery capacity. The emit is timed on its own,
+    no worker woken: `emit_figure`."""
     options = run.options
     since = _last_delivery_id()
     # Held back while they are emitted, as if their endpoints' circuits were open.
     held = Endpoint.objects.filter(tenant=tenant)
     until = timezone.now() + timedelta(days=1)
     held.update(circuit_open_until=until)
-    emit_seconds = emit_burst(tenant, options.events)
-    run.figures.setdefault("emit_ms_per_event", round(1000 * emit_seconds / options.events, 3))
+    emit_seconds = emit(tenant, options.events)
+    run.figures.setdefault(emit_figure, round(1000 * emit_seconds / options.events, 3))
     expected = options.events * len(healthy)
     started = time.time()
     with transaction.atomic():  # the circuits close, as after a successful probe
@@ -200,18 +208,21 @@ def _backlog(run: Run, tenant: Tenant, healthy: list[int], name: str) -> None:
     run.expected += expected
 
 
-def _burst(run: Run, tenant: Tenant, healthy: list[int]) -> None:
-    """One process emits a burst while the workers deliver: end to end, with latency."""
+def _burst(run: Run, tenant: Tenant, healthy: list[int], batched: bool = False) -> None:
+    """One process emits a burst while the workers deliver: end to end, with latency. Batched,
+    with send_events, 100 events a call."""
     options = run.options
+    phase = "burst_batch" if batched else "burst"
     since = _last_delivery_id()
     started = time.time()
-    emit_seconds = emit_burst(tenant, options.events)
+    emit_seconds = (emit_batches if batched else emit_burst)(tenant, options.events)
     expected = options.events * len(healthy)
     finished = _wait_delivered(healthy, since, expected, timeout=300)
-    run.figures["end_to_end_per_s"] = round(expected / (finished - started), 1)
+    name = "end_to_end_batch" if batched else "end_to_end"
+    run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
     # Beside busy workers, and waking them: what an application pays under load.
-    run.figures["burst_emit_ms_per_event"] = round(1000 * emit_seconds / options.events, 3)
-    run.windows["burst"] = (started, finished)
+    run.figures[f"{phase}_emit_ms_per_event"] = round(1000 * emit_seconds / options.events, 3)
+    run.windows[phase] = (started, finished)
     run.expected += expected
 
 
@@ -279,6 +290,8 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     try:
         wait_until_ready()
         _backlog(run, tenant, endpoints, "backlog")
+        _backlog(run, tenant, endpoints, "backlog_batch", emit=emit_batches,
+                 emit_figure="batch_emit_ms_per_event")  # fmt: skip
         if options.scenario == "noisy-neighbour":
             noisy = noisy_neighbour(
                 url=receiver.url(""),
@@ -321,6 +334,7 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
             run.figures["prefill_seconds"] = round(time.monotonic() - started, 1)
             _backlog(run, tenant, healthy, "backlog_prefilled")
         _burst(run, tenant, healthy)
+        _burst(run, tenant, healthy, batched=True)
         _steady(run, tenant, healthy)
     finally:
         cpu_seconds = stop_workers(worker)
@@ -340,7 +354,8 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
 def _summary(run: Run, records: list[dict]) -> dict:
     figures = run.figures
     ceiling = figures["raw_ceiling_per_s"]
-    for name in ("backlog", "backlog_troubled", "backlog_prefilled", "end_to_end"):
+    names = ("backlog", "backlog_troubled", "backlog_prefilled", "end_to_end", "end_to_end_batch")
+    for name in names:
         if f"{name}_per_s" in figures:
             figures[f"{name}_vs_ceiling_pct"] = round(100 * figures[f"{name}_per_s"] / ceiling, 1)
     if "backlog_prefilled_per_s" in figures:
@@ -348,7 +363,7 @@ def _summary(run: Run, records: list[dict]) -> dict:
             100 * figures["backlog_prefilled_per_s"] / figures["backlog_per_s"], 1
         )
     delivered = [r for r in records if r["path"].startswith("/e")]
-    for phase in ("burst", "steady"):
+    for phase in ("burst", "burst_batch", "steady"):
         start, end = run.windows[phase]
         latencies = [1000 * (r["at"] - r["sent_at"]) for r in delivered
                      if start <= r["sent_at"] <= end]  # fmt: skip

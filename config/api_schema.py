@@ -26,7 +26,8 @@ ERRORS = {
     "405": "Method not allowed.",
     "406": "Only JSON responses are offered.",
     "409": "The request conflicts with the object's state.",
-    "413": "The body is over its route's limit (WEBHOOKS_MAX_PAYLOAD_BYTES for events).",
+    "413": "The body is over its route's limit (WEBHOOKS_MAX_PAYLOAD_BYTES for events, "
+    "WEBHOOKS_BATCH_MAX_BYTES for a batch), or a batch holds more than 500 events.",
     "415": "Send JSON.",
     "429": "Rate limit exceeded, or too many refused API keys from this address; see Retry-After.",
 }

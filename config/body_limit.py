@@ -1,7 +1,8 @@
 """Refuse request bodies over their route's limit with a 413, before anything reads them.
 
 One check for every route: the events route allows WEBHOOKS_MAX_PAYLOAD_BYTES plus room for
-the envelope, every other route Django's DATA_UPLOAD_MAX_MEMORY_SIZE. The declared
+the envelope, the batch route WEBHOOKS_BATCH_MAX_BYTES, every other route Django's
+DATA_UPLOAD_MAX_MEMORY_SIZE. The declared
 Content-Length is checked first, so a refused body is never read. A body without one is bounded
 too: under WSGI Django reads no more than Content-Length (none without it), and under ASGI the
 server has spooled the body already, so its real size is measured.
@@ -23,6 +24,7 @@ from config.api_errors import error_response
 # Room for the envelope around an event's payload ({"event_type": …, "idempotency_key": …}).
 ENVELOPE_BYTES = 16 * 1024
 EVENTS_PATH = "/api/v1/events/"
+BATCH_PATH = "/api/v1/events/batch/"
 JSON_PREFIXES = ("/api/", "/inbox/")
 
 
@@ -30,6 +32,8 @@ def body_limit(path: str) -> int | None:
     """The most bytes a request body to `path` may hold; None for no limit."""
     if path == EVENTS_PATH:
         return settings.WEBHOOKS_MAX_PAYLOAD_BYTES + ENVELOPE_BYTES
+    if path == BATCH_PATH:
+        return settings.WEBHOOKS_BATCH_MAX_BYTES
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
@@ -71,6 +75,11 @@ def _too_large(request: HttpRequest, size: int, limit: int) -> HttpResponse:
     if request.path == EVENTS_PATH:
         payload_limit = settings.WEBHOOKS_MAX_PAYLOAD_BYTES
         detail = f"The request body is {size} bytes; payloads are limited to {payload_limit} bytes."
+    if request.path == BATCH_PATH:
+        detail = (
+            f"The request body is {size} bytes; a batch is limited to {limit} bytes "
+            "(WEBHOOKS_BATCH_MAX_BYTES): send fewer events per batch."
+        )
     is_json = request.path.startswith(JSON_PREFIXES)
     return error_response(
         request, status=413, code="payload_too_large", detail=detail, json=is_json

@@ -291,6 +291,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": "deliveries.models.Delivery.Status",
         "ReplayJobStatusEnum": "deliveries.models.ReplayJob.Status",
+        "EventBatchItemStatusEnum": "webhooks.batches.ItemStatus",
+        "EventBatchRejectionCodeEnum": "webhooks.batches.RejectionCode",
     },
 }
 
@@ -316,6 +318,9 @@ WEBHOOKS_RETRY_SCHEDULE = env_seconds_list(
 WEBHOOKS_RETRY_CLIENT_ERRORS = env_bool("WEBHOOKS_RETRY_CLIENT_ERRORS", True)
 WEBHOOKS_TIMEOUT = env_float("WEBHOOKS_TIMEOUT", 15.0, minimum=0.1)
 WEBHOOKS_MAX_PAYLOAD_BYTES = env_int("WEBHOOKS_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1)
+# The largest request body POST /api/v1/events/batch/ accepts (up to 500 events). Parsing JSON
+# takes up to about 25 times its size in memory (a body of nothing but `[]`), so this bounds it.
+WEBHOOKS_BATCH_MAX_BYTES = env_int("WEBHOOKS_BATCH_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
 WEBHOOKS_REQUIRE_HTTPS = env_bool("WEBHOOKS_REQUIRE_HTTPS", True)
 WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST = env_networks("WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST", "")
 WEBHOOKS_SWEEP_INTERVAL = env_float("WEBHOOKS_SWEEP_INTERVAL", 5.0, minimum=0.1)

@@ -84,6 +84,8 @@ VALID_BODY = {
     "expires_in": 60,
     "overlap_seconds": 0,
     "payload_format": "json",
+    "events": [{"event_type": "order.paid", "payload": {"order_id": "o-1"}}],
+    "atomic": False,
 }
 
 

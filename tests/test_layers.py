@@ -17,8 +17,10 @@ APPS = CONFIG["root_packages"]
 
 # (module, imported): each must be imported late, and says why where it does.
 LATE_IMPORTS_ALLOWED = {
-    # Django imports an app's package before its models are ready; `send_event` needs them.
+    # Django imports an app's package before its models are ready; `send_event` and
+    # `send_events` need them.
     ("webhooks", "webhooks.services"),
+    ("webhooks", "webhooks.batches"),
     # AppConfig.ready(): the one place where an app may touch models and connect receivers.
     ("deliveries.apps", "deliveries.receivers"),
     ("operations.apps", "operations.receivers"),

@@ -1,14 +1,17 @@
-"""Hookline's event side. Host code emits events with `send_event`."""
+"""Hookline's event side. Host code emits events with `send_event`, or many with `send_events`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from subscriptions.models import Tenant
+    from webhooks.batches import ItemResult
     from webhooks.models import Event
 
-__all__ = ["send_event"]
+__all__ = ["send_event", "send_events"]
 
 
 def send_event(
@@ -33,3 +36,16 @@ def send_event(
         idempotency_key=idempotency_key,
         ordering_key=ordering_key,
     )
+
+
+def send_events(
+    tenant: Tenant | str, items: Sequence[Sequence[Any]], *, atomic: bool = False
+) -> list[ItemResult]:
+    """Emit up to 500 events in one transaction; returns a result per item, in order.
+
+    Each item is `(event_type, payload)` or `(event_type, payload, {"idempotency_key": …,
+    "ordering_key": …})`. See `webhooks.batches.events_send`, which this forwards to.
+    """
+    from webhooks.batches import events_send
+
+    return events_send(tenant=tenant, items=items, atomic=atomic)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,12 @@ from config.api_parsers import JSONParser, refuse_lone_surrogates
 from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import DeliverySerializer
 from subscriptions.authentication import api_key_of
+from webhooks.batch_api import (
+    EventBatchCreateSerializer,
+    EventBatchParser,
+    EventBatchSerializer,
+    events_batch_response,
+)
 from webhooks.models import Event
 from webhooks.ordering_keys import (
     ORDERING_KEY_MAX_LENGTH,
@@ -143,6 +150,14 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if not created:
             return _replayed(event, wanted, payload_text)
         return Response(EventCreatedSerializer(event).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=EventBatchCreateSerializer, responses={200: EventBatchSerializer})
+    @action(detail=False, methods=["post"], url_path="batch", parser_classes=[EventBatchParser])
+    def batch(self, request: Request) -> Response:
+        """Emit up to 500 events in one transaction: 200 with a result per item, in order
+        (created, duplicate of an earlier event with its idempotency key, or rejected with a
+        code and why). A rejected item rejects nothing else, unless `atomic` is true."""
+        return events_batch_response(request)
 
 
 def _idempotency_header(request: Request) -> str | None:

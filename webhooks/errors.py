@@ -25,6 +25,14 @@ class InvalidOrderingKeyError(EventError):
     pass
 
 
+class InvalidIdempotencyKeyError(EventError):
+    pass
+
+
+class BatchTooLargeError(EventError):
+    """A batch holds more events than one call may send; nothing was stored."""
+
+
 class TooManyTestSendsError(EventError):
     """The tenant has as many test sends pending as it may; one may be tried after `retry_after`."""
 

@@ -175,6 +175,31 @@ def json_object_members(text: str) -> tuple[Any, dict[str, str]]:
     return values, texts
 
 
+def json_array_items(text: str) -> list[tuple[Any, str]]:
+    """Each element of the JSON array `text`, parsed, with its text as written.
+
+    Raises as `json_object_members` does, and ValueError for text that is not an array.
+    """
+    position = _skip_space(text, 0)
+    if not text.startswith("[", position):
+        raise ValueError("not a JSON array")
+    items: list[tuple[Any, str]] = []
+    position = _skip_space(text, position + 1)
+    closing = text.startswith("]", position)
+    while not closing:
+        value, end = _DECODER.raw_decode(text, position)
+        items.append((value, text[position:end]))
+        position = _skip_space(text, end)
+        closing = text.startswith("]", position)
+        if not closing:
+            if not text.startswith(",", position):
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
+            position = _skip_space(text, position + 1)
+    if _skip_space(text, position + 1) != len(text):
+        raise json.JSONDecodeError("Extra data", text, position + 1)
+    return items
+
+
 def _skip_space(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t\n\r":
         position += 1

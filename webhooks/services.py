@@ -87,7 +87,7 @@ def event_send_idempotent(
     beforehand: of concurrent calls with one key, exactly one inserts (the unique constraint
     with ON CONFLICT DO NOTHING), and every other one gets False and the winner's event.
     """
-    tenant = _resolve_tenant(tenant)
+    tenant = tenant_resolved(tenant)
     key = _ordering_key_checked(ordering_key)
     if idempotency_key is not None:
         existing = _event_by_idempotency_key(tenant, idempotency_key)
@@ -129,8 +129,8 @@ def _store(
     idempotency_key: str | None,
     ordering_key: str,
 ) -> StoredEvent:
-    kind = _resolve_event_type(event_type)
-    checked = _validate_payload(kind, payload, payload_text)
+    kind = event_type_resolved(event_type)
+    checked = payload_checked(kind, payload, payload_text)
     return event_insert_with_deliveries(
         tenant=tenant,
         event_type=kind,
@@ -158,10 +158,10 @@ def event_send_test(
             name=TEST_EVENT_TYPE,
             defaults={"description": "A test message sent from Hookline on request."},
         )
-    kind = _resolve_event_type(event_type)
+    kind = event_type_resolved(event_type)
     if payload is None:
         payload = {"message": "A test message from Hookline.", "endpoint_id": endpoint.id}
-    checked = _validate_payload(kind, payload, None)
+    checked = payload_checked(kind, payload, None)
     with transaction.atomic():
         _test_sends_reserve(endpoint.tenant_id)
         event = Event.objects.create(
@@ -189,7 +189,8 @@ def _test_sends_reserve(tenant_id: int) -> None:
         )
 
 
-def _resolve_tenant(tenant: Tenant | str) -> Tenant:
+def tenant_resolved(tenant: Tenant | str) -> Tenant:
+    """The active tenant `tenant` is or names; raises UnknownTenantError otherwise."""
     if isinstance(tenant, Tenant):
         if not tenant.is_active:
             raise UnknownTenantError(f"Tenant {tenant.slug!r} is not active.")
@@ -200,7 +201,9 @@ def _resolve_tenant(tenant: Tenant | str) -> Tenant:
     return found
 
 
-def _resolve_event_type(name: str) -> EventType:
+def event_type_resolved(name: str) -> EventType:
+    """The event type called `name`; raises UnknownEventTypeError if there is none or it is
+    archived."""
     kind = event_type_by_name(name)
     if kind is None:
         raise UnknownEventTypeError(
@@ -216,13 +219,14 @@ def _event_by_idempotency_key(tenant: Tenant, key: str | None) -> Event | None:
 
 
 @dataclass(frozen=True)
-class _CheckedPayload:
+class CheckedPayload:
     serialized: str  # the parsed payload as compact JSON, for the jsonb column
     text: str  # what receivers get as `data`
 
 
-def _validate_payload(kind: EventType, payload: Any, payload_text: str | None) -> _CheckedPayload:
-    """The payload's two JSON forms, once it passed every check."""
+def payload_checked(kind: EventType, payload: Any, payload_text: str | None) -> CheckedPayload:
+    """The payload's two JSON forms, once it passed every check; raises InvalidPayloadError (or
+    PayloadTooLargeError) naming the first it fails."""
     if not isinstance(payload, dict):
         raise InvalidPayloadError(
             f"The payload must be a JSON object, not {type(payload).__name__}."
@@ -242,7 +246,7 @@ def _validate_payload(kind: EventType, payload: Any, payload_text: str | None) -
         raise PayloadTooLargeError(f"The payload is {size} bytes; the limit is {limit} bytes.")
     if kind.schema:
         _check_schema(kind, payload)
-    return _CheckedPayload(serialized=serialized, text=text)
+    return CheckedPayload(serialized=serialized, text=text)
 
 
 def _serialize(payload: dict[str, Any]) -> str:

@@ -245,6 +245,7 @@ TEN_MB = 10 * 1024 * 1024
         "/api/v1/endpoints/{endpoint}/rotate-secret/",
         "/api/v1/portal-links/",
         "/api/v1/events/",
+        "/api/v1/events/batch/",
         "/api/v1/no-such-route/",
     ],
 )

@@ -39,13 +39,19 @@ def test_benchmark_delivers_every_event_exactly_once_and_reports_its_figures():
     figures = benchmark("--events", "30", "--endpoints", "2", "--workers", "1",
                         "--steady-rate", "20", "--steady-seconds", "1")  # fmt: skip
 
-    # backlog 30 x 2, burst 30 x 2, steady 20 x 2, and the batch that counts queries
-    assert figures["expected"] == 60 + 60 + 40 + BATCH
+    # backlog 30 x 2, the same emitted in batches, burst 30 x 2 and batched, steady 20 x 2, and
+    # the batch that counts queries
+    assert figures["expected"] == 60 + 60 + 60 + 60 + 40 + BATCH
     assert figures["received"] == figures["expected"]
     assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
     assert figures["raw_ceiling_per_s"] > 0
     assert figures["backlog_per_s"] > 0
     assert figures["end_to_end_per_s"] > 0
+    assert figures["batch_emit_ms_per_event"] > 0
+    assert figures["backlog_batch_per_s"] > 0
+    assert figures["end_to_end_batch_per_s"] > 0
+    assert figures["end_to_end_batch_vs_ceiling_pct"] > 0
+    assert figures["burst_batch_latency_ms_p99"] >= figures["burst_batch_latency_ms_p50"] > 0
     assert figures["burst_latency_ms_p99"] >= figures["burst_latency_ms_p50"] > 0
     assert figures["steady_latency_ms_p99"] >= figures["steady_latency_ms_p50"] > 0
     assert 0 < figures["queries_per_delivery"] < 1
@@ -58,8 +64,8 @@ def test_benchmark_with_a_failing_endpoint_keeps_the_others_whole():
                         "--steady-rate", "20", "--steady-seconds", "1",
                         WEBHOOKS_CIRCUIT_FAILURES="3")  # fmt: skip
 
-    # nine healthy endpoints after the all-healthy first phase of ten
-    assert figures["expected"] == 20 * 10 + 20 * 9 * 2 + 20 * 9 + BATCH // 9 * 9
+    # nine healthy endpoints after the all-healthy first two phases of ten
+    assert figures["expected"] == 20 * 10 * 2 + 20 * 9 * 3 + 20 * 9 + BATCH // 9 * 9
     assert figures["received"] == figures["expected"]
     assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
     assert figures["healthy_throughput_kept_pct"] > 0
@@ -73,7 +79,7 @@ def test_benchmark_with_a_noisy_neighbour_reports_the_quiet_tenant_and_loses_not
 
     # The quiet tenant's 5 events a second for the 2-second window are counted with the rest.
     assert figures["quiet_events"] == 10
-    assert figures["expected"] == 20 + 20 + 40 + BATCH + 10
+    assert figures["expected"] == 20 * 4 + 40 + BATCH + 10
     assert figures["received"] == figures["expected"]
     assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
     assert figures["noisy_backlog"] == 300
@@ -91,8 +97,9 @@ def test_benchmark_ordered_keeps_every_key_in_order_and_compares_with_the_unkeye
     figures = json.loads(output.strip().splitlines()[-1])
 
     assert (figures["ordered_keys"], figures["ordered_backlog"]) == (3, 300)
-    # backlog, burst, steady, the batch that counts queries, and 300 both unkeyed and keyed
-    assert figures["expected"] == 20 + 20 + 20 + BATCH + 2 * 300
+    # backlog and burst, each also batched, steady, the batch that counts queries, and 300 both
+    # unkeyed and keyed
+    assert figures["expected"] == 20 * 4 + 20 + BATCH + 2 * 300
     assert figures["received"] == figures["expected"]
     assert (figures["lost"], figures["duplicated"], figures["unverified"]) == (0, 0, 0)
     assert (figures["order_violations"], figures["ordered_lost"]) == (0, 0)
