@@ -53,8 +53,7 @@ def echo(received: Received) -> bytes:
 
 def emit(tenant, count: int, key: str | None = None) -> list[str]:
     return [
-        send_event(tenant, "order.paid", {"n": n}, ordering_key=key).public_id
-        for n in range(count)
+        send_event(tenant, "order.paid", {"n": n}, ordering_key=key).public_id for n in range(count)
     ]
 
 
