@@ -101,7 +101,7 @@ class TenantCursorPagination(DeliveryCursorPagination):
     ordering = "id"
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(JsonTypes, serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = ["slug", "name", "is_active", "delivery_weight", "verify_endpoints", "created_at"]

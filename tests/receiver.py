@@ -83,12 +83,16 @@ class Receiver:
     def webhook_ids(self, path: str | None = None) -> list[str]:
         return [r.headers.get("webhook-id", "") for r in self.requests(path)]
 
-    def _answer(self, received: Received) -> tuple[int | str, bytes]:
+    def _answer(self, received: Received) -> int | str:
         with self._lock:
             self._requests.append(received)
             script = self._scripts[received.path]
+            return script.popleft() if script else 200
+
+    def _reply(self, received: Received) -> bytes:
+        with self._lock:
             build = self._replies.get(received.path)
-            return (script.popleft() if script else 200), build(received) if build else b""
+        return build(received) if build else b'{"ok": true}'
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -102,7 +106,8 @@ class Receiver:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                action, built = receiver._answer(Received(self.path, headers, body, time.time()))
+                received = Received(self.path, headers, body, time.time())
+                action = receiver._answer(received)
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 if action == RESET:
@@ -115,9 +120,9 @@ class Receiver:
                     time.sleep(receiver.hang_seconds)
                     action = 200
                 status = int(action)
-                reply = b'{"ok": true}' if status < 300 else b'{"error": "scripted failure"}'
-                if built and status < 300:
-                    reply = built
+                reply = (
+                    receiver._reply(received) if status < 300 else b'{"error": "scripted failure"}'
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
