@@ -270,7 +270,8 @@ class Sends:
             if endpoint.id not in self._keys:
                 self._keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
             # A challenge is JSON whatever the endpoint's format: one handshake for every receiver.
-            body_format = JSON if is_challenge(delivery) else endpoint.payload_format
+            challenge = endpoint.verified_at is None and is_challenge(delivery)
+            body_format = JSON if challenge else endpoint.payload_format
             body_key = (delivery.event_id, body_format)
             if body_key not in self._bodies:
                 event = delivery.event
@@ -370,7 +371,7 @@ def _outcome(
 ) -> Outcome:
     endpoint = delivery.endpoint
     number = delivery.attempt_count + 1
-    if is_challenge(delivery):
+    if endpoint.verified_at is None and is_challenge(delivery):
         result = echo_judged(delivery, result)
     attempt = Attempt(
         delivery=delivery,

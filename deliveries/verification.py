@@ -34,10 +34,12 @@ from webhooks.models import Event
 logger = logging.getLogger(__name__)
 
 NO_ECHO = "The response did not echo the challenge"
-SUPERSEDED = "A newer challenge replaced this one before it was echoed."
+SUPERSEDED = "No longer needed: a newer challenge replaced it, or the endpoint was verified."
 
 
 def is_challenge(delivery: Delivery) -> bool:
+    """Whether the delivery is an ownership challenge. Only an unverified endpoint is sent one
+    that counts: hot paths check the endpoint first, which is cheaper."""
     return delivery.event.event_type.name == VERIFICATION_EVENT_TYPE
 
 
@@ -89,7 +91,9 @@ def _challenges_supersede(endpoint_id: int, now: datetime) -> None:
 
 def backlog_release(*, endpoint_id: int, at: datetime, **_: object) -> None:
     """A verified endpoint: what waited for its echo is due at `at`, unless the endpoint is
-    disabled (its backlog then waits for it to be enabled)."""
+    disabled (its backlog then waits for it to be enabled). Challenges still pending are failed:
+    there is nothing left for them to prove."""
+    _challenges_supersede(endpoint_id, at)
     if not Endpoint.objects.filter(id=endpoint_id, is_active=True).exists():
         return
     if backlog_unpark(endpoint_ids=[endpoint_id], at=at):
@@ -191,9 +195,12 @@ def endpoints_verify_echoed(outcomes: list[Outcome], *, at: datetime) -> None:
     """Verify the endpoints whose challenge these outcomes delivered, echoed (call it in the
     transaction that records them)."""
     for outcome in outcomes:
-        if outcome.decision.action is Action.SUCCEED and is_challenge(outcome.delivery):
+        delivery = outcome.delivery
+        if (
+            outcome.decision.action is Action.SUCCEED
+            and delivery.endpoint.verified_at is None
+            and is_challenge(delivery)
+        ):
             endpoint_verify(
-                endpoint_id=outcome.delivery.endpoint_id,
-                challenge=challenge_of(outcome.delivery),
-                at=at,
+                endpoint_id=delivery.endpoint_id, challenge=challenge_of(delivery), at=at
             )
