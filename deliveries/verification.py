@@ -136,12 +136,15 @@ def _backlogs_hold(endpoint_ids: set[int], token: str) -> set[int]:
             .filter(id__in=sorted(endpoint_ids), verified_at=None)
             .values_list("id", flat=True)
         )
-        not_sending = Q(leased_by=token) | Q(lease_expires_at__isnull=True)
+        # Not those another worker is sending: its own claim parks them, or it records them.
+        ours_or_free = (
+            Q(leased_by=token) | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+        )
         parked = (
             Delivery.objects.filter(
                 endpoint_id__in=held, status=Delivery.Status.PENDING, next_attempt_at__isnull=False
             )
-            .filter(not_sending | Q(lease_expires_at__lt=now))
+            .filter(ours_or_free)
             .exclude(event__event_type__name=VERIFICATION_EVENT_TYPE)
             .update(next_attempt_at=None, leased_by="", lease_expires_at=None)
         )

@@ -90,6 +90,7 @@ def test_another_tenants_endpoint_is_404_and_gets_no_challenge(client, acme):
     client.force_login(member_of(acme))
 
     assert client.post(f"/dashboard/endpoints/{theirs.pk}/verify/").status_code == 404
+    assert client.post(f"/dashboard/endpoints/{'9' * 30}/verify/").status_code == 404
     assert challenges(theirs) == 1
 
 
