@@ -1,4 +1,5 @@
-"""Dashboard: the endpoints list, one endpoint's page, and "send test event"."""
+"""Dashboard: the endpoints list, one endpoint's page, "send test event" and "send a new
+ownership challenge"."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -19,15 +21,17 @@ from dashboard.charts import stacked_hour_bars
 from dashboard.pages import render_page
 from dashboard.status import delivery_pill, last_result
 from deliveries.models import Attempt
-from deliveries.selectors import attempts_wait
+from deliveries.selectors import attempts_wait, challenge_pending_id
 from subscriptions.headers import masked_headers
 from subscriptions.models import (
     SECRET_PREFIX,
     TEST_EVENT_TYPE,
+    VERIFICATION_EVENT_TYPE,
     Endpoint,
     EventType,
     event_type_name_validator,
 )
+from subscriptions.verification import EndpointVerifiedError, endpoint_verification_retry
 from webhooks.errors import EventError
 from webhooks.services import event_send_test
 
@@ -76,7 +80,8 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         "chart": _chart(endpoint, now),
         "facts": _facts(endpoint, now),
         "deliveries": _recent_deliveries(endpoint, now),
-        "event_types": EventType.objects.filter(archived=False).order_by("name"),
+        "event_types": _test_event_types(),
+        "challenge_id": _challenge_id(endpoint),
         "test_event_type": TEST_EVENT_TYPE,
         "recover": _recover_choices(endpoint, now),
         "now": now,
@@ -96,6 +101,11 @@ def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     if not endpoint.is_active:
         messages.error(request, "This endpoint is disabled: enable it before sending a test event.")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+    if endpoint.verified_at is None:
+        messages.error(
+            request, "This endpoint is unverified: it receives nothing but its challenge."
+        )
+        return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
     name = request.POST.get("event_type", "").strip() or TEST_EVENT_TYPE
     if len(name) > 200 or not re.fullmatch(event_type_name_validator.regex, name):
         messages.error(request, "Test event not sent: pick an event type from the list.")
@@ -108,6 +118,32 @@ def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     waited = attempts_wait(delivery_ids=[delivery.id], seconds=settings.WEBHOOKS_TEST_WAIT_SECONDS)
     _report_attempt(request, waited.get(delivery.id))
     return redirect("dashboard:delivery", delivery_id=delivery.pk)
+
+
+@dashboard_login_required
+@require_POST
+def send_challenge(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Send an unverified endpoint a new ownership challenge (or, with verification off for its
+    tenant, trust it), and come back to its page."""
+    viewer = viewer_for(request)
+    viewer.require("manage_endpoints")
+    endpoint = get_object_or_404(viewer.endpoints().select_related("tenant"), pk=endpoint_id)
+    try:
+        challenged = endpoint_verification_retry(endpoint=endpoint)
+    except EndpointVerifiedError:
+        messages.info(request, "This endpoint is verified already.")
+        return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+    if challenged:
+        messages.success(
+            request,
+            "New challenge sent. The endpoint is verified once its receiver echoes it; its "
+            "events wait until then.",
+        )
+    else:
+        messages.success(
+            request, "Verification is off for this tenant: the endpoint is trusted, its events go."
+        )
+    return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
 
 
 def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:
@@ -124,6 +160,19 @@ def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:
     else:
         reason = attempt.error_message or attempt.get_error_kind_display()
         messages.error(request, f"Test event failed {took}: {reason}")
+
+
+def _test_event_types() -> QuerySet[EventType]:
+    # Only Hookline sends challenges: a test send of one would be refused.
+    kinds = EventType.objects.filter(archived=False).exclude(name=VERIFICATION_EVENT_TYPE)
+    return kinds.order_by("name")
+
+
+def _challenge_id(endpoint: Endpoint) -> int | None:
+    """The delivery of the challenge an unverified endpoint has yet to echo."""
+    if endpoint.verified_at is not None:
+        return None
+    return challenge_pending_id(endpoint_id=endpoint.id)
 
 
 def _facts(endpoint: Endpoint, now: datetime) -> dict[str, Any]:

@@ -96,7 +96,14 @@ def inbox_endpoint(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, f"Could not create the endpoint: {' '.join(error.messages)}")
         return redirect(back)
-    messages.success(request, "Endpoint created for the test inbox. Send it a test event.")
+    if endpoint.verified_at is None:
+        messages.success(
+            request,
+            "Endpoint created for the test inbox. It proves its ownership first: the inbox "
+            "echoes Hookline's challenge by itself, so reload in a moment and send a test event.",
+        )
+    else:
+        messages.success(request, "Endpoint created for the test inbox. Send it a test event.")
     return redirect(reverse("dashboard:endpoint", args=[endpoint.pk]) + "#test")
 
 

@@ -31,7 +31,7 @@ CHART_HOURS = 24
 # fall outside it shows "—" rather than a number computed from nothing.
 LATENCY_SAMPLE = 5000
 
-OK_ATTEMPT = Q(response_status__gte=200, response_status__lt=300)
+OK_ATTEMPT = Q(response_status__gte=200, response_status__lt=300, error_kind="")
 DELIVERED = Q(**FILTERS["delivered"])
 RETRYING = Q(**FILTERS["retrying"])
 PENDING = Q(**FILTERS["pending"])
@@ -49,6 +49,13 @@ DISABLED = Pill(
     "⏸",
     "disabled",
     "Nothing is sent: pending deliveries wait, and new events skip it until it is enabled.",
+)
+
+UNVERIFIED = Pill(
+    "Unverified",
+    "?",
+    "unverified",
+    "It has not echoed its ownership challenge: it receives nothing else, and its events wait.",
 )
 
 
@@ -106,6 +113,11 @@ def endpoint_pill(endpoint: Endpoint) -> tuple[Pill, str]:
         when = f" on {endpoint.disabled_at:%Y-%m-%d %H:%M %Z}" if endpoint.disabled_at else ""
         reason = endpoint.disabled_reason or "Disabled by an operator."
         return DISABLED, f"Disabled{when}: {reason}\n{DISABLED.meaning}"
+    if endpoint.verified_at is None:
+        return (
+            UNVERIFIED,
+            f"{UNVERIFIED.meaning}\nMake the receiver answer it, then send a new challenge.",
+        )
     if endpoint.failing_since:
         since = f"{endpoint.failing_since:%Y-%m-%d %H:%M %Z}"
         return FAILING, f"Failing since {since}.\nFix the receiver; the next success clears it."

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from deliveries.models import Attempt, Delivery
+from deliveries.verification import NO_ECHO
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ LAST_RESULT_LABELS = (
 
 def last_result(delivery: Delivery) -> str:
     """A short human summary of the last attempt: `503`, `timeout`, `refused`, `—`."""
+    if delivery.last_response_status and delivery.last_error.startswith(NO_ECHO):
+        return "no echo"
     if delivery.last_response_status:
         return str(delivery.last_response_status)
     error = delivery.last_error.lower()
@@ -84,7 +87,8 @@ ERROR_HINTS: dict[str, str] = {
     Attempt.ErrorKind.TLS: "Certificate expired or hostname mismatch.",
     Attempt.ErrorKind.BLOCKED: "The URL resolves to a private address; Hookline will not call it.",
     Attempt.ErrorKind.HTTP_STATUS: "The receiver answered, but not with 2xx.",
-    Attempt.ErrorKind.INVALID_RESPONSE: "The receiver's answer was not valid HTTP.",
+    Attempt.ErrorKind.INVALID_RESPONSE: "The receiver's answer was not valid HTTP, or did not "
+    "echo its ownership challenge.",
     Attempt.ErrorKind.INVALID_REQUEST: "The request could not be built: check the custom headers.",
     Attempt.ErrorKind.INTERNAL: "Hookline failed to build the request; see the worker log.",
 }

@@ -15,6 +15,11 @@ urlpatterns = [
     path("endpoints/", endpoint_views.endpoint_list, name="endpoints"),
     path("endpoints/<int:endpoint_id>/", endpoint_views.endpoint_detail, name="endpoint"),
     path("endpoints/<int:endpoint_id>/test/", endpoint_views.send_test, name="endpoint-test"),
+    path(
+        "endpoints/<int:endpoint_id>/verify/",
+        endpoint_views.send_challenge,
+        name="endpoint-verify",
+    ),
     path("endpoints/<int:endpoint_id>/recover/", deliveries_views.recover, name="endpoint-recover"),
     path("deliveries/", deliveries_views.delivery_list, name="deliveries"),
     path("deliveries/replay/", deliveries_views.replay_selected, name="replay-selected"),

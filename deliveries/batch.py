@@ -29,8 +29,9 @@ from deliveries.services import (
 )
 from deliveries.takeover import send_with_takeover
 from deliveries.transport import TransportResult
+from deliveries.verification import echo_judged, is_challenge
 from subscriptions.models import Endpoint
-from webhooks.formats import Body
+from webhooks.formats import JSON, Body
 from webhooks.signing import secret_key
 from webhooks.wire import message, redacted, signed_headers
 
@@ -268,7 +269,10 @@ class Sends:
         try:
             if endpoint.id not in self._keys:
                 self._keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
-            body_key = (delivery.event_id, endpoint.payload_format)
+            # A challenge is JSON whatever the endpoint's format: one handshake for every receiver.
+            challenge = endpoint.verified_at is None and is_challenge(delivery)
+            body_format = JSON if challenge else endpoint.payload_format
+            body_key = (delivery.event_id, body_format)
             if body_key not in self._bodies:
                 event = delivery.event
                 self._bodies[body_key] = message(event, event.event_type.name, body_key[1])
@@ -367,6 +371,8 @@ def _outcome(
 ) -> Outcome:
     endpoint = delivery.endpoint
     number = delivery.attempt_count + 1
+    if endpoint.verified_at is None and is_challenge(delivery):
+        result = echo_judged(delivery, result)
     attempt = Attempt(
         delivery=delivery,
         number=number,
@@ -383,7 +389,8 @@ def _outcome(
     )
     decision = decide(
         attempt_number=number,
-        status=result.status,
+        # An invalid response is no answer, whatever its status (a challenge not echoed).
+        status=None if result.error_kind == Attempt.ErrorKind.INVALID_RESPONSE else result.status,
         error_kind=result.error_kind,
         retry_after=result.retry_after,
         schedule=settings.WEBHOOKS_RETRY_SCHEDULE,

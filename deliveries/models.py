@@ -169,7 +169,9 @@ class Attempt(models.Model):
 
     @property
     def succeeded(self) -> bool:
-        return self.response_status is not None and 200 <= self.response_status < 300
+        # A 2xx with an error kind was still a failure: a challenge answered without its echo.
+        ok = self.response_status is not None and 200 <= self.response_status < 300
+        return ok and not self.error_kind
 
 
 class ReadableDateTimeField(models.DateTimeField):

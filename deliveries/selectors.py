@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Min, Q, QuerySet
 
 from deliveries.models import Attempt, Delivery, ReplayJob
-from subscriptions.models import Endpoint, Tenant
+from subscriptions.models import VERIFICATION_EVENT_TYPE, Endpoint, Tenant
 
 
 def endpoint_pauses_subscribed(*, tenant_id: int, event_type_id: int) -> dict[int, datetime | None]:
@@ -97,6 +97,7 @@ class Backlog:
     held: int = 0  # their endpoint's circuit is open
     parked: int = 0  # their endpoint is disabled
     waiting: int = 0  # behind an earlier delivery of their ordering key
+    unverified: int = 0  # their endpoint has not echoed its ownership challenge yet
 
     @property
     def total(self) -> int:
@@ -110,19 +111,25 @@ def _backlog_counts(at: datetime) -> dict[str, Count]:
     """The conditional counts behind `Backlog`, over pending deliveries joined to their endpoint.
 
     The conditions exclude one another in this order: waiting on a key (whatever the endpoint's
-    state: the key holds it first), parked, held, then due now or later.
+    state: the key holds it first), parked, held for an ownership challenge (never due: only
+    an active endpoint's unverified backlog is), held by a circuit, then due now or later.
     """
     free = Q(waiting_on_key=False)
     active = free & Q(endpoint__is_active=True)
+    unverified = active & Q(next_attempt_at__isnull=True)
     closed = active & (
         Q(endpoint__circuit_open_until__isnull=True) | Q(endpoint__circuit_open_until__lte=at)
     )
     return {
         "due": Count("id", filter=closed & Q(next_attempt_at__lte=at)),
         "scheduled": Count("id", filter=closed & Q(next_attempt_at__gt=at)),
-        "held": Count("id", filter=active & Q(endpoint__circuit_open_until__gt=at)),
+        "held": Count(
+            "id",
+            filter=active & Q(endpoint__circuit_open_until__gt=at, next_attempt_at__isnull=False),
+        ),
         "parked": Count("id", filter=free & Q(endpoint__is_active=False)),
         "waiting": Count("id", filter=Q(waiting_on_key=True)),
+        "unverified": Count("id", filter=unverified),
     }
 
 
@@ -222,3 +229,14 @@ def attempts_wait(*, delivery_ids: list[int], seconds: float) -> dict[int, Attem
         if len(attempts) == len(set(delivery_ids)) or time.monotonic() >= deadline:
             return attempts
         time.sleep(min(ATTEMPT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def challenge_pending_id(*, endpoint_id: int) -> int | None:
+    """The endpoint's ownership challenge waiting for its echo (the newest), if any; read among
+    the endpoint's pending deliveries only."""
+    pending = Delivery.objects.filter(
+        endpoint_id=endpoint_id,
+        status=Delivery.Status.PENDING,
+        event__event_type__name=VERIFICATION_EVENT_TYPE,
+    )
+    return pending.order_by("-id").values_list("id", flat=True).first()

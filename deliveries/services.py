@@ -40,6 +40,7 @@ from deliveries.selectors import (
 )
 from deliveries.signals import attempts_recorded, deliveries_dead_lettered
 from deliveries.validators import replay_since_checked
+from deliveries.verification import deliveries_hold_unverified, endpoints_verify_echoed
 from subscriptions.models import Endpoint
 from subscriptions.services import endpoint_disable
 from webhooks.models import Event
@@ -162,7 +163,9 @@ def _new_lease(now: datetime) -> dict:
 
 
 def _claim_loaded(ids: list[int], *, token: str, expires_at: datetime) -> Claim:
-    return Claim(token=token, expires_at=expires_at, deliveries=deliveries_load(ids))
+    # An endpoint that has not echoed its ownership challenge gets that and nothing else.
+    deliveries = deliveries_hold_unverified(deliveries_load(ids), token=token)
+    return Claim(token=token, expires_at=expires_at, deliveries=deliveries)
 
 
 def deliveries_release(*, claim: Claim, delivery_ids: list[int]) -> None:
@@ -229,6 +232,7 @@ def _record_once(claim: Claim, outcomes: list[Outcome]) -> None:
             [_delivery_change(outcome, now) for outcome in outcomes], lease_token=claim.token
         )
         _update_endpoint_health(outcomes, now)
+        endpoints_verify_echoed(outcomes, at=now)
         _check_dead_letters_on_commit(outcomes)
 
 

@@ -3,6 +3,10 @@
 Its URL is public and its owner, a tenant, reads every request it keeps. So it never keeps
 credentials that a browser or a client adds on its own: a signed-in operator who opens an inbox
 URL must not hand their session to the tenant (docs/decisions/0010).
+
+Like Hookline's receiver helpers, it answers an ownership challenge that an endpoint aimed at it
+signed by echoing it (200, whatever status it is set to answer), so that an endpoint pointing at
+the inbox verifies itself when verification is on.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from inbox.models import Inbox, InboxRequest
 from subscriptions.models import Endpoint
-from webhooks.signing import VerificationError, verify
+from webhooks.signing import VerificationError, VerifiedMessage, verify
 
 MAX_STORED_BODY = 256 * 1024
 KEEP_REQUESTS = 100
@@ -29,17 +33,22 @@ def receive(request: HttpRequest, token: str) -> JsonResponse:
     inbox = get_object_or_404(Inbox, token=token)
     body = request.body[:MAX_STORED_BODY]
     headers = dict(request.headers)
+    signature_valid, message = _signature_check(inbox, headers, body)
+    challenge = message.challenge() if message is not None else None
+    status = inbox.respond_status if challenge is None else 200
     InboxRequest.objects.create(
         inbox=inbox,
         method=request.method or "",
         headers=headers_without_credentials(headers),
         body=body.decode("utf-8", errors="replace"),
         webhook_id=request.headers.get("webhook-id", "")[:64],
-        signature_valid=_signature_valid(inbox, headers, body),
-        response_status=inbox.respond_status,
+        signature_valid=signature_valid,
+        response_status=status,
     )
     _keep_latest(inbox)
-    return JsonResponse({"received": True}, status=inbox.respond_status)
+    if challenge is not None:
+        return JsonResponse({"challenge": challenge})
+    return JsonResponse({"received": True}, status=status)
 
 
 def headers_without_credentials(headers: Mapping[str, object]) -> dict[str, object]:
@@ -67,16 +76,18 @@ def _keep_latest(inbox: Inbox) -> None:
         InboxRequest.objects.filter(inbox=inbox, id__lt=oldest_kept[0]).delete()
 
 
-def _signature_valid(inbox: Inbox, headers: dict[str, str], body: bytes) -> bool | None:
-    """True if a secret of an endpoint aimed at this inbox signed the request; None if none is."""
+def _signature_check(
+    inbox: Inbox, headers: dict[str, str], body: bytes
+) -> tuple[bool | None, VerifiedMessage | None]:
+    """Whether a secret of an endpoint aimed at this inbox signed the request (None if no
+    endpoint is), and the message when one did."""
     endpoints = Endpoint.objects.filter(
         tenant=inbox.tenant_id, url__contains=f"/inbox/{inbox.token}/"
     )
     secrets = [secret for endpoint in endpoints for secret in endpoint.signing_secrets()]
     if not secrets:
-        return None
+        return None, None
     try:
-        verify(secrets, headers, body)
+        return True, verify(secrets, headers, body)
     except VerificationError:
-        return False
-    return True
+        return False, None

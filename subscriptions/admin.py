@@ -34,6 +34,11 @@ from subscriptions.services import (
     endpoint_limit_check,
     endpoint_rotate_secret,
 )
+from subscriptions.verification import (
+    EndpointVerifiedError,
+    endpoint_url_changed,
+    endpoint_verification_retry,
+)
 from webhooks.errors import EventError
 from webhooks.services import event_send_test
 
@@ -98,6 +103,7 @@ BACKLOG_PARTS = (
     ("held", "held by a circuit"),
     ("parked", "parked"),
     ("waiting", "waiting on a key"),
+    ("unverified", "awaiting verification"),
 )
 
 
@@ -121,7 +127,9 @@ class TenantChangeList(ChangeList):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "is_active", "delivery_weight", "backlog", "created_at")
+    list_display = (
+        "slug", "name", "is_active", "delivery_weight", "verify_endpoints", "backlog", "created_at",
+    )  # fmt: skip
     readonly_fields = ("backlog",)
     search_fields = ("slug", "name")
     filter_horizontal = ("members",)
@@ -272,6 +280,7 @@ class EndpointAdmin(admin.ModelAdmin):
         "url",
         "tenant",
         "is_active",
+        "verification",
         "payload_format",
         "disabled_reason",
         "failing_since",
@@ -285,13 +294,14 @@ class EndpointAdmin(admin.ModelAdmin):
     exclude = ("secret",)
     readonly_fields = (
         "previous_secrets_signing",
+        "verified_at",
         "disabled_at",
         "failing_since",
         "last_success_at",
         "created_at",
         "updated_at",
     )
-    actions = ["send_test_event", "rotate_secret", "enable", "disable"]
+    actions = ["send_test_event", "rotate_secret", "enable", "disable", "verify"]
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Model | None = None
@@ -305,7 +315,10 @@ class EndpointAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Endpoint, form: forms.ModelForm, change: bool
     ) -> None:
         if change:
+            previous_url = form.initial.get("url", obj.url)
             super().save_model(request, obj, form, change)
+            # The admin saves in one transaction: a new URL's challenge commits with it.
+            endpoint_url_changed(endpoint=obj, previous_url=previous_url)
             return
         endpoint_add(endpoint=obj)  # its event types follow in save_related
 
@@ -338,10 +351,22 @@ class EndpointAdmin(admin.ModelAdmin):
             return "None"
         return "; ".join(f"one until {date_format(p.expires_at, 'DATETIME_FORMAT')}" for p in valid)
 
+    @admin.display(description="ownership", ordering="verified_at")
+    def verification(self, obj: Endpoint) -> str:
+        return "unverified" if obj.verified_at is None else "verified"
+
     @admin.action(description="Send a test event to selected endpoints")
     def send_test_event(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        unverified = queryset.filter(is_active=True, verified_at=None).count()
+        if unverified:
+            self.message_user(
+                request,
+                f"{unverified} unverified endpoints skipped: they receive nothing but their "
+                "ownership challenge until they echo it.",
+                messages.WARNING,
+            )
         sent = {}
-        for endpoint in queryset.filter(is_active=True):
+        for endpoint in queryset.filter(is_active=True).exclude(verified_at=None):
             try:
                 sent[event_send_test(endpoint=endpoint).id] = endpoint
             except EventError as error:
@@ -417,3 +442,22 @@ class EndpointAdmin(admin.ModelAdmin):
             endpoint_ids=queryset.values_list("id", flat=True), reason=f"Disabled by {who}."
         )
         self.message_user(request, f"Disabled {len(disabled)} endpoints.", messages.SUCCESS)
+
+    @admin.action(description="Send a new ownership challenge to selected unverified endpoints")
+    def verify(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        challenged = trusted = verified = 0
+        for endpoint in queryset.select_related("tenant"):
+            try:
+                if endpoint_verification_retry(endpoint=endpoint):
+                    challenged += 1
+                else:
+                    trusted += 1
+            except EndpointVerifiedError:
+                verified += 1
+        parts = [
+            f"{challenged} sent a new challenge" * bool(challenged),
+            f"{trusted} trusted (verification is off for their tenant)" * bool(trusted),
+            f"{verified} skipped (verified already)" * bool(verified),
+        ]
+        summary = "; ".join(part for part in parts if part) or "No endpoints selected"
+        self.message_user(request, f"{summary}.", messages.SUCCESS)

@@ -7,6 +7,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -18,7 +19,7 @@ from rest_framework.response import Response
 from config.api_errors import Conflict
 from config.api_types import JsonTypes
 from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJobSerializer
-from deliveries.selectors import attempts_wait
+from deliveries.selectors import attempts_wait, challenge_pending_id
 from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
 from subscriptions.authentication import api_key_of
@@ -37,8 +38,14 @@ from subscriptions.validators import (
     validate_endpoint_headers,
     validate_signing_secret,
 )
+from subscriptions.verification import (
+    EndpointVerifiedError,
+    endpoint_url_changed,
+    endpoint_verification_retry,
+    verification_state,
+)
 from webhooks.errors import TooManyTestSendsError
-from webhooks.services import event_send_test
+from webhooks.services import UNVERIFIED_NO_TEST, event_send_test
 
 HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
 
@@ -94,10 +101,10 @@ class TenantCursorPagination(DeliveryCursorPagination):
     ordering = "id"
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(JsonTypes, serializers.ModelSerializer):
     class Meta:
         model = Tenant
-        fields = ["slug", "name", "is_active", "delivery_weight", "created_at"]
+        fields = ["slug", "name", "is_active", "delivery_weight", "verify_endpoints", "created_at"]
         read_only_fields = ["slug", "name", "is_active", "created_at"]
 
 
@@ -108,7 +115,8 @@ class TenantViewSet(
     viewsets.GenericViewSet,
 ):
     """Every tenant, for staff keys: each one's `delivery_weight`, its share of delivery capacity
-    when several tenants have backlogs (1 to 100)."""
+    when several tenants have backlogs (1 to 100), and `verify_endpoints`, whether its new
+    endpoints must echo an ownership challenge (null follows WEBHOOKS_VERIFY_ENDPOINTS)."""
 
     serializer_class = TenantSerializer
     permission_classes = [permissions.IsAuthenticated, IsStaffKey]
@@ -169,8 +177,15 @@ class EndpointHeadersField(serializers.JSONField):
             raise serializers.ValidationError(error.messages) from None
 
 
+VERIFICATION_STATES = ["verified", "unverified"]
+
+
 class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
     event_types = EventTypeNameField(many=True, required=False)
+    verification = serializers.SerializerMethodField(
+        help_text="unverified while the endpoint has not echoed its ownership challenge: it "
+        "receives nothing else, and its events wait (POST …/verify/ sends a new challenge)."
+    )
     headers = EndpointHeadersField(required=False)
     payload_format = serializers.ChoiceField(
         choices=Endpoint.PayloadFormat.choices,
@@ -196,10 +211,24 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
             "headers",
             "rate_limit",
             "payload_format",
+            "verification",
+            "verified_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "disabled_reason", "disabled_at", "created_at", "updated_at"]
+        read_only_fields = [
+            "id", "disabled_reason", "disabled_at", "verified_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        extra_kwargs = {
+            "verified_at": {
+                "help_text": "When the endpoint echoed its ownership challenge, or was saved "
+                "while verification did not apply; null while it is unverified."
+            }
+        }
+
+    @extend_schema_field(serializers.ChoiceField(choices=VERIFICATION_STATES))
+    def get_verification(self, endpoint: Endpoint) -> str:
+        return verification_state(endpoint)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -252,6 +281,14 @@ class TestResultSerializer(serializers.Serializer):
     attempt = AttemptSerializer(allow_null=True, help_text="Null until a worker attempted it.")
 
 
+class VerificationSerializer(serializers.Serializer):
+    verification = serializers.ChoiceField(choices=VERIFICATION_STATES)
+    delivery_id = serializers.IntegerField(
+        allow_null=True, help_text="The challenge's delivery; null when none was sent."
+    )
+    url = serializers.CharField(allow_null=True, help_text="The challenge's delivery, to follow.")
+
+
 class RecoverSerializer(JsonTypes, serializers.Serializer):
     since = serializers.DateTimeField(
         validators=[validate_replay_since],
@@ -286,8 +323,12 @@ class EndpointViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         was_active = cast(Endpoint, serializer.instance).is_active
+        previous_url = cast(Endpoint, serializer.instance).url
         wants_active = serializer.validated_data.pop("is_active", was_active)
-        endpoint = serializer.save()
+        with transaction.atomic():
+            endpoint = serializer.save()
+            # A new URL must prove its ownership afresh when verification applies.
+            endpoint_url_changed(endpoint=endpoint, previous_url=previous_url)
         if wants_active and not was_active:
             endpoint_enable(endpoint=endpoint)
         elif was_active and not wants_active:
@@ -320,6 +361,8 @@ class EndpointViewSet(viewsets.ModelViewSet):
         endpoint = self.get_object()
         if not endpoint.is_active:
             raise Conflict("The endpoint is disabled; enable it before sending a test event.")
+        if endpoint.verified_at is None:
+            raise Conflict(UNVERIFIED_NO_TEST)
         params = TestEventSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
@@ -350,3 +393,28 @@ class EndpointViewSet(viewsets.ModelViewSet):
             requested_by=f"API key {api_key_of(request).prefix}…",
         )
         return Response(ReplayJobSerializer(job, context={"request": request}).data, status=202)
+
+    @extend_schema(
+        request=None, responses={202: VerificationSerializer, 200: VerificationSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, pk: str) -> Response:
+        """Send an unverified endpoint a new ownership challenge (the one it has not echoed is
+        dropped): 202 with the challenge's delivery to follow at `url`. With verification off
+        for the tenant, the endpoint is trusted at once: 200, its held events go. 409 when it is
+        verified already.
+        """
+        endpoint = self.get_object()
+        try:
+            challenged = endpoint_verification_retry(endpoint=endpoint)
+        except EndpointVerifiedError:
+            raise Conflict(
+                "This endpoint is verified already: there is no challenge to retry."
+            ) from None
+        delivery_id = challenge_pending_id(endpoint_id=endpoint.id) if challenged else None
+        body = {
+            "verification": verification_state(endpoint),
+            "delivery_id": delivery_id,
+            "url": f"/api/v1/deliveries/{delivery_id}/" if delivery_id else None,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED if challenged else status.HTTP_200_OK)

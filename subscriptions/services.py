@@ -26,6 +26,7 @@ from subscriptions.models import (
     generate_signing_secret,
 )
 from subscriptions.signals import endpoint_disabled, endpoint_enabling, endpoints_disabling
+from subscriptions.verification import endpoint_challenge, verification_applies
 
 API_KEY_PREFIX = "hl_"
 
@@ -89,13 +90,17 @@ def endpoint_add(*, endpoint: Endpoint, event_types: Iterable[EventType] | None 
     admin's form), with its event types when given.
 
     Raises ValidationError when its tenant already has WEBHOOKS_MAX_ENDPOINTS_PER_TENANT
-    endpoints; two requests racing for the last free place cannot both get it.
+    endpoints; two requests racing for the last free place cannot both get it. When ownership
+    verification applies to the tenant, the endpoint starts unverified and is sent its challenge
+    (subscriptions.verification).
     """
     with transaction.atomic():
         endpoint_limit_check(tenant_id=endpoint.tenant_id)
         endpoint.save()
         if event_types is not None:
             endpoint.event_types.set(list(event_types))
+        if verification_applies(endpoint.tenant):
+            endpoint_challenge(endpoint=endpoint)
     return endpoint
 
 

@@ -14,3 +14,13 @@ endpoints_disabling = Signal()
 # Arguments: endpoint_id (int), paused_until (datetime or None: the end of the circuit pause it
 # had), at (datetime).
 endpoint_enabling = Signal()
+
+# Sent inside the transaction that gives an endpoint a fresh ownership challenge (it is new, its
+# URL changed, or someone asked to verify it again): the engine holds its backlog and sends the
+# challenge. Arguments: endpoint_id (int), challenge (str), is_active (bool).
+endpoint_challenged = Signal()
+
+# Sent inside the transaction that marks an endpoint verified (it echoed its challenge, or
+# verification no longer applies to it): the engine lets its held backlog go.
+# Arguments: endpoint_id (int), at (datetime).
+endpoint_verified = Signal()

@@ -7,6 +7,7 @@ import struct
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -27,11 +28,14 @@ class Receiver:
     """`script(path, [500, HANG, RESET, 200])` sets the answers for a path; otherwise 200.
 
     `delay` (seconds) slows every answer, to keep work in flight while a test breaks something.
+    `reply_with(path, build)` makes each 2xx answer to a path carry the body `build` returns for
+    its request (by default `{"ok": true}`).
     """
 
     def __init__(self, port: int = 0) -> None:
         self._requests: list[Received] = []
         self._scripts: dict[str, deque[int | str]] = defaultdict(deque)
+        self._replies: dict[str, Callable[[Received], bytes]] = {}
         self._lock = threading.Lock()
         self.delay = 0.0
         self.hang_seconds = 4.0
@@ -55,6 +59,10 @@ class Receiver:
     def script(self, path: str, statuses: list[int | str]) -> None:
         with self._lock:
             self._scripts[path].extend(statuses)
+
+    def reply_with(self, path: str, build: Callable[[Received], bytes]) -> None:
+        with self._lock:
+            self._replies[path] = build
 
     def requests(self, path: str | None = None) -> list[Received]:
         with self._lock:
@@ -81,6 +89,11 @@ class Receiver:
             script = self._scripts[received.path]
             return script.popleft() if script else 200
 
+    def _reply(self, received: Received) -> bytes:
+        with self._lock:
+            build = self._replies.get(received.path)
+        return build(received) if build else b'{"ok": true}'
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
 
@@ -93,7 +106,8 @@ class Receiver:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                action = receiver._answer(Received(self.path, headers, body, time.time()))
+                received = Received(self.path, headers, body, time.time())
+                action = receiver._answer(received)
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 if action == RESET:
@@ -106,7 +120,9 @@ class Receiver:
                     time.sleep(receiver.hang_seconds)
                     action = 200
                 status = int(action)
-                reply = b'{"ok": true}' if status < 300 else b'{"error": "scripted failure"}'
+                reply = (
+                    receiver._reply(received) if status < 300 else b'{"error": "scripted failure"}'
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))

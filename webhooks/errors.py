@@ -39,3 +39,7 @@ class TooManyTestSendsError(EventError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class EndpointUnverifiedError(EventError):
+    """The endpoint has not echoed its ownership challenge: it receives nothing else, tests too."""

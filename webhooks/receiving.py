@@ -44,11 +44,13 @@ def verify_webhook(
 
     `secret` is the endpoint's `whsec_…` secret, a list of them (any may match), or a callable
     taking the request and returning either (per-tenant secrets; it may raise Http404). The view
-    finds the verified message on `request.webhook`. Other requests are answered with a short
-    JSON `{"error": …}`: 405 unless POST, 400 for missing or malformed `webhook-*` headers, 401 for
-    a signature that does not match or a timestamp more than `tolerance` seconds from now. The
-    view is CSRF-exempt (the signature is what authenticates it). An unusable secret raises
-    InvalidSecretError: a configuration error, answered 500 like any other.
+    finds the verified message on `request.webhook`. Hookline's ownership check (a verified
+    `hookline.verification` message) is answered here, 200 with `{"challenge": …}`, and never
+    reaches the view. Other requests are answered with a short JSON `{"error": …}`: 405 unless
+    POST, 400 for missing or malformed `webhook-*` headers, 401 for a signature that does not
+    match or a timestamp more than `tolerance` seconds from now. The view is CSRF-exempt (the
+    signature is what authenticates it). An unusable secret raises InvalidSecretError: a
+    configuration error, answered 500 like any other.
     """
 
     def decorator(view: View) -> View:
@@ -63,12 +65,14 @@ def verify_webhook(
                 return response
             secrets = secret(request) if callable(secret) else secret
             try:
-                request.webhook = verify(  # type: ignore[attr-defined]
-                    secrets, request.headers, request.body, tolerance=tolerance
-                )
+                message = verify(secrets, request.headers, request.body, tolerance=tolerance)
             except VerificationError as error:
                 status = 400 if isinstance(error, InvalidHeadersError) else 401
                 return _reject(request, status, str(error))
+            request.webhook = message  # type: ignore[attr-defined]
+            challenge = message.challenge()
+            if challenge is not None:
+                return JsonResponse({"challenge": challenge})
             return view(request, *args, **kwargs)
 
         return csrf_exempt(verified_view)

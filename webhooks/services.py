@@ -21,8 +21,15 @@ from deliveries.ordering import keys_advance_and_wake
 from deliveries.selectors import pending_test_sends_count
 from deliveries.services import delivery_create_test
 from subscriptions.catalog import event_type_by_name, event_types_forget
-from subscriptions.models import TEST_EVENT_TYPE, Endpoint, EventType, Tenant
+from subscriptions.models import (
+    TEST_EVENT_TYPE,
+    VERIFICATION_EVENT_TYPE,
+    Endpoint,
+    EventType,
+    Tenant,
+)
 from webhooks.errors import (
+    EndpointUnverifiedError,
     InvalidOrderingKeyError,
     InvalidPayloadError,
     PayloadTooLargeError,
@@ -36,6 +43,11 @@ from webhooks.payloads import contains_nul, json_compact
 from webhooks.schemas import schema_validator
 
 logger = logging.getLogger(__name__)
+
+UNVERIFIED_NO_TEST = (
+    "The endpoint has not echoed its ownership challenge yet, so it receives nothing else, test "
+    "events included; make the receiver answer the challenge, then send a new one."
+)
 
 
 def event_send(
@@ -149,9 +161,12 @@ def event_send_test(
 
     The same validation as `event_send` applies, and raises the same errors. A tenant has at most
     WEBHOOKS_TEST_SENDS_PER_TENANT test deliveries waiting for their attempt; past that,
-    TooManyTestSendsError, and nothing is stored. Follow the attempt with
+    TooManyTestSendsError, and nothing is stored. An endpoint that has not echoed its ownership
+    challenge yet gets no test event: EndpointUnverifiedError. Follow the attempt with
     `deliveries.selectors.attempts_wait`.
     """
+    if endpoint.verified_at is None:
+        raise EndpointUnverifiedError(UNVERIFIED_NO_TEST)
     if event_type == TEST_EVENT_TYPE:
         # Made by a migration; re-created should anyone have deleted it.
         EventType.objects.get_or_create(
@@ -202,8 +217,14 @@ def tenant_resolved(tenant: Tenant | str) -> Tenant:
 
 
 def event_type_resolved(name: str) -> EventType:
-    """The event type called `name`; raises UnknownEventTypeError if there is none or it is
-    archived."""
+    """The event type called `name`; raises UnknownEventTypeError if there is none, it is
+    archived, or it is Hookline's own ownership challenge."""
+    if name == VERIFICATION_EVENT_TYPE:
+        # Only Hookline sends it, with a challenge of its own, to one endpoint at a time.
+        raise UnknownEventTypeError(
+            f"Event type {name!r} is Hookline's ownership challenge; it is never emitted or sent "
+            "as a test event."
+        )
     kind = event_type_by_name(name)
     if kind is None:
         raise UnknownEventTypeError(

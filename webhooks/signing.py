@@ -26,6 +26,8 @@ from typing import Any
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
 SIGNATURE_VERSION = "v1"
+# The type of Hookline's ownership check, whose data.challenge the receiver echoes.
+VERIFICATION_TYPE = "hookline.verification"
 
 Secret = str | bytes
 """A `whsec_…` secret, the same without its prefix, or the raw key bytes."""
@@ -73,6 +75,22 @@ class VerifiedMessage:
     def json(self) -> Any:
         """The parsed body: for Hookline, `{"type": …, "timestamp": …, "data": {…}}`."""
         return json.loads(self.body)
+
+    def challenge(self) -> str | None:
+        """The challenge to echo when this is Hookline's ownership check (`hookline.verification`):
+        answer it with a 2xx whose body is the challenge, or `{"challenge": "…"}`. None for every
+        other message."""
+        if VERIFICATION_TYPE.encode() not in self.body:
+            return None  # spares parsing every other message
+        try:
+            message = json.loads(self.body)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(message, dict) or message.get("type") != VERIFICATION_TYPE:
+            return None
+        data = message.get("data")
+        challenge = data.get("challenge") if isinstance(data, dict) else None
+        return challenge if isinstance(challenge, str) else None
 
 
 def secret_key(secret: Secret) -> bytes:

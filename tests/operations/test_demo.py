@@ -92,6 +92,31 @@ def test_demo_delivers_the_sample_event_and_ctrl_c_stops_everything(demo_env, tm
     assert [pid for pid in started if pid_alive(pid)] == []
 
 
+def test_with_verification_on_the_demo_inbox_answers_its_challenge(demo_env, tmp_path):
+    log_path = tmp_path / "demo.log"
+    port = free_port()
+    with log_path.open("wb") as log:
+        demo = subprocess.Popen(
+            [sys.executable, "manage.py", "demo", "--port", str(port)],
+            cwd=ROOT, env=demo_env | {"WEBHOOKS_VERIFY_ENDPOINTS": "true"}, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        output = wait_for_line(log_path, demo, "Hookline is running", timeout=60)
+        key = re.search(r"key for tenant 'demo': (hl_\S+)", output).group(1)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/endpoints/", headers={"Authorization": f"Bearer {key}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            [endpoint] = json.load(response)["results"]
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=30)
+
+    assert re.search(r"Delivery \d+: succeeded after 1 attempt\(s\), HTTP 200", output), output
+    assert endpoint["verification"] == "verified"
+
+
 def wait_for_line(path: Path, process: subprocess.Popen, text: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

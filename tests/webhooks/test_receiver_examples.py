@@ -10,6 +10,7 @@ receiver and the Flask snippets run in-process.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import shutil
@@ -28,10 +29,11 @@ from django.conf import settings
 from django.test import RequestFactory
 from requests.structures import CaseInsensitiveDict
 
-from deliveries.batch import deliver_now
-from deliveries.models import Delivery
+from deliveries.batch import deliver_due_batch, deliver_now
+from deliveries.models import Attempt, Delivery
 from deliveries.services import deliveries_replay
 from subscriptions.models import generate_signing_secret
+from subscriptions.services import endpoint_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.models import Event
@@ -276,6 +278,36 @@ def test_the_documented_receiver_in_a_fresh_project_verifies_a_real_delivery(sta
 def _sent_body(event: Event) -> bytes:
     """The bytes Hookline sent: built, as a worker builds them, from the event as stored."""
     return message(Event.objects.get(id=event.id), "order.paid").content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_documented_receiver_answers_the_ownership_challenge_by_itself(
+    start_receiver, settings
+):
+    """The copied decorator echoes Hookline's challenge without the view: the endpoint verifies,
+    and the event held for it is then delivered to the view."""
+    settings.WEBHOOKS_VERIFY_ENDPOINTS = True
+    secret = generate_signing_secret()
+    receiver = start_receiver(secret)
+    EventTypeFactory(name="order.paid")
+    tenant = TenantFactory()
+    endpoint = endpoint_create(tenant=tenant, url=receiver.url, secret=secret)
+    event = send_event(tenant, "order.paid", {"order_id": "ord_1002"})
+
+    for _ in range(4):
+        deliver_due_batch(limit=10)
+
+    endpoint.refresh_from_db()
+    assert endpoint.verified_at is not None, receiver.output()
+    delivered = Delivery.objects.get(event=event)
+    assert delivered.status == Delivery.Status.SUCCEEDED, receiver.output()
+    assert '"accepted"' in delivered.attempts.get().response_body
+    answered = Attempt.objects.get(
+        delivery__endpoint=endpoint, delivery__event__payload_text__contains="challenge"
+    )
+    assert answered.response_body == json.dumps(
+        {"challenge": answered.delivery.event.payload["challenge"]}
+    )
 
 
 def _bare_env() -> dict[str, str]:

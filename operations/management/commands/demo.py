@@ -25,6 +25,7 @@ from subscriptions.services import (
     event_type_create,
     tenant_create,
 )
+from subscriptions.verification import EndpointVerifiedError, endpoint_verification_retry
 from webhooks import send_event
 
 DEMO_TENANT = "demo"
@@ -74,6 +75,11 @@ class Command(BaseCommand):
             _stop(processes)
 
     def _send_sample(self, endpoint: Endpoint, base: str) -> None:
+        endpoint.refresh_from_db(fields=["verified_at"])
+        if endpoint.verified_at is None:
+            # Its challenge went while the web server was starting: the inbox answers one now.
+            with contextlib.suppress(EndpointVerifiedError):  # its retry got there first
+                endpoint_verification_retry(endpoint=endpoint)
         event = send_event(DEMO_TENANT, DEMO_EVENT_TYPE, {"order_id": "ord_1001", "amount": 4200})
         delivery = Delivery.objects.get(event=event, endpoint=endpoint)
         self.stdout.write(
