@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deliveries.models import Delivery
-from subscriptions.models import EventType
+from subscriptions.models import VERIFICATION_EVENT_TYPE, EventType
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event, send_events
 from webhooks.batches import MAX_BATCH_EVENTS, ItemStatus, RejectionCode
@@ -291,6 +291,16 @@ def test_an_event_type_archived_since_it_was_cached_is_looked_up_again_and_refus
     assert results[0].code == RejectionCode.UNKNOWN_EVENT_TYPE
     assert "archived" in results[0].detail
     assert Event.objects.count() == 1
+
+
+def test_the_ownership_challenges_type_is_never_emitted_in_a_batch(tenant):
+    EventTypeFactory(name=VERIFICATION_EVENT_TYPE)
+
+    results = send_events(tenant, [(VERIFICATION_EVENT_TYPE, {"challenge": "forged"})])
+
+    assert results[0].code == RejectionCode.UNKNOWN_EVENT_TYPE
+    assert "ownership challenge" in results[0].detail
+    assert not Event.objects.exists()
 
 
 def test_another_tenants_keys_and_endpoints_are_out_of_reach(tenant):
