@@ -39,6 +39,7 @@ from subscriptions.validators import (
 )
 from webhooks.errors import TooManyTestSendsError
 from webhooks.services import event_send_test
+from webhooks.transformations import MAX_EXPRESSION_LENGTH, transformation_problem
 
 HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
 
@@ -183,6 +184,14 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
         },
     )
 
+    transformation = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_EXPRESSION_LENGTH,
+        help_text="A JSONata expression that reshapes the body before it is encoded, signed and "
+        'sent, such as {"text": "Order " & data.order_id & " paid"}; empty for none.',
+    )
+
     class Meta:
         model = Endpoint
         fields = [
@@ -196,10 +205,17 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
             "headers",
             "rate_limit",
             "payload_format",
+            "transformation",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "disabled_reason", "disabled_at", "created_at", "updated_at"]
+
+    def validate_transformation(self, value: str) -> str:
+        problem = transformation_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return value
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
