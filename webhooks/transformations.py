@@ -131,7 +131,7 @@ def body_of(expression: str, message: dict[str, Any], payload_format: str = JSON
     try:
         return render_value(payload_format, value)
     except FormatError as error:
-        raise TransformError(str(error)) from None
+        raise TransformError(f"The transformation's result cannot be sent: {error}") from None
 
 
 # --- Compiling --------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class _Refused:
     """A built-in function that transformations may not call."""
 
     def __init__(self, name: str, why: str) -> None:
-        self.message = f"${name} is not available in transformations: {why}"
+        self.message = f"The transformation called ${name}, which transformations may not: {why}"
 
     def call(self, input: Any, args: Any) -> Any:
         raise _Stop(self.message)

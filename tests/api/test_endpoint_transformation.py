@@ -83,9 +83,7 @@ def test_a_bad_transformation_is_a_400_naming_the_field_and_changes_nothing(
     assert db_state() == before
 
 
-@pytest.mark.parametrize(
-    ("escaped", "code"), [("\\u0000", "invalid"), ("\\ud800", "parse_error")]
-)
+@pytest.mark.parametrize(("escaped", "code"), [("\\u0000", "invalid"), ("\\ud800", "parse_error")])
 def test_a_transformation_holding_nul_or_a_lone_surrogate_is_a_400(api, escaped, code):
     transformation = 'data.x & \\"' + escaped + '\\"'
     body = '{"url": "http://127.0.0.1:9/hook", "transformation": "' + transformation + '"}'

@@ -62,9 +62,7 @@ def test_the_admin_saves_a_transformation(admin_client):
         ("x" * 10_001, "at most 10,000 characters"),
     ],
 )
-def test_the_admin_refuses_a_bad_transformation_and_says_why(
-    admin_client, transformation, problem
-):
+def test_the_admin_refuses_a_bad_transformation_and_says_why(admin_client, transformation, problem):
     tenant = TenantFactory()
 
     response = admin_client.post(

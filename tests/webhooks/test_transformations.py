@@ -80,11 +80,11 @@ def test_the_message_given_to_a_transformation_is_left_as_it_was():
         ('{"f": $uppercase}', "not JSON"),
         ("$foo()", "failed: Attempted to invoke a non-function"),
         ('$number("x")', "failed:"),
-        ('$eval("1 + 1")', "$eval is not available in transformations"),
+        ('$eval("1 + 1")', "called $eval, which transformations may not"),
     ],
 )
 def test_a_run_that_fails_says_why(expression, problem):
-    with pytest.raises(TransformError, match="^The transformation|^\\$eval") as error:
+    with pytest.raises(TransformError, match="^The transformation") as error:
         transform(expression, MESSAGE)
 
     assert problem in str(error.value)
