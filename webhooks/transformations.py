@@ -109,7 +109,7 @@ def transform(expression: str, message: dict[str, Any]) -> Any:
     # expression; compiled expressions are per thread, so this one can be it.
     Jsonata.CURRENT.jsonata = compiled
     try:
-        with _watchdog.watching(budget.deadline):
+        with _watchdog.watching(budget):
             return _plain(compiled.evaluate(message, frame))
     except _Interrupted:
         raise TransformError(_out_of_time()) from None
@@ -151,7 +151,7 @@ _per_thread = threading.local()
 
 def _compile(expression: str) -> Jsonata:
     try:
-        with _watchdog.watching(time.monotonic() + COMPILE_BUDGET_SECONDS):
+        with _watchdog.watching(_Clock(COMPILE_BUDGET_SECONDS)):
             compiled = Jsonata(expression, _refuse_regex)
     except _RegexRefused:
         raise TransformError(
@@ -197,15 +197,57 @@ def _too_deep() -> str:
 # --- The budget -------------------------------------------------------------------------------
 
 
-class _Budget:
-    """Time, depth and size checks at each evaluation step: the library calls `on_entry` and
-    `on_exit` around every step, as its own Timebox does (with wall-clock time, which a clock
-    change would fool)."""
+class _Clock:
+    """A run's time: the processor time its thread spends, so that a run that only waited for
+    the processor (a loaded machine, another thread holding the interpreter) is not stopped for
+    it. Read cheaply through the wall clock: the thread's own clock, a system call, is read only
+    once the wall clock says the budget may be spent."""
 
-    __slots__ = ("deadline", "depth")
+    __slots__ = ("cpu_clock", "cpu_limit", "deadline")
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.cpu_clock = _thread_cpu_clock()
+        self.cpu_limit = (
+            time.clock_gettime(self.cpu_clock) + seconds if self.cpu_clock is not None else 0.0
+        )
+
+    def spent(self) -> bool:
+        """Whether the budget is spent; moves the wall-clock deadline on by what is left."""
+        now = time.monotonic()
+        if now <= self.deadline:
+            return False
+        if self.cpu_clock is None:
+            return True
+        left = self.cpu_limit - time.clock_gettime(self.cpu_clock)
+        if left <= 0:
+            return True
+        self.deadline = now + left
+        return False
+
+
+def _thread_cpu_clock() -> int | None:
+    """The calling thread's processor-time clock, readable from other threads (None where the
+    platform has none: the wall clock is used instead)."""
+    clock = getattr(_per_thread, "cpu_clock", 0)
+    if clock == 0:
+        try:
+            clock = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):
+            clock = None
+        _per_thread.cpu_clock = clock
+    return clock
+
+
+class _Budget(_Clock):
+    """Time, depth and size checks at each evaluation step: the library calls `on_entry` and
+    `on_exit` around every step, as its own Timebox does (with wall-clock time, and depth and
+    time alone)."""
+
+    __slots__ = ("depth",)
 
     def __init__(self) -> None:
-        self.deadline = time.monotonic() + BUDGET_SECONDS
+        super().__init__(BUDGET_SECONDS)
         self.depth = 0
 
     def on_entry(self, expr: Any, input: Any, environment: Any) -> None:
@@ -214,7 +256,7 @@ class _Budget:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise _Stop(_too_deep())
-        if time.monotonic() > self.deadline:
+        if time.monotonic() > self.deadline and self.spent():
             raise _Interrupted
 
     def on_exit(self, expr: Any, input: Any, environment: Any, result: Any) -> None:
@@ -226,7 +268,7 @@ class _Budget:
                 raise _Stop(_too_big())
         elif isinstance(result, list) and len(result) > MAX_ITEMS:
             raise _Stop(_too_big())
-        if time.monotonic() > self.deadline:
+        if time.monotonic() > self.deadline and self.spent():
             raise _Interrupted
 
 
@@ -264,7 +306,9 @@ _BOUNDED_PAD = Jsonata.JFunction(_BoundedPad(), "<s-ns?:s>")
 
 
 class _Watchdog:
-    """Interrupts a run that outlives its deadline, by raising _Interrupted in its thread.
+    """Interrupts a run that spends its budget, by raising _Interrupted in its thread, again at
+    every look until the run ends: Python drops an exception raised where it cannot propagate
+    (a garbage-collection callback, a finaliser).
 
     Python delivers such an exception between two bytecodes, so it stops a long loop inside a
     built-in function (a sum over a million numbers is one evaluation step) as well as in the
@@ -274,25 +318,28 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._deadlines: dict[int, float] = {}  # thread id -> deadline (monotonic)
+        self._watched: dict[int, _Clock] = {}  # by thread id
+        self._interrupted: set[int] = set()
         self._pid = 0
 
-    def watching(self, deadline: float) -> _Watch:
+    def watching(self, clock: _Clock) -> _Watch:
         if self._pid != os.getpid():
             self._start_thread()
-        return _Watch(self, threading.get_ident(), deadline)
+        return _Watch(self, threading.get_ident(), clock)
 
-    def begin(self, thread_id: int, deadline: float) -> None:
+    def begin(self, thread_id: int, clock: _Clock) -> None:
         with self._lock:
-            self._deadlines[thread_id] = deadline
+            self._watched[thread_id] = clock
 
     def end(self, thread_id: int) -> bool:
         """Stop watching the thread; True if the watchdog interrupted it meanwhile."""
         with self._lock:
-            if self._deadlines.pop(thread_id, None) is not None:
+            self._watched.pop(thread_id, None)
+            if thread_id not in self._interrupted:
                 return False
-            # Interrupted as the run ended: take the exception back if it is still pending,
-            # so that it cannot go off in whatever the thread does next.
+            self._interrupted.discard(thread_id)
+            # Take back an interruption still pending, so that it cannot go off in whatever
+            # the thread does next.
             _set_async_exception(thread_id, None)
             return True
 
@@ -300,7 +347,8 @@ class _Watchdog:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self._deadlines.clear()
+            self._watched.clear()
+            self._interrupted.clear()
             name = "transformation-watchdog"
             threading.Thread(target=self._watch, name=name, daemon=True).start()
             self._pid = os.getpid()
@@ -308,31 +356,38 @@ class _Watchdog:
     def _watch(self) -> None:
         while True:
             time.sleep(_WATCH_INTERVAL_SECONDS)
-            if not self._deadlines:
+            if not self._watched:
                 continue
             now = time.monotonic()
+            # Under the lock, a watched thread is still in its run: its clock can be read.
             with self._lock:
-                late = [thread for thread, deadline in self._deadlines.items() if deadline < now]
-                for thread_id in late:
-                    del self._deadlines[thread_id]
-                    _set_async_exception(thread_id, _Interrupted)
+                for thread_id, clock in self._watched.items():
+                    if thread_id in self._interrupted or (clock.deadline < now and clock.spent()):
+                        self._interrupted.add(thread_id)
+                        _set_async_exception(thread_id, _Interrupted)
 
 
 class _Watch:
-    __slots__ = ("deadline", "thread_id", "watchdog")
+    __slots__ = ("clock", "thread_id", "watchdog")
 
-    def __init__(self, watchdog: _Watchdog, thread_id: int, deadline: float) -> None:
+    def __init__(self, watchdog: _Watchdog, thread_id: int, clock: _Clock) -> None:
         self.watchdog = watchdog
         self.thread_id = thread_id
-        self.deadline = deadline
+        self.clock = clock
 
     def __enter__(self) -> None:
-        self.watchdog.begin(self.thread_id, self.deadline)
+        self.watchdog.begin(self.thread_id, self.clock)
 
     def __exit__(self, *exc: object) -> None:
+        while True:
+            try:
+                interrupted = self.watchdog.end(self.thread_id)
+                break
+            except _Interrupted:  # went off here, before the watch ended: end it again
+                interrupted = True
         # Late is late, also when the watchdog could not interrupt in time: a long call in C
         # holds the interpreter, and the watchdog with it, until it returns.
-        if self.watchdog.end(self.thread_id) or time.monotonic() > self.deadline:
+        if interrupted or self.clock.spent():
             raise _Interrupted
 
 

@@ -21,6 +21,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CHAT = '{"text": "Order " & data.order_id & " paid"}'
 RUNAWAY = "($f := function($n) { $f($n + 1) }; $f(0))"
+# A run is stopped after 80 ms of processor time (tests/webhooks/test_transformations.py holds it
+# to that); the wall-clock time an attempt records may be longer on a loaded machine.
+NEVER_HANGS_MS = 1000
 
 
 @pytest.fixture
@@ -186,8 +189,8 @@ def test_a_runaway_transformation_is_stopped_in_time_and_the_batch_goes_on(tenan
 
     assert deliver_due_batch(limit=10) == 6
 
-    # Three runaway runs of at most 100 ms each, and the healthy sends.
-    assert time.monotonic() - started < 3 * 0.1 + 1.0
+    # Three runaway runs of at most 100 ms of processor time each, and the healthy sends.
+    assert time.monotonic() - started < 3 * 0.1 + 1.5
     assert len(receiver.requests("/healthy")) == 3
     assert receiver.requests("/runaway") == []
     stopped = Attempt.objects.filter(delivery__endpoint__url=receiver.url("/runaway"))
@@ -195,7 +198,7 @@ def test_a_runaway_transformation_is_stopped_in_time_and_the_batch_goes_on(tenan
     for attempt in stopped:
         assert attempt.error_kind == Attempt.ErrorKind.TRANSFORM
         assert "80 ms budget and was stopped" in attempt.error_message
-        assert attempt.duration_ms < 100 + 50  # a loaded machine's margin
+        assert 80 <= attempt.duration_ms < NEVER_HANGS_MS
 
 
 def test_endpoints_sharing_a_runaway_transformation_run_it_once_per_event(tenant, receiver):
@@ -206,7 +209,7 @@ def test_endpoints_sharing_a_runaway_transformation_run_it_once_per_event(tenant
 
     assert deliver_due_batch(limit=10) == 3
 
-    assert time.monotonic() - started < 0.1 + 0.5
+    assert time.monotonic() - started < NEVER_HANGS_MS / 1000
     durations = sorted(a.duration_ms for a in Attempt.objects.all())
     # One run, its result kept for the batch: the other two attempts took no time.
     assert durations[1] < 5
@@ -236,5 +239,5 @@ def test_a_real_worker_stops_a_runaway_and_keeps_delivering_to_other_endpoints(
     assert stopped.exists()
     for attempt in stopped:
         assert attempt.error_kind == Attempt.ErrorKind.TRANSFORM
-        assert attempt.duration_ms < 100 + 50, attempt.duration_ms
+        assert attempt.duration_ms < NEVER_HANGS_MS, attempt.duration_ms
     assert not Delivery.objects.filter(endpoint=runaway, status=Delivery.Status.SUCCEEDED).exists()
