@@ -98,9 +98,13 @@ def transformation_problem(expression: str) -> str | None:
 def transform(expression: str, message: dict[str, Any]) -> Any:
     """The value `expression` makes of `message`, as plain JSON values (dict, list, str, int,
     float, bool, None for null); raises TransformError, within the budget, for anything else."""
-    compiled = _compiled(expression)
+    compiled, environment = _compiled(expression)
+    # A run keeps its innermost scope on the expression while it goes (and restores it on the way
+    # out, but an interruption may land in that restore): each run starts from the scope that
+    # compiling made, never from what a previous run, perhaps another tenant's, left there.
+    compiled.environment, compiled.input = environment, None
     budget = _Budget()
-    frame = compiled.create_frame(compiled.environment)
+    frame = compiled.create_frame(environment)
     frame.bind("__evaluate_entry", budget.on_entry)
     frame.bind("__evaluate_exit", budget.on_exit)
     frame.bind("eval", _EVAL_REFUSED)
@@ -137,9 +141,9 @@ def body_of(expression: str, message: dict[str, Any], payload_format: str = JSON
 # --- Compiling --------------------------------------------------------------------------------
 
 
-def _compiled(expression: str) -> Jsonata:
-    """The compiled expression, from this thread's cache: a compiled expression keeps state while
-    it runs, so threads do not share one."""
+def _compiled(expression: str) -> tuple[Jsonata, Any]:
+    """The compiled expression and its top scope, from this thread's cache: a compiled
+    expression keeps state while it runs, so threads do not share one."""
     cache = getattr(_per_thread, "compile", None)
     if cache is None:
         cache = _per_thread.compile = functools.lru_cache(maxsize=_COMPILED_CACHE_SIZE)(_compile)
@@ -149,7 +153,7 @@ def _compiled(expression: str) -> Jsonata:
 _per_thread = threading.local()
 
 
-def _compile(expression: str) -> Jsonata:
+def _compile(expression: str) -> tuple[Jsonata, Any]:
     try:
         with _watchdog.watching(_Clock(COMPILE_BUDGET_SECONDS)):
             compiled = Jsonata(expression, _refuse_regex)
@@ -169,7 +173,7 @@ def _compile(expression: str) -> Jsonata:
         raise TransformError(f"Not a valid JSONata expression{symbol}.") from None
     compiled.set_validate_input(False)  # the input is parsed JSON, valid by construction
     compiled.set_output_convert_nulls(False)  # keep null apart from undefined
-    return compiled
+    return compiled, compiled.environment
 
 
 def _refuse_regex(pattern: str, flags: RegexFlags) -> Any:
