@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
+from deliveries.batch import deliver_due_batch
+from deliveries.models import Delivery
 from subscriptions.models import Endpoint
 from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
@@ -255,3 +257,18 @@ def test_the_transformation_page_previews_the_saved_one_on_the_latest_event(memb
 
     assert "&quot;text&quot;: &quot;Order o-9 paid&quot;" in html.decode()
     assert f"{escape(CHAT)}</textarea>" in html.decode()
+
+
+def test_a_failed_transformation_reads_as_such_in_the_lists_and_the_attempt(member, mine, settings):
+    settings.WEBHOOKS_RETRY_SCHEDULE = (60.0,)
+    Endpoint.objects.filter(pk=mine["endpoint"].pk).update(transformation="data.missing")
+    event = send_event(mine["tenant"], "order.paid", {"order_id": "o-1"})
+    deliver_due_batch(limit=10)
+    delivery = Delivery.objects.get(event=event)
+
+    listed = member.get("/dashboard/deliveries/").content.decode()
+    detail = member.get(f"/dashboard/deliveries/{delivery.pk}/").content.decode()
+
+    assert ">transform</span>" in listed
+    assert "gave no result (undefined)" in detail
+    assert "The endpoint&#x27;s transformation failed, so nothing was sent" in detail
