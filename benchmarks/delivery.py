@@ -37,6 +37,7 @@ from benchmarks.noisy import (
 )
 from benchmarks.ordered import ORDERED_BACKLOG, ORDERED_PATH, order_check, ordered_backlogs
 from benchmarks.prefill import prefill_finished_deliveries
+from benchmarks.transformed import transformed_backlog
 from deliveries.batch import deliver_due_batch
 from deliveries.dispatch import wake_workers
 from deliveries.holds import backlog_resume
@@ -59,6 +60,7 @@ class Options:
     scenario: str = ""  # "", "slow-endpoint", "failing-endpoint" or "noisy-neighbour"
     prefill: int = 0
     ordered: int = 0  # the ordered variant's number of ordering keys (0: not run)
+    transform: bool = False  # also drain backlogs with a transformation on every endpoint
 
 
 @dataclass
@@ -328,6 +330,13 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
                 / (run.figures["backlog_per_s"] * share),
                 1,
             )
+        if options.transform:
+
+            def backlog(name: str) -> float:
+                _backlog(run, tenant, healthy, name)
+                return run.figures[f"{name}_per_s"]
+
+            transformed_backlog(healthy, backlog, run.figures)
         if options.prefill and options.scenario != "noisy-neighbour" and not options.ordered:
             started = time.monotonic()
             prefill_finished_deliveries(tenant=tenant, count=options.prefill)

@@ -20,6 +20,7 @@ from dashboard.access import dashboard_login_required, viewer_for
 from dashboard.charts import stacked_hour_bars
 from dashboard.pages import render_page
 from dashboard.status import delivery_pill, last_result
+from dashboard.transformation_views import transformation_panel
 from deliveries.models import Attempt
 from deliveries.selectors import attempts_wait, challenge_pending_id
 from subscriptions.headers import masked_headers
@@ -85,6 +86,7 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         "test_event_type": TEST_EVENT_TYPE,
         "recover": _recover_choices(endpoint, now),
         "now": now,
+        "transformation": transformation_panel(endpoint),
     }
     return render_page(
         request, viewer, "dashboard/endpoint_detail.html", context, section="endpoints"

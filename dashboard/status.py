@@ -59,6 +59,8 @@ def delivery_pill(delivery: Delivery, now: datetime) -> Pill:
 
 
 LAST_RESULT_LABELS = (
+    # First: a failed transformation's message may quote the payload or the expression.
+    ("the transformation", "transform"),
     ("refused", "refused"),
     ("no response", "timeout"),
     ("not received within", "timeout"),
@@ -91,4 +93,6 @@ ERROR_HINTS: dict[str, str] = {
     "echo its ownership challenge.",
     Attempt.ErrorKind.INVALID_REQUEST: "The request could not be built: check the custom headers.",
     Attempt.ErrorKind.INTERNAL: "Hookline failed to build the request; see the worker log.",
+    Attempt.ErrorKind.TRANSFORM: "The endpoint's transformation failed, so nothing was sent: "
+    "fix it on the endpoint's page, then replay.",
 }

@@ -6,6 +6,7 @@ from dashboard import (
     inbox_views,
     overview_views,
     portal_views,
+    transformation_views,
 )
 
 app_name = "dashboard"
@@ -21,6 +22,21 @@ urlpatterns = [
         name="endpoint-verify",
     ),
     path("endpoints/<int:endpoint_id>/recover/", deliveries_views.recover, name="endpoint-recover"),
+    path(
+        "endpoints/<int:endpoint_id>/transformation/",
+        transformation_views.transformation_page,
+        name="endpoint-transformation",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/transformation/preview/",
+        transformation_views.transformation_preview,
+        name="endpoint-transformation-preview",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/transformation/save/",
+        transformation_views.transformation_save,
+        name="endpoint-transformation-save",
+    ),
     path("deliveries/", deliveries_views.delivery_list, name="deliveries"),
     path("deliveries/replay/", deliveries_views.replay_selected, name="replay-selected"),
     path("deliveries/<int:delivery_id>/", deliveries_views.delivery_detail, name="delivery"),

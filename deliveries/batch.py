@@ -33,6 +33,7 @@ from deliveries.verification import echo_judged, is_challenge
 from subscriptions.models import Endpoint
 from webhooks.formats import JSON, Body
 from webhooks.signing import secret_key
+from webhooks.transformations import TransformError
 from webhooks.wire import message, redacted, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -193,7 +194,9 @@ class Sends:
         self._recorded_at = now
         self._renew_at = lease_ends_at - settings.WEBHOOKS_LEASE_SECONDS + lease_renewal_seconds()
         self._keys: dict[int, list[bytes]] = {}
-        self._bodies: dict[tuple[int, str], Body] = {}  # by (event, payload format)
+        # By (event, payload format, transformation): a failed transformation is kept too, so
+        # a runaway one is run once per batch, not once per delivery.
+        self._bodies: dict[tuple[int, str, str], Body | TransformError] = {}
         self._failures_in_a_row: dict[int, int] = {}
         self._left_alone: set[int] = set()  # endpoints whose other deliveries wait for later
         # Per ordering key: whether the batch's last delivery of it succeeded (False while in
@@ -269,18 +272,33 @@ class Sends:
         try:
             if endpoint.id not in self._keys:
                 self._keys[endpoint.id] = [secret_key(s) for s in endpoint.signing_secrets()]
-            # A challenge is JSON whatever the endpoint's format: one handshake for every receiver.
-            challenge = endpoint.verified_at is None and is_challenge(delivery)
-            body_format = JSON if challenge else endpoint.payload_format
-            body_key = (delivery.event_id, body_format)
-            if body_key not in self._bodies:
-                event = delivery.event
-                self._bodies[body_key] = message(event, event.event_type.name, body_key[1])
-            return _attempt(delivery, self._bodies[body_key], self._keys[endpoint.id])
+            started_at, started = timezone.now(), time.monotonic()
+            body = self._body(delivery)
+            if isinstance(body, TransformError):
+                took_ms = (time.monotonic() - started) * 1000
+                return _transform_failed(delivery, body, started_at, took_ms)
+            return _attempt(delivery, body, self._keys[endpoint.id])
         except Exception as error:
             # One broken delivery must not take the rest of the batch down with it.
             logger.exception("Could not attempt delivery=%s", delivery.id)
             return _attempt_failed_internally(delivery, error)
+
+    def _body(self, delivery: Delivery) -> Body | TransformError:
+        event = delivery.event
+        event_type = event.event_type.name
+        endpoint = delivery.endpoint
+        # A challenge goes as Hookline builds it, in JSON whatever the endpoint's format and
+        # transformation: one handshake for every receiver, which must find the challenge there.
+        if endpoint.verified_at is None and is_challenge(delivery):
+            body_key = (delivery.event_id, JSON, "")
+        else:
+            body_key = (delivery.event_id, endpoint.payload_format, endpoint.transformation)
+        if body_key not in self._bodies:
+            try:
+                self._bodies[body_key] = message(event, event_type, *body_key[1:])
+            except TransformError as error:
+                self._bodies[body_key] = error
+        return self._bodies[body_key]
 
     def add(self, outcome: Outcome) -> None:
         """Keep an outcome for the batch's record (call with `lock` held)."""
@@ -349,6 +367,17 @@ def _attempt_failed_internally(delivery: Delivery, error: Exception) -> Outcome:
         error_message=f"Hookline could not build the request: {type(error).__name__}: {error}",
     )
     return _outcome(delivery, timezone.now(), {}, result)
+
+
+def _transform_failed(
+    delivery: Delivery, error: TransformError, started_at: datetime, took_ms: float
+) -> Outcome:
+    """The attempt of a delivery whose transformation failed: no request is sent, and it is
+    retried as any failed attempt, so that fixing the transformation recovers it."""
+    result = transport.TransportResult(
+        duration_ms=took_ms, error_kind=Attempt.ErrorKind.TRANSFORM, error_message=str(error)
+    )
+    return _outcome(delivery, started_at, {}, result)
 
 
 def _attempt(delivery: Delivery, body: Body, keys: list[bytes]) -> Outcome:

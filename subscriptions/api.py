@@ -46,6 +46,7 @@ from subscriptions.verification import (
 )
 from webhooks.errors import TooManyTestSendsError
 from webhooks.services import UNVERIFIED_NO_TEST, event_send_test
+from webhooks.transformations import MAX_EXPRESSION_LENGTH, transformation_problem
 
 HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
 
@@ -198,6 +199,14 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
         },
     )
 
+    transformation = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_EXPRESSION_LENGTH,
+        help_text="A JSONata expression that reshapes the body before it is encoded, signed and "
+        'sent, such as {"text": "Order " & data.order_id & " paid"}; empty for none.',
+    )
+
     class Meta:
         model = Endpoint
         fields = [
@@ -211,6 +220,7 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
             "headers",
             "rate_limit",
             "payload_format",
+            "transformation",
             "verification",
             "verified_at",
             "created_at",
@@ -229,6 +239,12 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=VERIFICATION_STATES))
     def get_verification(self, endpoint: Endpoint) -> str:
         return verification_state(endpoint)
+
+    def validate_transformation(self, value: str) -> str:
+        problem = transformation_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return value
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

@@ -25,6 +25,7 @@ from subscriptions.validators import (
 )
 from webhooks.payloads import contains_nul
 from webhooks.schemas import schema_problem
+from webhooks.transformations import transformation_problem
 
 SECRET_PREFIX = "whsec_"
 # Replaced secrets kept signing at once; past this, the one expiring soonest is dropped early.
@@ -200,6 +201,11 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def clean(self) -> None:
+        problem = transformation_problem(self.transformation)
+        if problem is not None:
+            raise ValidationError({"transformation": problem})
 
     def signing_secrets(self, at: datetime | None = None) -> list[str]:
         """The secrets that sign a message now: the current one, then every replaced one whose

@@ -27,6 +27,7 @@ from subscriptions.models import (
 )
 from subscriptions.signals import endpoint_disabled, endpoint_enabling, endpoints_disabling
 from subscriptions.verification import endpoint_challenge, verification_applies
+from webhooks.transformations import transformation_problem
 
 API_KEY_PREFIX = "hl_"
 
@@ -224,3 +225,14 @@ def _previous_secrets_kept(
     alive = [previous for previous in candidates if previous.expires_at > now]
     alive.sort(key=lambda previous: previous.expires_at, reverse=True)
     return alive[:MAX_PREVIOUS_SECRETS]
+
+
+def endpoint_set_transformation(*, endpoint: Endpoint, transformation: str) -> None:
+    """Give the endpoint a transformation (blank: none), used from its next attempt on, waiting
+    deliveries and replays included. Raises ValidationError, naming the field, for one that
+    `webhooks.transformations` refuses; nothing changes then."""
+    problem = transformation_problem(transformation)
+    if problem is not None:
+        raise ValidationError({"transformation": problem})
+    endpoint.transformation = transformation
+    endpoint.save(update_fields=["transformation", "updated_at"])

@@ -91,6 +91,33 @@ def render(
     return Body(write(event_type=event_type, timestamp=timestamp, data=data), content_type)
 
 
+def render_value(payload_format: str, value: Any) -> Body:
+    """The body of a message that a transformation reshaped into `value`, in `payload_format`.
+
+    JSON carries any JSON value. XML and form fields need an object: its members are encoded as
+    a message's `type`, `timestamp` and `data` are, so an object of those three gives the body
+    `render` would. Raises FormatError for a value the format cannot carry.
+    """
+    if payload_format == JSON:
+        try:
+            content = json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+            raise FormatError(f"The body is not JSON: {error}.") from None
+        return Body(content, JSON_CONTENT_TYPE)
+    if payload_format not in _WRITERS:
+        raise FormatError(f"Unknown payload format {payload_format!r}.")
+    if not isinstance(value, dict):
+        kind = "an array" if isinstance(value, list) else "a single value"
+        raise FormatError(
+            f"The {payload_format.upper()} format needs an object to encode, not {kind}: "
+            'make the transformation give an object, such as {"text": …}.'
+        )
+    write = _xml_document if payload_format == XML else _form_fields
+    return Body(write(value), _WRITERS[payload_format][1])
+
+
 def to_json(*, event_type: str, timestamp: str, data: dict[str, Any] | RawJSON) -> bytes:
     if isinstance(data, RawJSON):
         # The envelope serialised as for any other payload, the data's text spliced in as it is.
@@ -117,13 +144,16 @@ _ATTRIBUTE_ESCAPES = str.maketrans(
 
 
 def to_xml(*, event_type: str, timestamp: str, data: dict[str, Any]) -> bytes:
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8"?>\n<webhook>',
-        _xml_element("type", "", event_type),
-        _xml_element("timestamp", "", timestamp),
-    ]
+    return _xml_document({"type": event_type, "timestamp": timestamp, "data": data})
+
+
+def _xml_document(members: dict[str, Any]) -> bytes:
+    """`<webhook>` holding one element per member."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>\n<webhook>']
     # An explicit stack instead of recursion: payloads may nest as deep as JSON allows.
-    pending: list[str | tuple[str, str, Any]] = [("data", "", data)]
+    pending: list[str | tuple[str, str, Any]] = [
+        _xml_member(key, member) for key, member in reversed(members.items())
+    ]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
@@ -276,19 +306,24 @@ def _no_constant(name: str) -> None:
 
 
 def to_form(*, event_type: str, timestamp: str, data: dict[str, Any]) -> bytes:
-    fields = [f"type={quote_plus(event_type)}", f"timestamp={quote_plus(timestamp)}"]
-    pending: list[tuple[str, Any]] = [("data", data)]
+    return _form_fields({"type": event_type, "timestamp": timestamp, "data": data})
+
+
+def _form_fields(members: dict[str, Any]) -> bytes:
+    """One field per leaf, each member's name first."""
+    fields: list[str] = []
+    pending = [(quote_plus(key), member) for key, member in reversed(members.items())]
     while pending:
         name, value = pending.pop()
-        members: Iterable[tuple[str, Any]]
+        children: Iterable[tuple[str, Any]]
         if isinstance(value, dict) and value:
-            members = value.items()
+            children = value.items()
         elif isinstance(value, list) and value:
-            members = ((str(index), member) for index, member in enumerate(value))
+            children = ((str(index), member) for index, member in enumerate(value))
         else:
             fields.append(f"{name}={quote_plus(_form_text(value))}")
             continue
-        pending.extend(reversed([(f"{name}[{quote_plus(key)}]", item) for key, item in members]))
+        pending.extend(reversed([(f"{name}[{quote_plus(key)}]", item) for key, item in children]))
     return "&".join(fields).encode()
 
 

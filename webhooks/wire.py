@@ -9,6 +9,7 @@ from subscriptions.headers import masked_value
 from webhooks.formats import JSON, JSON_CONTENT_TYPE, Body, render
 from webhooks.models import Event
 from webhooks.signing import signature_header
+from webhooks.transformations import body_of
 
 USER_AGENT = "Hookline/0.1.0 (outbound webhooks)"
 
@@ -22,13 +23,21 @@ def iso_timestamp(event: Event) -> str:
     return iso_time(event.created_at)
 
 
-def message(event: Event, event_type_name: str, payload_format: str = JSON) -> Body:
-    """The body and Content-Type of the event in an endpoint's payload format (webhooks.formats).
+def message(
+    event: Event, event_type_name: str, payload_format: str = JSON, transformation: str = ""
+) -> Body:
+    """The body and Content-Type of the event in an endpoint's payload format (webhooks.formats),
+    reshaped first by the endpoint's `transformation` if it has one (webhooks.transformations).
 
-    Identical for every attempt of the event to endpoints of that format; raises FormatError for
-    a format Hookline does not know. JSON carries the payload's text as the host sent it; the other
-    formats are built from the parsed payload.
+    Identical for every attempt of the event to endpoints of that format and transformation;
+    raises FormatError for a format Hookline does not know, TransformError for a transformation
+    that fails. JSON carries the payload's text as the host sent it; the other formats, and
+    transformations, are built from the parsed payload.
     """
+    if transformation:
+        timestamp = iso_timestamp(event)
+        unshaped = {"type": event_type_name, "timestamp": timestamp, "data": event.payload}
+        return body_of(transformation, unshaped, payload_format)
     data = event.payload_as_sent if payload_format == JSON else event.payload
     return render(
         payload_format, event_type=event_type_name, timestamp=iso_timestamp(event), data=data

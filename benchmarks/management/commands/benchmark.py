@@ -89,6 +89,12 @@ class Command(BaseCommand):
             help="finished deliveries to store before measuring again; with --noisy-neighbour "
             "or --ordered, the backlog's size",
         )
+        parser.add_argument(
+            "--transform",
+            action="store_true",
+            help="drain the backlog again plain and with a transformation on every endpoint, "
+            "and time one transformation in process",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, **options: Any) -> None:
@@ -133,6 +139,8 @@ class Command(BaseCommand):
                 flags += [f"--{value}"] if value else []
             elif field.name == "ordered":  # a scenario too: only when chosen
                 flags += ["--ordered", str(value)] if value else []
+            elif field.name == "transform":
+                flags += ["--transform"] if value else []
             else:
                 flags += [f"--{field.name.replace('_', '-')}", str(value)]
         return flags
