@@ -24,12 +24,15 @@ from deliveries.models import Attempt, Delivery
 from deliveries.ordering import DEEP_HEAD_SQL, deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import (
     deliveries_flowing,
+    endpoint_filters_subscribed,
     endpoint_ids_to_probe,
     endpoint_pauses_subscribed,
 )
 from deliveries.sql_names import sql_with_names
+from subscriptions.filters import FilterContext, endpoints_matching, filter_context
 from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.models import Event
+from webhooks.wire import iso_time
 
 ATTEMPT_COLUMNS = (
     "delivery_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
@@ -263,7 +266,8 @@ def event_insert_with_deliveries(
     *, tenant: Tenant, event_type: EventType, payload: dict, payload_json: str,
     payload_text: str, idempotency_key: str | None, ordering_key: str = "",
 ) -> StoredEvent:  # fmt: skip
-    """Store an event and a pending delivery per subscribed active endpoint, atomically.
+    """Store an event and a pending delivery per subscribed active endpoint whose filter, if it
+    has one, matches the event (subscriptions.filters), atomically.
 
     `payload_json` (the parsed payload serialised) fills the `jsonb` column; `payload_text` is
     kept as it is, to be sent. With an `ordering_key`, a delivery to an endpoint that has a
@@ -271,7 +275,10 @@ def event_insert_with_deliveries(
 
     On PostgreSQL this is one statement (one round trip, no explicit transaction): the event
     insert, and an `INSERT … SELECT` of its deliveries, so fanning out to a thousand endpoints
-    costs one query, not a thousand rows built in Python.
+    costs one query, not a thousand rows built in Python. When some subscribed endpoints have a
+    filter, that statement stores nothing and returns them; their filters are evaluated here,
+    and a second statement stores the event with its deliveries, provided those endpoints and
+    their filters are still the ones evaluated (docs/decisions/0017-filters-at-emit.md).
     """
     now = timezone.now()
     event = Event(
@@ -280,21 +287,31 @@ def event_insert_with_deliveries(
     )  # fmt: skip
     if connection.vendor != "postgresql":
         return _event_insert_orm(event)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql_with_names(
-                _KEYED_EVENT_INSERT_SQL if ordering_key else _EVENT_INSERT_SQL,
-                EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES,
-            ),
-            {
-                "public_id": event.public_id, "tenant_id": tenant.id,
-                "event_type_id": event_type.id, "event_type_name": event_type.name,
-                "payload": payload_json, "payload_text": payload_text,
-                "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
-                "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
-            },
-        )  # fmt: skip
-        event_id, created, due, event_type_current, waiting = cursor.fetchone()
+    params: dict[str, Any] = {
+        "public_id": event.public_id, "tenant_id": tenant.id,
+        "event_type_id": event_type.id, "event_type_name": event_type.name,
+        "payload": payload_json, "payload_text": payload_text,
+        "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
+        "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
+    }  # fmt: skip
+    sql = sql_with_names(
+        _KEYED_EVENT_INSERT_SQL if ordering_key else _EVENT_INSERT_SQL,
+        EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES,
+    )  # fmt: skip
+    evaluated: Filtered = Filtered((), ())
+    matched: list[int] = []
+    for _ in range(_FILTER_ROUNDS):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {**params, **evaluated.params(), "matched": matched})
+            event_id, created, due, event_type_current, waiting, *candidates = cursor.fetchone()
+        filtered = Filtered(tuple(candidates[0] or ()), tuple(candidates[1] or ()))
+        if event_id is not None or not event_type_current or filtered == evaluated:
+            break
+        # Some endpoints have a filter, or theirs changed since they were evaluated.
+        matched = endpoints_matching(filtered.pairs(), event_filter_context(event))
+        evaluated = filtered
+    else:
+        raise RuntimeError("The tenant's filtered endpoints kept changing; emit the event again.")
     if event_id is None:
         return StoredEvent(event=None, deliveries=0, event_type_current=event_type_current)
     event.id = event_id
@@ -305,14 +322,59 @@ def event_insert_with_deliveries(
     )
 
 
+# Rounds of evaluating filters before the statement stores the event: a second one is needed
+# only when a filtered endpoint was added, changed or removed during the first.
+_FILTER_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """The subscribed endpoints with a filter, as the statement saw them, in id order."""
+
+    endpoint_ids: tuple[int, ...]
+    filters: tuple[str, ...]
+
+    def pairs(self) -> list[tuple[int, str]]:
+        return list(zip(self.endpoint_ids, self.filters, strict=True))
+
+    def params(self) -> dict[str, list]:
+        return {"evaluated_ids": list(self.endpoint_ids), "evaluated_filters": list(self.filters)}
+
+
+def event_filter_context(event: Event) -> FilterContext:
+    """What endpoint filters see of an event: its type's name, payload, tenant and timestamp as
+    sent. For batch emits too: one per event, shared by every filter evaluated against it."""
+    return filter_context(
+        event_type=event.event_type.name,
+        data=event.payload,
+        tenant=event.tenant.slug,
+        timestamp=iso_time(event.created_at),
+    )
+
+
 # The table that says which event types an endpoint wants (none: all of them).
 _ENDPOINT_TYPES = Endpoint.event_types.through
 
+# An endpoint with no event types wants them all.
+_SUBSCRIBED = """
+      endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
+      AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
+           OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
+                        AND wanted.{Wanted.eventtype_id} = %(event_type_id)s))"""
+# The event goes in only if the subscribed endpoints with a filter are exactly those evaluated,
+# with the same filters (none, the first time); otherwise the statement returns them. The
+# deliveries go to the endpoints without a filter and to those whose filter matched.
 _EVENT_INSERT_SQL = """
 WITH kind AS (
     SELECT {EventType.id} FROM {EventType.table}
     WHERE {EventType.id} = %(event_type_id)s AND {EventType.name} = %(event_type_name)s
       AND NOT {EventType.archived}
+), filtered AS (
+    SELECT endpoint.{Endpoint.id} AS id, endpoint.{Endpoint.filter} AS expression
+    FROM {Endpoint.table} AS endpoint
+    WHERE endpoint.{Endpoint.filter} <> '' AND <subscribed>
 ), event AS (
     INSERT INTO {Event.table}
         ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
@@ -320,6 +382,10 @@ WITH kind AS (
     SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
            %(idempotency_key)s, %(ordering_key)s, %(now)s
     FROM kind
+    WHERE (SELECT count(*) FROM filtered) = cardinality(%(evaluated_ids)s::bigint[])
+      AND NOT EXISTS (SELECT id, expression FROM filtered
+                      EXCEPT SELECT * FROM unnest(%(evaluated_ids)s::bigint[],
+                                                  %(evaluated_filters)s::text[]))
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
     RETURNING {Event.id}
@@ -332,19 +398,17 @@ WITH kind AS (
     SELECT event.{Event.id}, endpoint.{Endpoint.id}, %(pending)s, 0, <due-at>,
            %(trigger)s, '', '', %(now)s, %(ordering_key)s, <waits>
     FROM event, {Endpoint.table} AS endpoint <behind>
-    WHERE endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
-      AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
-                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
-           OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
-                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
-                        AND wanted.{Wanted.eventtype_id} = %(event_type_id)s))
+    WHERE <subscribed>
+      AND (endpoint.{Endpoint.filter} = '' OR endpoint.{Endpoint.id} = ANY(%(matched)s::bigint[]))
     RETURNING {Delivery.next_attempt_at} <= %(now)s AS due, {Delivery.endpoint_id} AS endpoint_id,
               {Delivery.waiting_on_key} AS waiting
 )
 SELECT (SELECT {Event.id} FROM event), (SELECT count(*) FROM created),
        (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind),
-       <waiting-endpoints>
-"""
+       <waiting-endpoints>,
+       (SELECT array_agg(id ORDER BY id) FROM filtered),
+       (SELECT array_agg(expression ORDER BY id) FROM filtered)
+""".replace("<subscribed>", _SUBSCRIBED.strip())
 _DUE_AT = "GREATEST(%(now)s, endpoint.{Endpoint.circuit_open_until})"
 # An event with an ordering key: a delivery to an endpoint that has a pending delivery of the key
 # waits behind it. Without a key, the statement is spared the join and its planning.
@@ -379,9 +443,7 @@ def _event_insert_orm(event: Event) -> StoredEvent:
             if not EventType.objects.filter(id=kind.id, name=kind.name, archived=False).exists():
                 return StoredEvent(event=None, deliveries=0, event_type_current=False)
             event.save(force_insert=True)
-            pauses = endpoint_pauses_subscribed(
-                tenant_id=event.tenant_id, event_type_id=event.event_type_id
-            )
+            pauses = _pauses_of_endpoints_matching(event)
             waiting = _endpoints_with_key_pending(event.ordering_key, pauses)
             # As GREATEST(now, circuit_open_until) in the SQL: an open circuit holds the delivery.
             deliveries = Delivery.objects.bulk_create(
@@ -399,6 +461,19 @@ def _event_insert_orm(event: Event) -> StoredEvent:
     return StoredEvent(
         event=event, deliveries=len(deliveries), due=due, waiting_endpoint_ids=tuple(waiting)
     )
+
+
+def _pauses_of_endpoints_matching(event: Event) -> dict[int, datetime | None]:
+    """The subscribed endpoints without a filter or whose filter matches `event`, each with the
+    end of its circuit's pause."""
+    kind = {"tenant_id": event.tenant_id, "event_type_id": event.event_type_id}
+    pauses = endpoint_pauses_subscribed(**kind)
+    filtered = endpoint_filters_subscribed(**kind)
+    if not filtered:
+        return pauses
+    matched = set(endpoints_matching(filtered.items(), event_filter_context(event)))
+    return {endpoint_id: until for endpoint_id, until in pauses.items()
+            if endpoint_id not in filtered or endpoint_id in matched}  # fmt: skip
 
 
 def _endpoints_with_key_pending(key: str, endpoint_ids: Collection[int]) -> set[int]:

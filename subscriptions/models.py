@@ -18,6 +18,7 @@ from subscriptions.encryption import (
     PreviousSecret,
     PreviousSecretsField,
 )
+from subscriptions.filters import filter_problem
 from subscriptions.validators import (
     validate_endpoint_headers,
     validate_endpoint_url,
@@ -200,6 +201,12 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def clean(self) -> None:
+        self.filter = (self.filter or "").strip()
+        problem = filter_problem(self.filter)
+        if problem is not None:
+            raise ValidationError({"filter": problem})
 
     def signing_secrets(self, at: datetime | None = None) -> list[str]:
         """The secrets that sign a message now: the current one, then every replaced one whose
