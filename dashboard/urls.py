@@ -3,6 +3,7 @@ from django.urls import path
 from dashboard import (
     deliveries_views,
     endpoint_views,
+    filter_views,
     inbox_views,
     overview_views,
     portal_views,
@@ -16,6 +17,11 @@ urlpatterns = [
     path("endpoints/<int:endpoint_id>/", endpoint_views.endpoint_detail, name="endpoint"),
     path("endpoints/<int:endpoint_id>/test/", endpoint_views.send_test, name="endpoint-test"),
     path("endpoints/<int:endpoint_id>/recover/", deliveries_views.recover, name="endpoint-recover"),
+    path(
+        "endpoints/<int:endpoint_id>/filter-test/",
+        filter_views.filter_test,
+        name="endpoint-filter-test",
+    ),
     path("deliveries/", deliveries_views.delivery_list, name="deliveries"),
     path("deliveries/replay/", deliveries_views.replay_selected, name="replay-selected"),
     path("deliveries/<int:delivery_id>/", deliveries_views.delivery_detail, name="delivery"),

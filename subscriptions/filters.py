@@ -170,6 +170,8 @@ def _log_failure(endpoint_id: int, event_type: str, error: str) -> None:
 
 def _evaluation_error(error: BaseException) -> str:
     message = str(error).split("\n", 1)[0]
+    if isinstance(error, KeyError):
+        return f"missing field {message}"
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
