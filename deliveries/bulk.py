@@ -294,32 +294,52 @@ def event_insert_with_deliveries(
         "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
         "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
     }  # fmt: skip
-    sql = sql_with_names(
-        _KEYED_EVENT_INSERT_SQL if ordering_key else _EVENT_INSERT_SQL,
-        EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES,
-    )  # fmt: skip
-    evaluated: Filtered = Filtered((), ())
-    matched: list[int] = []
-    for _ in range(_FILTER_ROUNDS):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, {**params, **evaluated.params(), "matched": matched})
-            event_id, created, due, event_type_current, waiting, *candidates = cursor.fetchone()
-        filtered = Filtered(tuple(candidates[0] or ()), tuple(candidates[1] or ()))
-        if event_id is not None or not event_type_current or filtered == evaluated:
-            break
-        # Some endpoints have a filter, or theirs changed since they were evaluated.
-        matched = endpoints_matching(filtered.pairs(), event_filter_context(event))
-        evaluated = filtered
-    else:
-        raise RuntimeError("The tenant's filtered endpoints kept changing; emit the event again.")
-    if event_id is None:
-        return StoredEvent(event=None, deliveries=0, event_type_current=event_type_current)
-    event.id = event_id
+    inserted = _insert_evaluating_filters(event, params)
+    if inserted.event_id is None:
+        return StoredEvent(event=None, deliveries=0, event_type_current=inserted.event_type_current)
+    event.id = inserted.event_id
     event._state.adding = False
     event._state.db = connection.alias
     return StoredEvent(
-        event=event, deliveries=created, due=due, waiting_endpoint_ids=tuple(waiting or ())
-    )
+        event=event, deliveries=inserted.created, due=inserted.due,
+        waiting_endpoint_ids=inserted.waiting_endpoint_ids,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """The subscribed endpoints with a filter, as the statement saw them, in id order."""
+
+    endpoint_ids: tuple[int, ...] = ()
+    filters: tuple[str, ...] = ()
+    digest: str = ""  # of them all, to tell whether they changed ("" for none)
+
+    def pairs(self) -> list[tuple[int, str]]:
+        return list(zip(self.endpoint_ids, self.filters, strict=True))
+
+
+@dataclass(frozen=True)
+class _Inserted:
+    """What the insert statement reports."""
+
+    event_id: int | None  # None: nothing stored
+    created: int
+    due: int
+    event_type_current: bool
+    waiting_endpoint_ids: tuple[int, ...]
+    filtered: Filtered
+
+    @classmethod
+    def of(cls, row: tuple) -> _Inserted:
+        event_id, created, due, current, waiting, filtered_ids, filters, digest = row
+        filtered = Filtered(tuple(filtered_ids or ()), tuple(filters or ()), digest or "")
+        return cls(event_id, created, due, current, tuple(waiting or ()), filtered)
+
+    def settled(self, evaluated: Filtered) -> bool:
+        """Stored; or not, for a taken idempotency key or a stale event type, and not because
+        filtered endpoints remain to be evaluated."""
+        stored_or_stale = self.event_id is not None or not self.event_type_current
+        return stored_or_stale or self.filtered.digest == evaluated.digest
 
 
 # Rounds of evaluating filters before the statement stores the event: a second one is needed
@@ -327,18 +347,31 @@ def event_insert_with_deliveries(
 _FILTER_ROUNDS = 5
 
 
-@dataclass(frozen=True)
-class Filtered:
-    """The subscribed endpoints with a filter, as the statement saw them, in id order."""
+def _insert_evaluating_filters(event: Event, params: dict[str, Any]) -> _Inserted:
+    first, after_evaluating = (
+        sql_with_names(template, EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES)
+        for template in _EVENT_INSERT_SQLS[bool(event.ordering_key)]
+    )
+    inserted = _insert(first, params)
+    evaluated = Filtered()
+    for _ in range(_FILTER_ROUNDS):
+        if inserted.settled(evaluated):
+            return inserted
+        # Some subscribed endpoints have a filter, or theirs changed since they were evaluated.
+        evaluated = inserted.filtered
+        matched = endpoints_matching(evaluated.pairs(), event_filter_context(event))
+        inserted = _insert(
+            after_evaluating, {**params, "evaluated": evaluated.digest, "matched": matched}
+        )
+    if inserted.settled(evaluated):
+        return inserted
+    raise RuntimeError("The tenant's filtered endpoints kept changing; emit the event again.")
 
-    endpoint_ids: tuple[int, ...]
-    filters: tuple[str, ...]
 
-    def pairs(self) -> list[tuple[int, str]]:
-        return list(zip(self.endpoint_ids, self.filters, strict=True))
-
-    def params(self) -> dict[str, list]:
-        return {"evaluated_ids": list(self.endpoint_ids), "evaluated_filters": list(self.filters)}
+def _insert(sql: str, params: dict[str, Any]) -> _Inserted:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _Inserted.of(cursor.fetchone())
 
 
 def event_filter_context(event: Event) -> FilterContext:
@@ -371,10 +404,13 @@ WITH kind AS (
     SELECT {EventType.id} FROM {EventType.table}
     WHERE {EventType.id} = %(event_type_id)s AND {EventType.name} = %(event_type_name)s
       AND NOT {EventType.archived}
-), filtered AS (
-    SELECT endpoint.{Endpoint.id} AS id, endpoint.{Endpoint.filter} AS expression
+), subscribed AS (
+    SELECT endpoint.{Endpoint.id} AS id, endpoint.{Endpoint.circuit_open_until} AS paused_until,
+           endpoint.{Endpoint.filter} AS expression
     FROM {Endpoint.table} AS endpoint
-    WHERE endpoint.{Endpoint.filter} <> '' AND <subscribed>
+    WHERE <subscribed>
+), filtered AS (
+    SELECT id, expression FROM subscribed WHERE expression <> ''
 ), event AS (
     INSERT INTO {Event.table}
         ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
@@ -382,10 +418,7 @@ WITH kind AS (
     SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
            %(idempotency_key)s, %(ordering_key)s, %(now)s
     FROM kind
-    WHERE (SELECT count(*) FROM filtered) = cardinality(%(evaluated_ids)s::bigint[])
-      AND NOT EXISTS (SELECT id, expression FROM filtered
-                      EXCEPT SELECT * FROM unnest(%(evaluated_ids)s::bigint[],
-                                                  %(evaluated_filters)s::text[]))
+    WHERE <as-evaluated>
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
     RETURNING {Event.id}
@@ -395,21 +428,26 @@ WITH kind AS (
          {Delivery.next_attempt_at}, {Delivery.next_trigger}, {Delivery.leased_by},
          {Delivery.last_error}, {Delivery.created_at}, {Delivery.ordering_key},
          {Delivery.waiting_on_key})
-    SELECT event.{Event.id}, endpoint.{Endpoint.id}, %(pending)s, 0, <due-at>,
+    SELECT event.{Event.id}, subscribed.id, %(pending)s, 0, <due-at>,
            %(trigger)s, '', '', %(now)s, %(ordering_key)s, <waits>
-    FROM event, {Endpoint.table} AS endpoint <behind>
-    WHERE <subscribed>
-      AND (endpoint.{Endpoint.filter} = '' OR endpoint.{Endpoint.id} = ANY(%(matched)s::bigint[]))
+    FROM event, subscribed <behind>
+    WHERE <unfiltered-or-matched>
     RETURNING {Delivery.next_attempt_at} <= %(now)s AS due, {Delivery.endpoint_id} AS endpoint_id,
               {Delivery.waiting_on_key} AS waiting
 )
 SELECT (SELECT {Event.id} FROM event), (SELECT count(*) FROM created),
        (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind),
-       <waiting-endpoints>,
-       (SELECT array_agg(id ORDER BY id) FROM filtered),
-       (SELECT array_agg(expression ORDER BY id) FROM filtered)
-""".replace("<subscribed>", _SUBSCRIBED.strip())
-_DUE_AT = "GREATEST(%(now)s, endpoint.{Endpoint.circuit_open_until})"
+       <waiting-endpoints>, unstored.*
+FROM (SELECT array_agg(id ORDER BY id), array_agg(expression ORDER BY id), <digest>
+      FROM filtered WHERE NOT EXISTS (SELECT 1 FROM event)) AS unstored
+"""
+# What the filtered endpoints were, in one value: the statement that follows their evaluation
+# compares it, rather than being sent every filter back.
+_DIGEST = "md5(string_agg(id || ':' || length(expression) || ':' || expression, ',' ORDER BY id))"
+_EVENT_INSERT_SQL = _EVENT_INSERT_SQL.replace("<subscribed>", _SUBSCRIBED.strip()).replace(
+    "<digest>", _DIGEST
+)
+_DUE_AT = "GREATEST(%(now)s, subscribed.paused_until)"
 # An event with an ordering key: a delivery to an endpoint that has a pending delivery of the key
 # waits behind it. Without a key, the statement is spared the join and its planning.
 _KEYED_EVENT_INSERT_SQL = (
@@ -421,7 +459,7 @@ _KEYED_EVENT_INSERT_SQL = (
     LEFT JOIN LATERAL (
         SELECT true AS waits FROM {Delivery.table} AS ahead
         WHERE ahead.{Delivery.status} = %(pending)s AND ahead.{Delivery.ordering_key} <> ''
-          AND ahead.{Delivery.endpoint_id} = endpoint.{Endpoint.id}
+          AND ahead.{Delivery.endpoint_id} = subscribed.id
           AND ahead.{Delivery.ordering_key} = %(ordering_key)s
         LIMIT 1
     ) AS behind ON true""",
@@ -434,6 +472,33 @@ _EVENT_INSERT_SQL = (
     .replace(" <behind>", "")
     .replace("<waiting-endpoints>", "NULL::bigint[]")
 )
+
+
+def _evaluated(template: str) -> str:
+    """The statement once filters were evaluated: the event goes in if the filtered endpoints
+    are still those evaluated, with their deliveries and those of the endpoints that matched."""
+    return template.replace(
+        "<as-evaluated>",
+        f"(SELECT {_DIGEST} FROM filtered) = %(evaluated)s",
+    ).replace(
+        "<unfiltered-or-matched>",
+        "(subscribed.expression = '' OR subscribed.id = ANY(%(matched)s::bigint[]))",
+    )
+
+
+def _unevaluated(template: str) -> str:
+    """The statement as first run: the event goes in if no filtered endpoint wants it (the usual
+    case, which pays for no comparison), with the deliveries to the endpoints without a filter."""
+    return template.replace("<as-evaluated>", "NOT EXISTS (SELECT 1 FROM filtered)").replace(
+        "<unfiltered-or-matched>", "subscribed.expression = ''"
+    )
+
+
+# Without and with an ordering key: the first run's statement, then the one after evaluating.
+_EVENT_INSERT_SQLS = {
+    False: (_unevaluated(_EVENT_INSERT_SQL), _evaluated(_EVENT_INSERT_SQL)),
+    True: (_unevaluated(_KEYED_EVENT_INSERT_SQL), _evaluated(_KEYED_EVENT_INSERT_SQL)),
+}
 
 
 def _event_insert_orm(event: Event) -> StoredEvent:

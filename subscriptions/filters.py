@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cel
 
@@ -66,8 +66,7 @@ class FilterContext:
     problem: str = ""  # why the variables could not be converted (then nothing matches)
 
 
-@dataclass(frozen=True)
-class FilterOutcome:
+class FilterOutcome(NamedTuple):  # a tuple: made for every filter of every event
     matched: bool
     error: str = ""  # why the filter could not be evaluated: no match
 
