@@ -443,7 +443,8 @@ FROM (SELECT array_agg(id ORDER BY id), array_agg(expression ORDER BY id), <dige
 """
 # What the filtered endpoints were, in one value: the statement that follows their evaluation
 # compares it, rather than being sent every filter back.
-_DIGEST = "md5(string_agg(id || ':' || length(expression) || ':' || expression, ',' ORDER BY id))"
+_DIGEST = """coalesce(md5(string_agg(id || ':' || length(expression) || ':' || expression, ','
+                               ORDER BY id)), '')"""
 _EVENT_INSERT_SQL = _EVENT_INSERT_SQL.replace("<subscribed>", _SUBSCRIBED.strip()).replace(
     "<digest>", _DIGEST
 )

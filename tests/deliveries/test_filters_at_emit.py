@@ -239,6 +239,29 @@ def test_a_filter_changed_while_the_event_was_evaluated_is_evaluated_again(
     assert connection.vendor == "postgresql"
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_filters_cleared_while_the_event_was_evaluated_leave_unfiltered_endpoints(
+    tenant, paid, monkeypatch
+):
+    cleared = EndpointFactory(tenant=tenant, filter="data.amount > 100")
+    removed = EndpointFactory(tenant=tenant, filter="data.amount > 1")
+    real = bulk.endpoints_matching
+    calls: list[int] = []
+
+    def meanwhile(candidates, context):
+        calls.append(1)
+        if len(calls) == 1:  # another request, while this one evaluates
+            Endpoint.objects.filter(id=cleared.id).update(filter="")
+            Endpoint.objects.filter(id=removed.id).update(is_active=False)
+        return real(candidates, context)
+
+    monkeypatch.setattr(bulk, "endpoints_matching", meanwhile)
+    stored = emit(tenant, {"amount": 5})
+
+    assert receivers(stored.event) == {cleared.id}
+    assert stored.deliveries == 1
+
+
 @pytest.mark.services
 def test_a_worker_delivers_only_the_events_an_endpoint_filter_matches(worker, receiver):
     tenant = TenantFactory()
