@@ -352,20 +352,45 @@ def _insert_evaluating_filters(event: Event, params: dict[str, Any]) -> _Inserte
         sql_with_names(template, EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES)
         for template in _EVENT_INSERT_SQLS[bool(event.ordering_key)]
     )
-    inserted = _insert(first, params)
-    evaluated = Filtered()
+
+    def evaluating(filtered: Filtered) -> _Inserted:
+        matched = endpoints_matching(filtered.pairs(), event_filter_context(event))
+        return _insert(
+            after_evaluating, {**params, "evaluated": filtered.digest, "matched": matched}
+        )
+
+    seen = (event.tenant_id, event.event_type_id)
+    evaluated = _filtered_seen.get(seen)
+    if evaluated is None:
+        evaluated, inserted = Filtered(), _insert(first, params)
+    else:
+        inserted = evaluating(evaluated)
     for _ in range(_FILTER_ROUNDS):
         if inserted.settled(evaluated):
+            _filtered_remember(seen, evaluated)
             return inserted
         # Some subscribed endpoints have a filter, or theirs changed since they were evaluated.
         evaluated = inserted.filtered
-        matched = endpoints_matching(evaluated.pairs(), event_filter_context(event))
-        inserted = _insert(
-            after_evaluating, {**params, "evaluated": evaluated.digest, "matched": matched}
-        )
+        inserted = evaluating(evaluated)
     if inserted.settled(evaluated):
         return inserted
     raise RuntimeError("The tenant's filtered endpoints kept changing; emit the event again.")
+
+
+# The filtered endpoints last seen per tenant and event type, in this process: the next emit
+# evaluates them before its statement, which then stores the event at once if they are still
+# the same (the digest says so). A stale entry costs one more round, never a wrong delivery.
+_filtered_seen: dict[tuple[int, int], Filtered] = {}
+_FILTERED_SEEN_MAX = 256
+
+
+def _filtered_remember(seen: tuple[int, int], filtered: Filtered) -> None:
+    if not filtered.endpoint_ids:
+        _filtered_seen.pop(seen, None)
+        return
+    if seen not in _filtered_seen and len(_filtered_seen) >= _FILTERED_SEEN_MAX:
+        _filtered_seen.pop(next(iter(_filtered_seen)), None)  # the oldest entry
+    _filtered_seen[seen] = filtered
 
 
 def _insert(sql: str, params: dict[str, Any]) -> _Inserted:

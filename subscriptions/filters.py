@@ -159,7 +159,7 @@ def _log_failure(endpoint_id: int, event_type: str, error: str) -> None:
             del _logged_at[stale]
     _logged_at[endpoint_id] = now
     logger.warning(
-        "Filter of endpoint %s failed on a %s event, which it did not match: %s "
+        "Filter of endpoint %s failed on event type %s, which counts as no match: %s "
         "(logged once an hour per endpoint)",
         endpoint_id,
         event_type,

@@ -124,7 +124,7 @@ def test_a_filter_failing_at_run_time_is_no_match_and_is_logged_once(
 
     assert receivers(first.event) == receivers(second.event) == {sound.id}
     [record] = caplog.records
-    assert f"Filter of endpoint {failing.id} failed on a order.paid event" in record.getMessage()
+    assert f"Filter of endpoint {failing.id} failed on event type order.paid" in record.getMessage()
 
 
 def test_a_filter_is_evaluated_only_for_endpoints_that_want_the_event(tenant, paid, monkeypatch):
@@ -260,6 +260,48 @@ def test_filters_cleared_while_the_event_was_evaluated_leave_unfiltered_endpoint
 
     assert receivers(stored.event) == {cleared.id}
     assert stored.deliveries == 1
+
+
+def test_a_filter_changed_between_two_emits_decides_the_second(tenant, paid):
+    endpoint = EndpointFactory(tenant=tenant, filter="data.amount > 1")
+    other = EndpointFactory(tenant=tenant, filter="data.amount > 2")
+    first = emit(tenant, {"amount": 5})
+
+    Endpoint.objects.filter(id=endpoint.id).update(filter="data.amount > 10")
+    changed = emit(tenant, {"amount": 5})
+    Endpoint.objects.filter(id__in=[endpoint.id, other.id]).update(filter="")
+    cleared = emit(tenant, {"amount": 5})
+
+    assert receivers(first.event) == {endpoint.id, other.id}
+    assert receivers(changed.event) == {other.id}
+    assert receivers(cleared.event) == {endpoint.id, other.id}
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_filters_seen_before_are_evaluated_first_and_the_emit_is_one_statement(
+    tenant, paid, django_assert_num_queries
+):
+    kind = EventType.objects.get(name="order.paid")
+    endpoint = EndpointFactory(tenant=tenant, filter="data.amount > 1")
+    EndpointFactory(tenant=tenant)
+
+    def insert(amount: int) -> bulk.StoredEvent:
+        text = json.dumps({"amount": amount})
+        return bulk.event_insert_with_deliveries(
+            tenant=tenant, event_type=kind, payload={"amount": amount}, payload_json=text,
+            payload_text=text, idempotency_key=None,
+        )  # fmt: skip
+
+    with django_assert_num_queries(2):  # the first time: stored nothing, evaluated, stored
+        insert(5)
+    with django_assert_num_queries(1):
+        matched = insert(5)
+    with django_assert_num_queries(1):
+        missed = insert(0)
+
+    assert (matched.deliveries, missed.deliveries) == (2, 1)
+    assert endpoint.id in receivers(matched.event)
+    assert endpoint.id not in receivers(missed.event)
 
 
 @pytest.mark.services

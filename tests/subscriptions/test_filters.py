@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import cel
 import pytest
+from django.conf import settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -144,7 +146,7 @@ def test_a_failing_filter_is_logged_once_per_endpoint_until_the_hour_is_over(cap
     assert first == second == third == [9]
     logged = [r.getMessage() for r in caplog.records]
     assert len(logged) == 4  # endpoints 7 and 8, then both again once the period ended
-    assert "Filter of endpoint 7 failed on a order.paid event" in logged[0]
+    assert "Filter of endpoint 7 failed on event type order.paid" in logged[0]
     assert "coupon" in logged[0]
     assert "Filter of endpoint 8" in logged[1]
 
@@ -259,3 +261,12 @@ def test_every_function_a_filter_may_name_exists_in_the_cel_library():
 def test_no_text_makes_the_check_raise(expression):
     problem = filter_problem(expression)
     assert problem is None or isinstance(problem, str)
+
+
+def test_every_example_in_the_filters_documentation_is_accepted():
+    page = (Path(settings.BASE_DIR) / "docs" / "filters.md").read_text(encoding="utf-8")
+    examples = page.split("## Examples", 1)[1].split("```", 2)[1].strip().splitlines()
+
+    assert len(examples) >= 10
+    for example in examples:
+        assert filter_problem(example) is None, example
