@@ -51,6 +51,7 @@ _LIST_BUILDERS = frozenset({"map", "filter"})
 # Errors at run time are logged once per endpoint in this long (seconds), per process.
 LOG_EVERY = 3600.0
 _LOGGED_MAX = 10_000
+_ERROR_MAX = 200
 
 
 class FilterError(ValueError):
@@ -169,6 +170,8 @@ def _log_failure(endpoint_id: int, event_type: str, error: str) -> None:
 
 def _evaluation_error(error: BaseException) -> str:
     message = str(error).split("\n", 1)[0]
+    if len(message) > _ERROR_MAX:  # it may quote a long value, such as a regular expression
+        message = message[:_ERROR_MAX] + "…"
     if isinstance(error, KeyError):
         return f"missing field {message}"
     return f"{type(error).__name__}: {message}" if message else type(error).__name__

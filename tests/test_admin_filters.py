@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from deliveries.models import Delivery
 from subscriptions.models import Endpoint
+from subscriptions.services import endpoint_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 
@@ -101,3 +102,15 @@ def test_the_model_drops_spaces_around_a_filter():
     endpoint.full_clean()
 
     assert endpoint.filter == "true"
+
+
+def test_the_service_that_registers_an_endpoint_checks_its_filter():
+    tenant = TenantFactory()
+
+    with pytest.raises(ValidationError) as refused:
+        endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", filter="data.amount >")
+    endpoint = endpoint_create(tenant=tenant, url="http://127.0.0.1:9/hook", filter=" true ")
+
+    assert "line 1, column 14" in refused.value.message_dict["filter"][0]
+    assert endpoint.filter == "true"
+    assert Endpoint.objects.get(tenant=tenant).id == endpoint.id

@@ -270,3 +270,12 @@ def test_every_example_in_the_filters_documentation_is_accepted():
     assert len(examples) >= 10
     for example in examples:
         assert filter_problem(example) is None, example
+
+
+def test_a_long_error_is_cut_short():
+    data = {"pattern": "(" + "a" * 5000}
+
+    outcome = filter_evaluate(filter_checked('"a".matches(data.pattern)'), context(data))
+
+    assert not outcome.matched
+    assert 100 < len(outcome.error) < 260
