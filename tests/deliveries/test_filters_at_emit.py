@@ -23,6 +23,7 @@ from subscriptions.models import Endpoint, EventType
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.models import Event
+from webhooks.services import event_send_test
 from webhooks.wire import iso_timestamp
 
 pytestmark = pytest.mark.django_db
@@ -172,6 +173,15 @@ def test_a_matching_delivery_to_an_endpoint_whose_circuit_is_open_waits_for_it(t
     assert (stored.deliveries, stored.due) == (2, 1)
     held = dict(Delivery.objects.values_list("endpoint_id", "next_attempt_at"))
     assert held == {paused.id: until, flowing.id: stored.event.created_at}
+
+
+def test_a_test_event_goes_to_its_endpoint_whatever_the_filter(tenant, paid):
+    endpoint = EndpointFactory(tenant=tenant, filter="false")
+
+    delivery = event_send_test(endpoint=endpoint, event_type="order.paid", payload={"n": 1})
+
+    assert delivery.endpoint_id == endpoint.id
+    assert receivers(delivery.event) == {endpoint.id}
 
 
 def test_a_repeated_idempotency_key_creates_nothing_for_filtered_endpoints(tenant, paid):
