@@ -28,6 +28,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from benchmarks.emitting import EVENT_TYPE, emit_batches, emit_burst, emit_steady
+from benchmarks.filtered import fan_out_filtered
 from benchmarks.noisy import (
     NOISY_BACKLOG,
     QUIET_PATH,
@@ -353,7 +354,13 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     Endpoint.objects.exclude(id__in=healthy).update(is_active=False)
     emit_queries, delivery_queries = _queries_per_delivery(tenant, len(healthy))
     run.expected += settings.WEBHOOKS_BATCH_SIZE // len(healthy) * len(healthy)
-    run.figures["fan_out_1000_ms_per_event"] = round(_fan_out_ms(), 1)
+    fan_out_ms = _fan_out_ms()
+    run.figures["fan_out_1000_ms_per_event"] = round(fan_out_ms, 1)
+    filtered = fan_out_filtered(event_type=EVENT_TYPE, endpoints=FAN_OUT_ENDPOINTS)
+    run.figures["fan_out_1000_filtered_ms_per_event"] = round(filtered.ms_per_event, 1)
+    # What a filter adds per endpoint and event, against the unfiltered fan-out just measured.
+    added_ms = filtered.ms_per_event - fan_out_ms
+    run.figures["filter_us_per_endpoint"] = round(1000 * added_ms / FAN_OUT_ENDPOINTS, 2)
     run.figures["queries_per_event"] = round(emit_queries, 2)
     run.figures["queries_per_delivery"] = round(delivery_queries, 3)
     records = receiver.stop()

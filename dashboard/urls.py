@@ -3,6 +3,7 @@ from django.urls import path
 from dashboard import (
     deliveries_views,
     endpoint_views,
+    filter_views,
     inbox_views,
     overview_views,
     portal_views,
@@ -36,6 +37,11 @@ urlpatterns = [
         "endpoints/<int:endpoint_id>/transformation/save/",
         transformation_views.transformation_save,
         name="endpoint-transformation-save",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/filter-test/",
+        filter_views.filter_test,
+        name="endpoint-filter-test",
     ),
     path("deliveries/", deliveries_views.delivery_list, name="deliveries"),
     path("deliveries/replay/", deliveries_views.replay_selected, name="replay-selected"),

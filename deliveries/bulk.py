@@ -24,12 +24,15 @@ from deliveries.models import Attempt, Delivery
 from deliveries.ordering import DEEP_HEAD_SQL, deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import (
     deliveries_flowing,
+    endpoint_filters_subscribed,
     endpoint_ids_to_probe,
     endpoint_pauses_subscribed,
 )
 from deliveries.sql_names import sql_with_names
+from subscriptions.filters import FilterContext, endpoints_matching, filter_context
 from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.models import Event
+from webhooks.wire import iso_time
 
 ATTEMPT_COLUMNS = (
     "delivery_id", "number", "trigger", "started_at", "duration_ms", "url", "request_headers",
@@ -263,7 +266,8 @@ def event_insert_with_deliveries(
     *, tenant: Tenant, event_type: EventType, payload: dict, payload_json: str,
     payload_text: str, idempotency_key: str | None, ordering_key: str = "",
 ) -> StoredEvent:  # fmt: skip
-    """Store an event and a pending delivery per subscribed active endpoint, atomically.
+    """Store an event and a pending delivery per subscribed active endpoint whose filter, if it
+    has one, matches the event (subscriptions.filters), atomically.
 
     `payload_json` (the parsed payload serialised) fills the `jsonb` column; `payload_text` is
     kept as it is, to be sent. With an `ordering_key`, a delivery to an endpoint that has a
@@ -271,7 +275,10 @@ def event_insert_with_deliveries(
 
     On PostgreSQL this is one statement (one round trip, no explicit transaction): the event
     insert, and an `INSERT … SELECT` of its deliveries, so fanning out to a thousand endpoints
-    costs one query, not a thousand rows built in Python.
+    costs one query, not a thousand rows built in Python. When some subscribed endpoints have a
+    filter, that statement stores nothing and returns them; their filters are evaluated here,
+    and a second statement stores the event with its deliveries, provided those endpoints and
+    their filters are still the ones evaluated (docs/decisions/0020-filters-at-emit.md).
     """
     now = timezone.now()
     event = Event(
@@ -280,39 +287,155 @@ def event_insert_with_deliveries(
     )  # fmt: skip
     if connection.vendor != "postgresql":
         return _event_insert_orm(event)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql_with_names(
-                _KEYED_EVENT_INSERT_SQL if ordering_key else _EVENT_INSERT_SQL,
-                EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES,
-            ),
-            {
-                "public_id": event.public_id, "tenant_id": tenant.id,
-                "event_type_id": event_type.id, "event_type_name": event_type.name,
-                "payload": payload_json, "payload_text": payload_text,
-                "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
-                "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
-            },
-        )  # fmt: skip
-        event_id, created, due, event_type_current, waiting = cursor.fetchone()
-    if event_id is None:
-        return StoredEvent(event=None, deliveries=0, event_type_current=event_type_current)
-    event.id = event_id
+    params: dict[str, Any] = {
+        "public_id": event.public_id, "tenant_id": tenant.id,
+        "event_type_id": event_type.id, "event_type_name": event_type.name,
+        "payload": payload_json, "payload_text": payload_text,
+        "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
+        "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
+    }  # fmt: skip
+    inserted = _insert_evaluating_filters(event, params)
+    if inserted.event_id is None:
+        return StoredEvent(event=None, deliveries=0, event_type_current=inserted.event_type_current)
+    event.id = inserted.event_id
     event._state.adding = False
     event._state.db = connection.alias
     return StoredEvent(
-        event=event, deliveries=created, due=due, waiting_endpoint_ids=tuple(waiting or ())
+        event=event, deliveries=inserted.created, due=inserted.due,
+        waiting_endpoint_ids=inserted.waiting_endpoint_ids,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """The subscribed endpoints with a filter, as the statement saw them, in id order."""
+
+    endpoint_ids: tuple[int, ...] = ()
+    filters: tuple[str, ...] = ()
+    digest: str = ""  # of them all, to tell whether they changed ("" for none)
+
+    def pairs(self) -> list[tuple[int, str]]:
+        return list(zip(self.endpoint_ids, self.filters, strict=True))
+
+
+@dataclass(frozen=True)
+class _Inserted:
+    """What the insert statement reports."""
+
+    event_id: int | None  # None: nothing stored
+    created: int
+    due: int
+    event_type_current: bool
+    waiting_endpoint_ids: tuple[int, ...]
+    filtered: Filtered
+
+    @classmethod
+    def of(cls, row: tuple) -> _Inserted:
+        event_id, created, due, current, waiting, filtered_ids, filters, digest = row
+        filtered = Filtered(tuple(filtered_ids or ()), tuple(filters or ()), digest or "")
+        return cls(event_id, created, due, current, tuple(waiting or ()), filtered)
+
+    def settled(self, evaluated: Filtered) -> bool:
+        """Stored; or not, for a taken idempotency key or a stale event type, and not because
+        filtered endpoints remain to be evaluated."""
+        stored_or_stale = self.event_id is not None or not self.event_type_current
+        return stored_or_stale or self.filtered.digest == evaluated.digest
+
+
+# Rounds of evaluating filters before the statement stores the event: a second one is needed
+# only when a filtered endpoint was added, changed or removed during the first.
+_FILTER_ROUNDS = 5
+
+
+def _insert_evaluating_filters(event: Event, params: dict[str, Any]) -> _Inserted:
+    first, after_evaluating = (
+        sql_with_names(template, EventType, Event, Delivery, Endpoint, Wanted=_ENDPOINT_TYPES)
+        for template in _EVENT_INSERT_SQLS[bool(event.ordering_key)]
+    )
+
+    def evaluating(filtered: Filtered) -> _Inserted:
+        matched = endpoints_matching(filtered.pairs(), event_filter_context(event))
+        return _insert(
+            after_evaluating, {**params, "evaluated": filtered.digest, "matched": matched}
+        )
+
+    seen = (event.tenant_id, event.event_type_id)
+    evaluated = _filtered_seen.get(seen)
+    if evaluated is None:
+        evaluated, inserted = Filtered(), _insert(first, params)
+    else:
+        inserted = evaluating(evaluated)
+    for _ in range(_FILTER_ROUNDS):
+        if inserted.settled(evaluated):
+            _filtered_remember(seen, evaluated)
+            return inserted
+        # Some subscribed endpoints have a filter, or theirs changed since they were evaluated.
+        evaluated = inserted.filtered
+        inserted = evaluating(evaluated)
+    if inserted.settled(evaluated):
+        return inserted
+    raise RuntimeError("The tenant's filtered endpoints kept changing; emit the event again.")
+
+
+# The filtered endpoints last seen per tenant and event type, in this process: the next emit
+# evaluates them before its statement, which then stores the event at once if they are still
+# the same (the digest says so). A stale entry costs one more round, never a wrong delivery.
+_filtered_seen: dict[tuple[int, int], Filtered] = {}
+_FILTERED_SEEN_MAX = 256
+
+
+def _filtered_remember(seen: tuple[int, int], filtered: Filtered) -> None:
+    if not filtered.endpoint_ids:
+        _filtered_seen.pop(seen, None)
+        return
+    if seen not in _filtered_seen and len(_filtered_seen) >= _FILTERED_SEEN_MAX:
+        _filtered_seen.pop(next(iter(_filtered_seen)), None)  # the oldest entry
+    _filtered_seen[seen] = filtered
+
+
+def _insert(sql: str, params: dict[str, Any]) -> _Inserted:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return _Inserted.of(cursor.fetchone())
+
+
+def event_filter_context(event: Event) -> FilterContext:
+    """What endpoint filters see of an event: its type's name, payload, tenant and timestamp as
+    sent. For batch emits too: one per event, shared by every filter evaluated against it."""
+    return filter_context(
+        event_type=event.event_type.name,
+        data=event.payload,
+        tenant=event.tenant.slug,
+        timestamp=iso_time(event.created_at),
     )
 
 
 # The table that says which event types an endpoint wants (none: all of them).
 _ENDPOINT_TYPES = Endpoint.event_types.through
 
+# An endpoint with no event types wants them all.
+_SUBSCRIBED = """
+      endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
+      AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
+           OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
+                        AND wanted.{Wanted.eventtype_id} = %(event_type_id)s))"""
+# The event goes in only if the subscribed endpoints with a filter are exactly those evaluated,
+# with the same filters (none, the first time); otherwise the statement returns them. The
+# deliveries go to the endpoints without a filter and to those whose filter matched.
 _EVENT_INSERT_SQL = """
 WITH kind AS (
     SELECT {EventType.id} FROM {EventType.table}
     WHERE {EventType.id} = %(event_type_id)s AND {EventType.name} = %(event_type_name)s
       AND NOT {EventType.archived}
+), subscribed AS (
+    SELECT endpoint.{Endpoint.id} AS id, endpoint.{Endpoint.circuit_open_until} AS paused_until,
+           endpoint.{Endpoint.filter} AS expression
+    FROM {Endpoint.table} AS endpoint
+    WHERE <subscribed>
+), filtered AS (
+    SELECT id, expression FROM subscribed WHERE expression <> ''
 ), event AS (
     INSERT INTO {Event.table}
         ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
@@ -320,6 +443,7 @@ WITH kind AS (
     SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
            %(idempotency_key)s, %(ordering_key)s, %(now)s
     FROM kind
+    WHERE <as-evaluated>
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
     RETURNING {Event.id}
@@ -329,23 +453,27 @@ WITH kind AS (
          {Delivery.next_attempt_at}, {Delivery.next_trigger}, {Delivery.leased_by},
          {Delivery.last_error}, {Delivery.created_at}, {Delivery.ordering_key},
          {Delivery.waiting_on_key})
-    SELECT event.{Event.id}, endpoint.{Endpoint.id}, %(pending)s, 0, <due-at>,
+    SELECT event.{Event.id}, subscribed.id, %(pending)s, 0, <due-at>,
            %(trigger)s, '', '', %(now)s, %(ordering_key)s, <waits>
-    FROM event, {Endpoint.table} AS endpoint <behind>
-    WHERE endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
-      AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
-                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
-           OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
-                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
-                        AND wanted.{Wanted.eventtype_id} = %(event_type_id)s))
+    FROM event, subscribed <behind>
+    WHERE <unfiltered-or-matched>
     RETURNING {Delivery.next_attempt_at} <= %(now)s AS due, {Delivery.endpoint_id} AS endpoint_id,
               {Delivery.waiting_on_key} AS waiting
 )
 SELECT (SELECT {Event.id} FROM event), (SELECT count(*) FROM created),
        (SELECT count(*) FILTER (WHERE due) FROM created), EXISTS (SELECT 1 FROM kind),
-       <waiting-endpoints>
+       <waiting-endpoints>, unstored.*
+FROM (SELECT array_agg(id ORDER BY id), array_agg(expression ORDER BY id), <digest>
+      FROM filtered WHERE NOT EXISTS (SELECT 1 FROM event)) AS unstored
 """
-_DUE_AT = "GREATEST(%(now)s, endpoint.{Endpoint.circuit_open_until})"
+# What the filtered endpoints were, in one value: the statement that follows their evaluation
+# compares it, rather than being sent every filter back.
+_DIGEST = """coalesce(md5(string_agg(id || ':' || length(expression) || ':' || expression, ','
+                               ORDER BY id)), '')"""
+_EVENT_INSERT_SQL = _EVENT_INSERT_SQL.replace("<subscribed>", _SUBSCRIBED.strip()).replace(
+    "<digest>", _DIGEST
+)
+_DUE_AT = "GREATEST(%(now)s, subscribed.paused_until)"
 # An event with an ordering key: a delivery to an endpoint that has a pending delivery of the key
 # waits behind it. Without a key, the statement is spared the join and its planning.
 _KEYED_EVENT_INSERT_SQL = (
@@ -357,7 +485,7 @@ _KEYED_EVENT_INSERT_SQL = (
     LEFT JOIN LATERAL (
         SELECT true AS waits FROM {Delivery.table} AS ahead
         WHERE ahead.{Delivery.status} = %(pending)s AND ahead.{Delivery.ordering_key} <> ''
-          AND ahead.{Delivery.endpoint_id} = endpoint.{Endpoint.id}
+          AND ahead.{Delivery.endpoint_id} = subscribed.id
           AND ahead.{Delivery.ordering_key} = %(ordering_key)s
         LIMIT 1
     ) AS behind ON true""",
@@ -372,6 +500,33 @@ _EVENT_INSERT_SQL = (
 )
 
 
+def _evaluated(template: str) -> str:
+    """The statement once filters were evaluated: the event goes in if the filtered endpoints
+    are still those evaluated, with their deliveries and those of the endpoints that matched."""
+    return template.replace(
+        "<as-evaluated>",
+        f"(SELECT {_DIGEST} FROM filtered) = %(evaluated)s",
+    ).replace(
+        "<unfiltered-or-matched>",
+        "(subscribed.expression = '' OR subscribed.id = ANY(%(matched)s::bigint[]))",
+    )
+
+
+def _unevaluated(template: str) -> str:
+    """The statement as first run: the event goes in if no filtered endpoint wants it (the usual
+    case, which pays for no comparison), with the deliveries to the endpoints without a filter."""
+    return template.replace("<as-evaluated>", "NOT EXISTS (SELECT 1 FROM filtered)").replace(
+        "<unfiltered-or-matched>", "subscribed.expression = ''"
+    )
+
+
+# Without and with an ordering key: the first run's statement, then the one after evaluating.
+_EVENT_INSERT_SQLS = {
+    False: (_unevaluated(_EVENT_INSERT_SQL), _evaluated(_EVENT_INSERT_SQL)),
+    True: (_unevaluated(_KEYED_EVENT_INSERT_SQL), _evaluated(_KEYED_EVENT_INSERT_SQL)),
+}
+
+
 def _event_insert_orm(event: Event) -> StoredEvent:
     kind, now = event.event_type, event.created_at
     try:
@@ -379,9 +534,7 @@ def _event_insert_orm(event: Event) -> StoredEvent:
             if not EventType.objects.filter(id=kind.id, name=kind.name, archived=False).exists():
                 return StoredEvent(event=None, deliveries=0, event_type_current=False)
             event.save(force_insert=True)
-            pauses = endpoint_pauses_subscribed(
-                tenant_id=event.tenant_id, event_type_id=event.event_type_id
-            )
+            pauses = _pauses_of_endpoints_matching(event)
             waiting = _endpoints_with_key_pending(event.ordering_key, pauses)
             # As GREATEST(now, circuit_open_until) in the SQL: an open circuit holds the delivery.
             deliveries = Delivery.objects.bulk_create(
@@ -399,6 +552,19 @@ def _event_insert_orm(event: Event) -> StoredEvent:
     return StoredEvent(
         event=event, deliveries=len(deliveries), due=due, waiting_endpoint_ids=tuple(waiting)
     )
+
+
+def _pauses_of_endpoints_matching(event: Event) -> dict[int, datetime | None]:
+    """The subscribed endpoints without a filter or whose filter matches `event`, each with the
+    end of its circuit's pause."""
+    kind = {"tenant_id": event.tenant_id, "event_type_id": event.event_type_id}
+    pauses = endpoint_pauses_subscribed(**kind)
+    filtered = endpoint_filters_subscribed(**kind)
+    if not filtered:
+        return pauses
+    matched = set(endpoints_matching(filtered.items(), event_filter_context(event)))
+    return {endpoint_id: until for endpoint_id, until in pauses.items()
+            if endpoint_id not in filtered or endpoint_id in matched}  # fmt: skip
 
 
 def _endpoints_with_key_pending(key: str, endpoint_ids: Collection[int]) -> set[int]:

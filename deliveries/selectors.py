@@ -24,6 +24,17 @@ def endpoint_pauses_subscribed(*, tenant_id: int, event_type_id: int) -> dict[in
     )
 
 
+def endpoint_filters_subscribed(*, tenant_id: int, event_type_id: int) -> dict[int, str]:
+    """The filters of a tenant's active endpoints that want an event type and have one."""
+    return dict(
+        Endpoint.objects.filter(tenant_id=tenant_id, is_active=True)
+        .exclude(filter="")
+        .filter(Q(event_types__isnull=True) | Q(event_types=event_type_id))
+        .values_list("id", "filter")
+        .distinct()
+    )
+
+
 def deliveries_due(*, at: datetime) -> QuerySet[Delivery]:
     """Pending deliveries whose time has come, not held by a live lease, to active endpoints.
 

@@ -23,6 +23,7 @@ from deliveries.selectors import attempts_wait, challenge_pending_id
 from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
 from subscriptions.authentication import api_key_of
+from subscriptions.filters import MAX_FILTER_LENGTH, filter_problem
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType, Tenant
 from subscriptions.services import (
@@ -198,6 +199,15 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
             + "."
         },
     )
+    filter = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_FILTER_LENGTH,
+        help_text="A CEL expression over type, data, tenant and timestamp, such as "
+        'data.amount > 10000 && data.currency == "EUR": only events for which it is true are '
+        "delivered. Empty (the default) for every event of the chosen types. A bad expression "
+        "is a 400 naming its line and column.",
+    )
 
     transformation = serializers.CharField(
         required=False,
@@ -220,6 +230,7 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
             "headers",
             "rate_limit",
             "payload_format",
+            "filter",
             "transformation",
             "verification",
             "verified_at",
@@ -251,6 +262,12 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
         # Also states the schemes in the OpenAPI schema; the model's validator does the rest.
         fields["url"].validators.append(HTTP_URL)
         return fields
+
+    def validate_filter(self, value: str) -> str:
+        problem = filter_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class EndpointCreateSerializer(EndpointSerializer):

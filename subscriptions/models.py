@@ -18,6 +18,7 @@ from subscriptions.encryption import (
     PreviousSecret,
     PreviousSecretsField,
 )
+from subscriptions.filters import filter_problem
 from subscriptions.validators import (
     validate_endpoint_headers,
     validate_endpoint_url,
@@ -203,9 +204,14 @@ class Endpoint(models.Model):
         return self.url
 
     def clean(self) -> None:
-        problem = transformation_problem(self.transformation)
-        if problem is not None:
-            raise ValidationError({"transformation": problem})
+        self.filter = (self.filter or "").strip()
+        problems = {
+            "filter": filter_problem(self.filter),
+            "transformation": transformation_problem(self.transformation),
+        }
+        errors = {field: problem for field, problem in problems.items() if problem is not None}
+        if errors:
+            raise ValidationError(errors)
 
     def signing_secrets(self, at: datetime | None = None) -> list[str]:
         """The secrets that sign a message now: the current one, then every replaced one whose

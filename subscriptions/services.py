@@ -76,10 +76,14 @@ def endpoint_create(
     event_types: Iterable[EventType] = (),
     headers: dict[str, str] | None = None,
     secret: str | None = None,
+    filter: str = "",
 ) -> Endpoint:
-    """Register an endpoint; raises ValidationError for a URL Hookline would not deliver to, or
-    when the tenant already has WEBHOOKS_MAX_ENDPOINTS_PER_TENANT endpoints."""
-    endpoint = Endpoint(tenant=tenant, url=url, description=description, headers=headers or {})
+    """Register an endpoint; raises ValidationError for a URL Hookline would not deliver to, a
+    filter it would not evaluate (subscriptions.filters), or when the tenant already has
+    WEBHOOKS_MAX_ENDPOINTS_PER_TENANT endpoints."""
+    endpoint = Endpoint(
+        tenant=tenant, url=url, description=description, headers=headers or {}, filter=filter
+    )
     if secret:
         endpoint.secret = secret
     endpoint.full_clean()

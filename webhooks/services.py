@@ -59,7 +59,8 @@ def event_send(
     idempotency_key: str | None = None,
     ordering_key: str | None = None,
 ) -> Event:
-    """Store an event and one pending delivery per subscribed active endpoint, in one transaction.
+    """Store an event and one pending delivery per subscribed active endpoint whose filter, if it
+    has one, matches the event (subscriptions.filters), in one transaction.
 
     Receivers get the payload's JSON text as `data`: `payload_text` when given (the JSON text that
     `payload` was parsed from, as the host wrote it; whitespace between tokens is dropped, all
