@@ -6,12 +6,20 @@ turns back into rows numbered in the caller's order; the events get their ids in
 are inserted, and are fanned out to their endpoints, deliveries in that order too, in the same
 statement. A batch of 500 events costs one round trip, not 500
 (decision record 0017). SQLite takes the single-event path once per event, with the same results.
+
+Endpoint filters (decision record 0020) are evaluated before the statement, against the tenant's
+filtered endpoints as this process last saw them (none, the first time). The statement stores the
+batch only if those are still the same, with the same filters and event types, and otherwise
+stores nothing; they are then read, evaluated and the statement run again. So a batch is one
+statement whether or not the tenant filters, once its filtered endpoints are known here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -20,9 +28,11 @@ from deliveries.bulk import event_insert_with_deliveries
 from deliveries.models import Attempt, Delivery
 from deliveries.ordering import Key
 from deliveries.sql_names import sql_with_names
+from subscriptions.filters import endpoints_matching, filter_context
 from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.ids import new_message_id
 from webhooks.models import Event
+from webhooks.wire import iso_time
 
 
 @dataclass(frozen=True)
@@ -73,26 +83,36 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
     now = timezone.now()
     public_ids = [new_message_id() for _ in events]
     keyed = any(event.ordering_key for event in events)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql_with_names(
-                _KEYED_BATCH_SQL if keyed else _BATCH_SQL,
-                EventType, Event, Delivery, Endpoint, Wanted=Endpoint.event_types.through,
-            ),
-            {
-                "public_ids": public_ids,
-                "event_type_ids": [event.event_type.id for event in events],
-                "event_type_names": [event.event_type.name for event in events],
-                "payloads": [event.payload_json for event in events],
-                "payload_texts": [event.payload_text for event in events],
-                "idempotency_keys": [event.idempotency_key for event in events],
-                "ordering_keys": [event.ordering_key for event in events],
-                "tenant_id": tenant.id, "now": now,
-                "event_table": Event._meta.db_table, "event_id": Event._meta.pk.column,
-                "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
-            },
-        )  # fmt: skip
-        current, stored, counts, due, waiting_endpoints, waiting_keys = cursor.fetchone()
+    params: dict[str, Any] = {
+        "public_ids": public_ids,
+        "event_type_ids": [event.event_type.id for event in events],
+        "event_type_names": [event.event_type.name for event in events],
+        "payloads": [event.payload_json for event in events],
+        "payload_texts": [event.payload_text for event in events],
+        "idempotency_keys": [event.idempotency_key for event in events],
+        "ordering_keys": [event.ordering_key for event in events],
+        "tenant_id": tenant.id, "now": now,
+        "event_table": Event._meta.db_table, "event_id": Event._meta.pk.column,
+        "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
+    }  # fmt: skip
+    sql = sql_with_names(
+        _KEYED_BATCH_SQL if keyed else _BATCH_SQL,
+        EventType, Event, Delivery, Endpoint, Wanted=Endpoint.event_types.through,
+    )  # fmt: skip
+    filtered = _filtered_seen.get(tenant.id, _NONE_FILTERED)
+    for _ in range(FILTER_ROUNDS):
+        params.update(_matches(tenant, events, filtered, now))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            filters_current, current, stored, counts, due, waiting_endpoints, waiting_keys = (
+                cursor.fetchone()
+            )
+        if filters_current or not current:
+            break
+        filtered = _filtered_endpoints(tenant.id)
+        _filtered_remember(tenant.id, filtered)
+    else:
+        raise RuntimeError("The tenant's filtered endpoints kept changing; send the batch again.")
     if not current:
         return StoredBatch(items=[None] * len(events), event_types_current=False)
     deliveries = dict(zip(stored or [], counts or [], strict=True))
@@ -104,6 +124,86 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
         due=due,
         waiting_keys=tuple(zip(waiting_endpoints or [], waiting_keys or [], strict=True)),
     )
+
+
+# Rounds of reading and evaluating the filters, should they keep changing meanwhile.
+FILTER_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class _Filtered:
+    """The tenant's active endpoints with a filter, by id: the filter, and the event types the
+    endpoint wants (empty: all)."""
+
+    filters: dict[int, str]
+    wanted: dict[int, set[int]]
+
+    def wanted_texts(self) -> list[str]:
+        """Each endpoint's event types as the statement writes them, to compare."""
+        return [
+            ",".join(map(str, sorted(self.wanted[endpoint_id]))) for endpoint_id in self.filters
+        ]
+
+
+_NONE_FILTERED = _Filtered({}, {})
+# The filtered endpoints last seen per tenant, in this process: the next batch evaluates them
+# first and is one statement while they stay the same. A stale entry costs one more round.
+_filtered_seen: dict[int, _Filtered] = {}
+_FILTERED_SEEN_MAX = 10_000
+
+
+def _filtered_remember(tenant_id: int, filtered: _Filtered) -> None:
+    if not filtered.filters:
+        _filtered_seen.pop(tenant_id, None)
+        return
+    if tenant_id not in _filtered_seen and len(_filtered_seen) >= _FILTERED_SEEN_MAX:
+        _filtered_seen.pop(next(iter(_filtered_seen)), None)  # the oldest entry
+    _filtered_seen[tenant_id] = filtered
+
+
+def _filtered_endpoints(tenant_id: int) -> _Filtered:
+    rows = Endpoint.objects.filter(tenant_id=tenant_id, is_active=True).exclude(filter="")
+    filters = dict(rows.order_by("id").values_list("id", "filter"))
+    wanted: dict[int, set[int]] = {endpoint_id: set() for endpoint_id in filters}
+    if filters:
+        subscriptions = Endpoint.event_types.through.objects.filter(endpoint_id__in=list(filters))
+        for endpoint_id, event_type_id in subscriptions.values_list("endpoint_id", "eventtype_id"):
+            wanted[endpoint_id].add(event_type_id)
+    return _Filtered(filters, wanted)
+
+
+def _matches(
+    tenant: Tenant, events: Sequence[NewEvent], filtered: _Filtered, now: datetime
+) -> dict[str, list]:
+    """The statement's filter parameters: the filtered endpoints as evaluated, and each pair of
+    an event (numbered from 1) and a filtered endpoint whose filter matched it."""
+    items: list[int] = []
+    endpoints: list[int] = []
+    if filtered.filters:
+        timestamp = iso_time(now)
+        for n, event in enumerate(events, start=1):
+            candidates = [
+                (endpoint_id, expression)
+                for endpoint_id, expression in filtered.filters.items()
+                if not filtered.wanted[endpoint_id]
+                or event.event_type.id in filtered.wanted[endpoint_id]
+            ]
+            if not candidates:
+                continue
+            context = filter_context(
+                event_type=event.event_type.name, data=event.payload, tenant=tenant.slug,
+                timestamp=timestamp,
+            )  # fmt: skip
+            for endpoint_id in endpoints_matching(candidates, context):
+                items.append(n)
+                endpoints.append(endpoint_id)
+    return {
+        "filtered_ids": list(filtered.filters),
+        "filtered_expressions": list(filtered.filters.values()),
+        "filtered_wanted": filtered.wanted_texts(),
+        "matched_items": items,
+        "matched_endpoints": endpoints,
+    }
 
 
 # `item` numbers the events from 1 in the caller's order, and draws their ids in that order.
@@ -127,6 +227,25 @@ WITH item AS (
             WHERE kind.{EventType.id} = item.event_type_id
               AND kind.{EventType.name} = item.event_type_name AND NOT kind.{EventType.archived})
     ) AS current
+), filters AS (
+    -- The tenant's filtered endpoints, still as evaluated before the statement?
+    SELECT coalesce(array_agg(endpoint.{Endpoint.id} ORDER BY endpoint.{Endpoint.id}),
+                        ARRAY[]::bigint[]) = %(filtered_ids)s::bigint[]
+           AND coalesce(array_agg(endpoint.{Endpoint.filter} ORDER BY endpoint.{Endpoint.id}),
+                        ARRAY[]::text[]) = %(filtered_expressions)s::text[]
+           AND coalesce(array_agg(
+                   (SELECT coalesce(string_agg(wanted.{Wanted.eventtype_id}::text, ','
+                                               ORDER BY wanted.{Wanted.eventtype_id}), '')
+                    FROM {Wanted.table} AS wanted
+                    WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
+                   ORDER BY endpoint.{Endpoint.id}), ARRAY[]::text[]) = %(filtered_wanted)s::text[]
+               AS current
+    FROM {Endpoint.table} AS endpoint
+    WHERE endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
+      AND endpoint.{Endpoint.filter} <> ''
+), matched AS (
+    SELECT * FROM unnest(%(matched_items)s::bigint[], %(matched_endpoints)s::bigint[])
+        AS m(n, endpoint_id)
 ), event AS (
     INSERT INTO {Event.table}
         ({Event.id}, {Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
@@ -134,7 +253,7 @@ WITH item AS (
          {Event.created_at})
     SELECT item.event_id, item.public_id, %(tenant_id)s, item.event_type_id, item.payload::jsonb,
            item.payload_text, item.idempotency_key, item.ordering_key, %(now)s
-    FROM item WHERE (SELECT current FROM kinds)
+    FROM item WHERE (SELECT current FROM kinds) AND (SELECT current FROM filters)
     ORDER BY item.idempotency_key, item.n
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
@@ -144,16 +263,20 @@ WITH item AS (
     FROM event JOIN item ON item.event_id = event.{Event.id}
 ), target AS (
     -- Eligibility: the endpoints each stored event goes to, all in this one place. An endpoint
-    -- of the tenant, active, that wants the event's type (one with no types wants all).
+    -- of the tenant, active, that wants the event's type (one with no types wants all), and
+    -- has no filter or one that matched the event.
     SELECT stored.event_id, stored.n, stored.ordering_key, endpoint.{Endpoint.id} AS endpoint_id,
            endpoint.{Endpoint.circuit_open_until} AS circuit_open_until
     FROM stored JOIN {Endpoint.table} AS endpoint
         ON endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
-    WHERE NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
-                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
-       OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
-                  WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
-                    AND wanted.{Wanted.eventtype_id} = stored.event_type_id)
+    WHERE (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
+           OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
+                      WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
+                        AND wanted.{Wanted.eventtype_id} = stored.event_type_id))
+      AND (endpoint.{Endpoint.filter} = ''
+           OR EXISTS (SELECT 1 FROM matched
+                      WHERE matched.n = stored.n AND matched.endpoint_id = endpoint.{Endpoint.id}))
 ), placed AS (
     SELECT target.*, <behind-earlier> AS behind_earlier, <behind-batch> AS behind_batch
     FROM target <ahead>
@@ -175,7 +298,7 @@ WITH item AS (
 ), waiting AS (
     SELECT DISTINCT endpoint_id, ordering_key FROM placed WHERE behind_earlier
 )
-SELECT (SELECT current FROM kinds),
+SELECT (SELECT current FROM filters), (SELECT current FROM kinds),
        ARRAY(SELECT stored.n FROM stored ORDER BY stored.n),
        ARRAY(SELECT coalesce(counted.deliveries, 0) FROM stored
              LEFT JOIN counted ON counted.event_id = stored.event_id ORDER BY stored.n),

@@ -11,9 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from deliveries import batch_emit
 from deliveries.batch_emit import NewEvent, events_insert_with_deliveries
 from deliveries.models import Attempt, Delivery
-from subscriptions.models import EventType, Tenant
+from subscriptions.models import Endpoint, EventType, Tenant
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks.models import Event
 
@@ -196,3 +197,77 @@ def test_on_postgresql_a_batch_is_one_statement(tenant, paid):
 
     assert len(queries) == 1
     assert Delivery.objects.count() == 300
+
+
+# --- endpoint filters (decision record 0020) ----------------------------------------------------
+
+
+def test_a_filtered_endpoint_gets_only_the_events_its_filter_matches(tenant, paid):
+    refunded = EventTypeFactory(name="order.refunded")
+    every = EndpointFactory(tenant=tenant)
+    small = EndpointFactory(tenant=tenant, filter="data.n < 2")
+    paid_and_odd = EndpointFactory(tenant=tenant, event_types=[paid], filter="data.n % 2 == 1")
+    broken = EndpointFactory(tenant=tenant, filter="data.missing > 1")  # a run-time error
+    events = [new(paid, 0), new(paid, 1), new(refunded, 3), new(paid, 4), new(paid, 5)]
+
+    batch = events_insert_with_deliveries(tenant=tenant, events=events)
+
+    assert [item.deliveries for item in batch.items] == [2, 3, 1, 1, 2]
+    assert [n for n, _, _ in placed(every)] == [0, 1, 3, 4, 5]
+    assert [n for n, _, _ in placed(small)] == [0, 1]
+    assert [n for n, _, _ in placed(paid_and_odd)] == [1, 5]  # not 3: it wants order.paid only
+    assert placed(broken) == []
+
+
+def test_an_event_that_no_filter_matches_is_stored_without_deliveries(tenant, paid):
+    EndpointFactory(tenant=tenant, filter="data.n > 100")
+
+    batch = events_insert_with_deliveries(tenant=tenant, events=[new(paid, 1)])
+
+    assert batch.items[0].deliveries == 0
+    assert batch.due == 0
+    assert Event.objects.count() == 1
+    assert not Delivery.objects.exists()
+
+
+def test_filters_changed_after_they_were_read_are_read_and_evaluated_again(
+    tenant, paid, monkeypatch
+):
+    """As if another process changed the filter between the batch's read of it and its
+    statement: the statement stores nothing that round, and the next one uses the new filter."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite reads and evaluates each event's filters in its insert's transaction")
+    endpoint = EndpointFactory(tenant=tenant, filter="data.n == 1")
+    real = batch_emit._filtered_endpoints
+    reads = []
+
+    def read_then_change(tenant_id):
+        filtered = real(tenant_id)
+        if not reads:
+            Endpoint.objects.filter(id=endpoint.id).update(filter="data.n == 2")
+        reads.append(filtered)
+        return filtered
+
+    monkeypatch.setattr(batch_emit, "_filtered_endpoints", read_then_change)
+
+    events_insert_with_deliveries(tenant=tenant, events=[new(paid, 1), new(paid, 2)])
+
+    assert len(reads) == 2
+    assert [n for n, _, _ in placed(endpoint)] == [2]
+    assert Event.objects.count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
+def test_once_a_tenants_filters_are_known_a_filtered_batch_is_one_statement(tenant, paid):
+    filtered = EndpointFactory(tenant=tenant, filter="data.n % 2 == 0")
+    events_insert_with_deliveries(tenant=tenant, events=[new(paid, 0)])  # learns the filters
+
+    with CaptureQueriesContext(connection) as queries:
+        events_insert_with_deliveries(tenant=tenant, events=[new(paid, n) for n in range(1, 5)])
+
+    assert len(queries) == 1
+    assert [n for n, _, _ in placed(filtered)] == [0, 2, 4]
+    # A change of the endpoint's event types is seen too: it no longer wants order.paid.
+    filtered.event_types.set([EventTypeFactory(name="order.refunded")])
+    events_insert_with_deliveries(tenant=tenant, events=[new(paid, 6)])
+    assert [n for n, _, _ in placed(filtered)] == [0, 2, 4]
