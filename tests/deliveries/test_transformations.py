@@ -12,8 +12,10 @@ from deliveries.batch import deliver_due_batch
 from deliveries.models import Attempt, Delivery
 from deliveries.services import deliveries_replay
 from subscriptions.models import VERIFICATION_EVENT_TYPE, Endpoint
+from subscriptions.services import endpoint_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
+from webhooks.models import Event
 from webhooks.services import event_send_test
 from webhooks.wire import iso_timestamp
 
@@ -123,18 +125,21 @@ def test_a_test_event_is_transformed_too(tenant, receiver):
     }
 
 
-def test_a_verification_challenge_is_sent_as_hookline_builds_it(tenant, receiver):
-    EventTypeFactory(name=VERIFICATION_EVENT_TYPE)
-    endpoint = EndpointFactory(tenant=tenant, url=receiver.url("/chat"), transformation=CHAT)
-    event = send_event(tenant, VERIFICATION_EVENT_TYPE, {"challenge": "c-123"})
+def test_a_verification_challenge_is_sent_as_hookline_builds_it(tenant, receiver, settings):
+    settings.WEBHOOKS_VERIFY_ENDPOINTS = True
+    endpoint = endpoint_create(tenant=tenant, url=receiver.url("/chat"))
+    Endpoint.objects.filter(id=endpoint.id).update(
+        transformation=CHAT, payload_format=Endpoint.PayloadFormat.XML
+    )
+    endpoint.refresh_from_db()
 
     deliver_due_batch(limit=10)
 
     [request] = receiver.requests("/chat")
     assert received_by_standard_webhooks(endpoint, request) == {
         "type": VERIFICATION_EVENT_TYPE,
-        "timestamp": iso_timestamp(event),
-        "data": {"challenge": "c-123"},
+        "timestamp": iso_timestamp(Event.objects.get(event_type__name=VERIFICATION_EVENT_TYPE)),
+        "data": {"challenge": endpoint.verification_challenge},
     }
 
 
