@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from dashboard.access import dashboard_login_required, viewer_for
 from dashboard.pages import htmx_of, render_page
 from subscriptions.filters import filter_checked, filter_context, filter_evaluate, filter_problem
 from subscriptions.models import TEST_EVENT_TYPE, VERIFICATION_EVENT_TYPE, Endpoint
+from subscriptions.services import endpoint_set_filter
 from webhooks.models import Event
 from webhooks.wire import iso_timestamp
 
@@ -64,6 +69,40 @@ def filter_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             partial="dashboard/_filter_test_results.html",
         )  # fmt: skip
     return render_page(request, viewer, "dashboard/filter_test.html", context, section="endpoints")
+
+
+@dashboard_login_required
+@require_POST
+def filter_save(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """Save the typed expression as the endpoint's filter; a refused one is shown with the
+    problem, the text kept, and nothing saved."""
+    viewer = viewer_for(request)
+    viewer.require("manage_endpoints")
+    endpoint = get_object_or_404(viewer.endpoints().select_related("tenant"), pk=endpoint_id)
+    expression = request.POST.get("filter", "").strip()
+    try:
+        endpoint_set_filter(endpoint=endpoint, filter=expression)
+    except ValidationError as error:
+        [problem] = error.message_dict["filter"]
+        context = {"endpoint": endpoint, "expression": expression, "problem": problem,
+                   "tried": [], "recent": RECENT_EVENTS, "saving": True}  # fmt: skip
+        if htmx_of(request):  # shown where test results go; htmx swaps only a 2xx answer
+            return render_page(
+                request, viewer, "dashboard/filter_test.html", context, section="endpoints",
+                partial="dashboard/_filter_test_results.html",
+            )  # fmt: skip
+        messages.error(request, f"Filter not saved: {problem}")
+        response = render_page(
+            request, viewer, "dashboard/filter_test.html", context, section="endpoints"
+        )
+        response.status_code = 400
+        return response
+    saved = "Filter saved" if expression else "Filter removed"
+    messages.success(request, f"{saved}: it chooses this endpoint's events from the next on.")
+    page = reverse("dashboard:endpoint", args=[endpoint.pk])
+    if htmx_of(request):  # a whole page load, to show the saved filter (a fragment would not)
+        return HttpResponseClientRedirect(page)
+    return redirect(page + "#filter")
 
 
 def _tried(endpoint: Endpoint, expression: str) -> list[Tried]:

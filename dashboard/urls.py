@@ -43,6 +43,11 @@ urlpatterns = [
         filter_views.filter_test,
         name="endpoint-filter-test",
     ),
+    path(
+        "endpoints/<int:endpoint_id>/filter/save/",
+        filter_views.filter_save,
+        name="endpoint-filter-save",
+    ),
     path("deliveries/", deliveries_views.delivery_list, name="deliveries"),
     path("deliveries/replay/", deliveries_views.replay_selected, name="replay-selected"),
     path("deliveries/<int:delivery_id>/", deliveries_views.delivery_detail, name="delivery"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config.signals import send_robustly
 from subscriptions.encryption import PreviousSecret
+from subscriptions.filters import filter_problem
 from subscriptions.models import (
     MAX_PREVIOUS_SECRETS,
     ApiKey,
@@ -229,6 +230,18 @@ def _previous_secrets_kept(
     alive = [previous for previous in candidates if previous.expires_at > now]
     alive.sort(key=lambda previous: previous.expires_at, reverse=True)
     return alive[:MAX_PREVIOUS_SECRETS]
+
+
+def endpoint_set_filter(*, endpoint: Endpoint, filter: str) -> None:
+    """Give the endpoint a filter (blank: none), which chooses its events from the next emit on.
+    Raises ValidationError, naming the field, for one that `subscriptions.filters` refuses;
+    nothing changes then."""
+    expression = filter.strip()
+    problem = filter_problem(expression)
+    if problem is not None:
+        raise ValidationError({"filter": problem})
+    endpoint.filter = expression
+    endpoint.save(update_fields=["filter", "updated_at"])
 
 
 def endpoint_set_transformation(*, endpoint: Endpoint, transformation: str) -> None:

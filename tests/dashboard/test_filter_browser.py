@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -10,6 +13,9 @@ from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 
 pytestmark = [pytest.mark.services]
+
+# Set to a folder to keep a screenshot of the filter panel, to look at how it reads.
+SCREENSHOTS = os.environ.get("HOOKLINE_SCREENSHOTS")
 
 
 def test_a_member_tries_filters_against_the_last_events_and_sees_each_result(page):
@@ -47,3 +53,20 @@ def test_a_member_tries_filters_against_the_last_events_and_sees_each_result(pag
     assert page.query_selector("[data-testid=filter-result]") is None
     endpoint.refresh_from_db()
     assert endpoint.filter == 'data.currency == "EUR"'  # trying saves nothing
+
+    page.click("[data-testid=save-filter]")  # the bad one: refused, and said why
+    refused = page.wait_for_selector("[data-testid=filter-problem] >> text=so it was not saved")
+    assert "line 1, column 14" in refused.inner_text()
+    endpoint.refresh_from_db()
+    assert endpoint.filter == 'data.currency == "EUR"'
+
+    page.fill("#filter-expression", 'data.amount > 10000 && data.currency == "EUR"')
+    page.click("[data-testid=save-filter]")
+
+    page.wait_for_selector("text=Filter saved")
+    assert page.url.endswith(f"/dashboard/endpoints/{endpoint.pk}/")
+    assert page.input_value("#filter-expression") == 'data.amount > 10000 && data.currency == "EUR"'
+    if SCREENSHOTS:
+        page.locator(".filter-test").screenshot(path=str(Path(SCREENSHOTS) / "filter-saved.png"))
+    endpoint.refresh_from_db()
+    assert endpoint.filter == 'data.amount > 10000 && data.currency == "EUR"'

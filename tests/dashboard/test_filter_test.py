@@ -7,9 +7,11 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from rest_framework.test import APIClient
 
 from deliveries.models import Delivery
 from subscriptions.models import TEST_EVENT_TYPE
+from subscriptions.services import api_key_create
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
 from webhooks.models import Event
@@ -184,3 +186,86 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, tenant):
 
     assert response.status_code == 302
     assert "/accounts/login/" in response["Location"]
+
+
+# --- saving the filter ---------------------------------------------------------------------------
+
+
+def save_filter(client, endpoint, expression: str, **headers):
+    return client.post(
+        f"/dashboard/endpoints/{endpoint.pk}/filter/save/", {"filter": expression}, **headers
+    )
+
+
+def test_a_member_saves_a_filter_and_the_next_events_are_chosen_by_it(member, tenant):
+    endpoint = EndpointFactory(tenant=tenant)
+
+    response = save_filter(member, endpoint, '  data.currency == "EUR"\r\n')
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/dashboard/endpoints/{endpoint.pk}/#filter"
+    endpoint.refresh_from_db()
+    assert endpoint.filter == 'data.currency == "EUR"'
+    page = member.get(response["Location"]).content.decode()
+    assert "Filter saved" in page
+    send_event(tenant, "order.paid", {"currency": "EUR"})
+    send_event(tenant, "order.paid", {"currency": "USD"})
+    assert [d.event.payload for d in Delivery.objects.filter(endpoint=endpoint)] == [
+        {"currency": "EUR"}
+    ]
+
+
+def test_saving_over_htmx_redirects_the_page_and_an_empty_filter_removes_it(member, tenant):
+    endpoint = EndpointFactory(tenant=tenant, filter="data.n > 1")
+
+    response = save_filter(member, endpoint, "", HTTP_HX_REQUEST="true")
+
+    assert response["HX-Redirect"] == f"/dashboard/endpoints/{endpoint.pk}/"
+    endpoint.refresh_from_db()
+    assert endpoint.filter == ""
+
+
+@pytest.mark.parametrize(
+    "expression", ["data.amount >", "x\x00", "unknown_name > 1", "data.n > 1 && " * 200]
+)
+def test_a_refused_filter_is_not_saved_and_says_why(member, tenant, expression):
+    endpoint = EndpointFactory(tenant=tenant, filter="data.n > 1")
+
+    page = save_filter(member, endpoint, expression)
+    partial = save_filter(member, endpoint, expression, HTTP_HX_REQUEST="true")
+
+    assert page.status_code == 400
+    assert "Filter not saved: " in page.content.decode()
+    assert partial.status_code == 200  # htmx swaps the reason in where test results go
+    assert "so it was not saved" in partial.content.decode()
+    endpoint.refresh_from_db()
+    assert endpoint.filter == "data.n > 1"
+
+
+def test_another_tenants_endpoint_cannot_be_given_a_filter(member):
+    theirs = EndpointFactory(tenant=TenantFactory(slug="theirs"))
+
+    response = save_filter(member, theirs, "false")
+
+    assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.filter == ""
+
+
+def test_a_read_only_portal_session_tests_filters_but_may_not_save_them(client, tenant):
+    endpoint = EndpointFactory(tenant=tenant)
+    _, key = api_key_create(tenant=tenant)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    link = api.post("/api/v1/portal-links/", {}, format="json").json()
+    client.get(link["url"].split("testserver", 1)[1])
+
+    page = client.get(f"/dashboard/endpoints/{endpoint.pk}/").content.decode()
+    tested = try_filter(client, endpoint, "true", HTTP_HX_REQUEST="true")
+    saved = save_filter(client, endpoint, "false")
+
+    assert "Save filter" not in page
+    assert tested.status_code == 200
+    assert saved.status_code == 403
+    endpoint.refresh_from_db()
+    assert endpoint.filter == ""
