@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from deliveries.bulk import event_insert_with_deliveries
+from deliveries.bulk import FilteredSeen, event_insert_with_deliveries
 from deliveries.models import Attempt, Delivery
 from deliveries.ordering import Key
 from deliveries.sql_names import sql_with_names
@@ -99,7 +99,7 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
         _KEYED_BATCH_SQL if keyed else _BATCH_SQL,
         EventType, Event, Delivery, Endpoint, Wanted=Endpoint.event_types.through,
     )  # fmt: skip
-    filtered = _filtered_seen.get(tenant.id, _NONE_FILTERED)
+    filtered = _filtered_seen.get(tenant.id) or _NONE_FILTERED
     for _ in range(FILTER_ROUNDS):
         params.update(_matches(tenant, events, filtered, now))
         with connection.cursor() as cursor:
@@ -110,7 +110,7 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
         if filters_current or not current:
             break
         filtered = _filtered_endpoints(tenant.id)
-        _filtered_remember(tenant.id, filtered)
+        _filtered_seen.remember(tenant.id, filtered, any_filtered=bool(filtered.filters))
     else:
         raise RuntimeError("The tenant's filtered endpoints kept changing; send the batch again.")
     if not current:
@@ -146,19 +146,8 @@ class _Filtered:
 
 
 _NONE_FILTERED = _Filtered({}, {})
-# The filtered endpoints last seen per tenant, in this process: the next batch evaluates them
-# first and is one statement while they stay the same. A stale entry costs one more round.
-_filtered_seen: dict[int, _Filtered] = {}
-_FILTERED_SEEN_MAX = 10_000
-
-
-def _filtered_remember(tenant_id: int, filtered: _Filtered) -> None:
-    if not filtered.filters:
-        _filtered_seen.pop(tenant_id, None)
-        return
-    if tenant_id not in _filtered_seen and len(_filtered_seen) >= _FILTERED_SEEN_MAX:
-        _filtered_seen.pop(next(iter(_filtered_seen)), None)  # the oldest entry
-    _filtered_seen[tenant_id] = filtered
+# By tenant: a batch is one statement while they stay the same.
+_filtered_seen: FilteredSeen[int, _Filtered] = FilteredSeen(10_000)
 
 
 def _filtered_endpoints(tenant_id: int) -> _Filtered:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -367,7 +367,7 @@ def _insert_evaluating_filters(event: Event, params: dict[str, Any]) -> _Inserte
         inserted = evaluating(evaluated)
     for _ in range(_FILTER_ROUNDS):
         if inserted.settled(evaluated):
-            _filtered_remember(seen, evaluated)
+            _filtered_seen.remember(seen, evaluated, any_filtered=bool(evaluated.endpoint_ids))
             return inserted
         # Some subscribed endpoints have a filter, or theirs changed since they were evaluated.
         evaluated = inserted.filtered
@@ -377,20 +377,34 @@ def _insert_evaluating_filters(event: Event, params: dict[str, Any]) -> _Inserte
     raise RuntimeError("The tenant's filtered endpoints kept changing; emit the event again.")
 
 
-# The filtered endpoints last seen per tenant and event type, in this process: the next emit
-# evaluates them before its statement, which then stores the event at once if they are still
-# the same (the digest says so). A stale entry costs one more round, never a wrong delivery.
-_filtered_seen: dict[tuple[int, int], Filtered] = {}
-_FILTERED_SEEN_MAX = 256
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-def _filtered_remember(seen: tuple[int, int], filtered: Filtered) -> None:
-    if not filtered.endpoint_ids:
-        _filtered_seen.pop(seen, None)
-        return
-    if seen not in _filtered_seen and len(_filtered_seen) >= _FILTERED_SEEN_MAX:
-        _filtered_seen.pop(next(iter(_filtered_seen)), None)  # the oldest entry
-    _filtered_seen[seen] = filtered
+class FilteredSeen(Generic[K, V]):
+    """Filtered endpoints as this process last saw them, up to `size` entries (the oldest goes
+    first): an emit evaluates them before its statement, which stores the event at once if they
+    are still the same. A stale entry costs one more round, never a wrong delivery."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self._seen.get(key)
+
+    def remember(self, key: K, filtered: V, *, any_filtered: bool) -> None:
+        """Keep what was seen; forget the key when nothing of it is filtered."""
+        if not any_filtered:
+            self._seen.pop(key, None)
+            return
+        if key not in self._seen and len(self._seen) >= self._size:
+            self._seen.pop(next(iter(self._seen)), None)  # the oldest entry
+        self._seen[key] = filtered
+
+
+# By tenant and event type.
+_filtered_seen: FilteredSeen[tuple[int, int], Filtered] = FilteredSeen(256)
 
 
 def _insert(sql: str, params: dict[str, Any]) -> _Inserted:
