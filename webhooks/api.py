@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
-from config.api_parsers import JSONParser, refuse_lone_surrogates
+from config.api_parsers import JSONParser
 from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import DeliverySerializer
 from subscriptions.authentication import api_key_of
@@ -23,6 +21,7 @@ from webhooks.batch_api import (
     EventBatchParser,
     EventBatchSerializer,
     events_batch_response,
+    members_as_written,
 )
 from webhooks.models import Event
 from webhooks.ordering_keys import (
@@ -30,7 +29,7 @@ from webhooks.ordering_keys import (
     ORDERING_KEY_PATTERN,
     ORDERING_KEY_RULE,
 )
-from webhooks.payloads import json_object_members, json_same, same_json
+from webhooks.payloads import json_same, same_json
 from webhooks.services import event_send_idempotent
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -46,15 +45,7 @@ class EventBodyParser(JSONParser):
     """Parses an event's request body, keeping the text of its `payload` member as written."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        raw = stream.read() if stream is not None else b""
-        try:
-            values, texts = json_object_members(raw.decode(encoding))
-        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
-            raise ParseError(f"JSON parse error - {error}") from None
-        except RecursionError:
-            raise ParseError("JSON parse error - the document is nested too deeply.") from None
-        refuse_lone_surrogates(raw, values, parser_context)
+        values, texts = members_as_written(stream, parser_context)
         if not isinstance(values, dict):
             return values  # the serializer says what is wrong with it
         body = EventBody(values)

@@ -47,19 +47,26 @@ class EventBatchBody(dict):
     payload_texts: list[str | None] | None = None
 
 
+def members_as_written(stream: Any, parser_context: Any) -> tuple[Any, dict[str, str]]:
+    """A JSON request body, parsed, and the text of each of its members as written (when it is
+    an object); raises ParseError for a body that is not JSON or holds a lone surrogate."""
+    encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+    raw = stream.read() if stream is not None else b""
+    try:
+        values, texts = json_object_members(raw.decode(encoding))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
+        raise ParseError(f"JSON parse error - {error}") from None
+    except RecursionError:
+        raise ParseError("JSON parse error - the document is nested too deeply.") from None
+    refuse_lone_surrogates(raw, values, parser_context)
+    return values, texts
+
+
 class EventBatchParser(JSONParser):
     """Parses a batch, keeping the text of each item's `payload` member as written."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        raw = stream.read() if stream is not None else b""
-        try:
-            values, texts = json_object_members(raw.decode(encoding))
-        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
-            raise ParseError(f"JSON parse error - {error}") from None
-        except RecursionError:
-            raise ParseError("JSON parse error - the document is nested too deeply.") from None
-        refuse_lone_surrogates(raw, values, parser_context)
+        values, texts = members_as_written(stream, parser_context)
         if not isinstance(values, dict):
             return values  # the serializer says what is wrong with it
         body = EventBatchBody(values)
