@@ -121,6 +121,26 @@ def env_url(name: str, *, require_https: bool) -> str:
     return raw
 
 
+def env_redis_url(name: str) -> str:
+    """A redis:// or rediss:// URL with a host, or "" when unset. The value is never echoed: it
+    may hold a password."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 -- raises ValueError for a malformed port
+        valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname)
+        int(parts.path.strip("/") or 0)  # the database number, if any
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ImproperlyConfigured(
+            f"{name} must be a redis:// or rediss:// URL, such as redis://host:6379/0"
+        )
+    return raw
+
+
 def env_signing_secret(name: str) -> str:
     """A Standard Webhooks secret, `whsec_` + base64 of 24 to 64 bytes, or "" when unset.
 

@@ -20,6 +20,7 @@ from config.env import (
     env_int,
     env_list,
     env_networks,
+    env_redis_url,
     env_seconds_list,
     env_signing_secret,
     env_str,
@@ -209,9 +210,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.2,
         "store_processed": False,
     }
-else:
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Far above any task's run time, so Redis never hands a running task to a second worker.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2}
+else:
+    # RabbitMQ (amqp://) has no visibility timeout: a message goes back to its queue when the
+    # connection of the worker holding it closes. Its consumer timeout (30 min by default) must
+    # stay above CELERY_TASK_TIME_LIMIT, or it closes the channel of a task still running.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Where the wake-up flags live (deliveries.wake_flags), and the default cache's server: empty
+# means the broker when it is Redis, else the database holds the flags.
+REDIS_URL = env_redis_url("REDIS_URL")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -226,23 +235,24 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_DB_REUSE_MAX = 10**9
 # When the broker is down, fail fast: the delivery rows exist and the sweeper wakes workers later.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 # --- Cache (API rate limits) ------------------------------------------------------------------
 
 
 def _next_redis_database(url: str) -> str:
-    """The same Redis server, a neighbouring database: a cache flush must not empty the queue."""
+    """The same Redis server, a neighbouring database: a cache flush must not empty the queue, nor
+    drop the wake-up flags."""
     parts = urlsplit(url)
     number = int(parts.path.strip("/") or 0)
     return urlunsplit(parts._replace(path=f"/{number + 1 if number < 15 else number - 1}"))
 
 
-# Redis when the broker is Redis, so every web process shares one rate-limit count.
+# Redis when Hookline has one (REDIS_URL, or a Redis broker), so every web process shares one
+# rate-limit count.
+_SHARED_REDIS = REDIS_URL or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHE_URL = env_str(
-    "CACHE_URL",
-    _next_redis_database(CELERY_BROKER_URL)
-    if CELERY_BROKER_URL.startswith("redis")
-    else "locmem://",
+    "CACHE_URL", _next_redis_database(_SHARED_REDIS) if _SHARED_REDIS else "locmem://"
 )
 CACHES = {
     "default": (

@@ -1,14 +1,17 @@
 """Waking workers. The broker only carries wake-ups; the database holds the work.
 
 A burst of events would otherwise queue one wake-up task per event, nearly all of which find
-nothing left to claim. With a Redis broker, a flag coalesces them: while it is set, a worker is
-bound to claim again, so further wake-ups are skipped. It is set by whoever queues a wake-up, and
-held by a worker while it drains. A worker clears it before the claim that confirms nothing is
-left, so a delivery committed after that point always queues a fresh wake-up; the flag also
-expires on its own, should its worker die, and the sweeper remains the backstop.
+nothing left to claim. A flag coalesces them: while it is set, a worker is bound to claim again,
+so further wake-ups are skipped. It is set by whoever queues a wake-up, and held by a worker while
+it drains. A worker clears it before the claim that confirms nothing is left, so a delivery
+committed after that point always queues a fresh wake-up; the flag also expires on its own,
+should its worker die, and the sweeper remains the backstop.
 
 A second flag does the same for helpers: a worker whose claim came back full asks for one more
 worker, and no more, until a worker has started.
+
+The flags live in Redis when there is one, else in the database (deliveries.wake_flags), so
+wake-ups are coalesced on every broker.
 """
 
 from __future__ import annotations
@@ -17,34 +20,21 @@ import logging
 import os
 import socket
 
-import redis
 from celery import current_app
-from django.conf import settings
+
+from deliveries import wake_flags
 
 logger = logging.getLogger(__name__)
 
 WAKE_FLAG = "hookline:wake-queued"
 HELP_FLAG = "hookline:help-queued"
 WAKE_FLAG_TTL_MS = 2000
-QUEUED = b"queued"  # the flag's value when a wake-up is queued; a draining worker sets its own
+QUEUED = "queued"  # the flag's value when a wake-up is queued; a draining worker sets its own
 
 # The tasks (deliveries.tasks) are sent by name, as their own .delay() would send them (results
 # ignored): the tasks module imports this one.
 DELIVER_DUE = "deliveries.tasks.deliver_due"
 RUN_REPLAY_JOB = "deliveries.tasks.run_replay_job"
-
-_client: redis.Redis | None = None
-_client_pid: int | None = None
-
-
-def _flag_client() -> redis.Redis | None:
-    global _client, _client_pid
-    if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-        return None
-    if _client is None or _client_pid != os.getpid():
-        _client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
-        _client_pid = os.getpid()
-    return _client
 
 
 def wake_workers() -> None:
@@ -60,19 +50,14 @@ def wake_helper() -> None:
 def hand_over() -> None:
     """Queue a successor to a worker whose time is up: it must run even though the flag is set,
     and it must not take the flag for a sign that this worker is still draining."""
-    _flag_command("set", WAKE_FLAG, QUEUED, px=WAKE_FLAG_TTL_MS)
+    wake_flags.store().set(WAKE_FLAG, QUEUED, WAKE_FLAG_TTL_MS)
     _queue_unless_flagged(None)
 
 
 def _queue_unless_flagged(flag: str | None, *, helper: bool = False) -> None:
+    if flag and not wake_flags.store().set_unless_set(flag, QUEUED, WAKE_FLAG_TTL_MS):
+        return  # a wake-up is queued, or a worker is draining and will claim again
     try:
-        client = _flag_client()
-        if (
-            flag
-            and client is not None
-            and not client.set(flag, QUEUED, nx=True, px=WAKE_FLAG_TTL_MS)
-        ):
-            return  # a wake-up is queued, or a worker is draining and will claim again
         current_app.send_task(DELIVER_DUE, kwargs={"helper": helper}, ignore_result=True)
     except Exception:
         logger.warning(
@@ -82,7 +67,7 @@ def _queue_unless_flagged(flag: str | None, *, helper: bool = False) -> None:
 
 def wake_flag_hold() -> None:
     """Called by a worker that found work: it will claim again, so wake-ups can be skipped."""
-    _flag_command("set", WAKE_FLAG, _drainer_id(), px=WAKE_FLAG_TTL_MS)
+    wake_flags.store().set(WAKE_FLAG, _drainer_id(), WAKE_FLAG_TTL_MS)
 
 
 def another_worker_draining() -> bool:
@@ -91,19 +76,13 @@ def another_worker_draining() -> bool:
     A wake-up queued when the flag was clear can then end at once: the flag was taken after that
     wake-up's delivery was committed, and the worker that took it claims again before it stops.
     """
-    client = _flag_client()
-    if client is None:
-        return False
-    try:
-        holder = client.get(WAKE_FLAG)
-    except redis.RedisError:
-        return False
-    return holder is not None and holder not in (QUEUED, _drainer_id().encode())
+    holder = wake_flags.store().holder(WAKE_FLAG)
+    return holder is not None and holder not in (QUEUED, _drainer_id())
 
 
 def wake_flag_clear() -> None:
     """Called by a worker before its last claim: later commits must queue a wake-up of their own."""
-    _flag_command("delete", WAKE_FLAG)
+    wake_flags.store().clear(WAKE_FLAG)
 
 
 def _drainer_id() -> str:
@@ -112,16 +91,7 @@ def _drainer_id() -> str:
 
 def help_flag_clear() -> None:
     """Called by a worker as it starts: a later full batch may ask for another helper."""
-    _flag_command("delete", HELP_FLAG)
-
-
-def _flag_command(name: str, *args: object, **kwargs: object) -> None:
-    client = _flag_client()
-    if client is not None:
-        try:
-            getattr(client, name)(*args, **kwargs)
-        except redis.RedisError:
-            logger.warning("Could not update the wake-up flag; it expires by itself")
+    wake_flags.store().clear(HELP_FLAG)
 
 
 def dispatch_replay_job(job_id: int) -> None:

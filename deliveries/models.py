@@ -223,3 +223,20 @@ class ReplayJob(models.Model):
 
     def __str__(self) -> str:
         return f"replay job {self.pk} ({self.status}, {self.replayed}/{self.total})"
+
+
+class WakeFlag(models.Model):
+    """A wake-up flag (deliveries.dispatch) where no Redis holds it: one row per flag.
+
+    Written only by deliveries.wake_flags, one statement at a time, with its expiry in
+    milliseconds since the epoch by the database's clock. On PostgreSQL the table is UNLOGGED: a
+    flag lives two seconds and may be lost in a crash, so its writes need no WAL, nor a flush to
+    disk at commit.
+    """
+
+    name = models.CharField(primary_key=True, max_length=32)
+    holder = models.CharField(max_length=200)
+    expires_at_ms = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"wake-up flag {self.name} ({self.holder}, until {self.expires_at_ms} ms)"

@@ -8,6 +8,8 @@ from django.conf import settings
 from hypothesis import settings as hypothesis_settings
 
 from deliveries import fair
+from tests import rabbitmq
+from tests.brokers import lose_messages, using_broker
 from tests.receiver import Receiver
 from tests.worker import CeleryWorker
 
@@ -54,6 +56,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
+# The suite's own broker: Redis, or the embedded one when the suite runs without services.
+SUITE_BROKER = "redis" if settings.CELERY_BROKER_URL.startswith("redis") else "embedded"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url():
+    """A virtual host of this test session's own on the machine's RabbitMQ, deleted after it."""
+    if settings.SERVICES_MISSING:
+        pytest.skip("the suite runs without services: RabbitMQ is left out too")
+    problem = rabbitmq.unavailable(settings.RABBITMQ_TEST_URL)
+    if problem:
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with rabbitmq.session_vhost(settings.RABBITMQ_TEST_URL) as url:
+        yield url
+
+
+@pytest.fixture(params=[SUITE_BROKER, "rabbitmq"])
+def broker(request):
+    """The broker's URL: the test runs on the suite's broker, then on RabbitMQ, in this process
+    and in the workers it starts."""
+    if request.param != "rabbitmq":
+        yield settings.CELERY_BROKER_URL
+        return
+    url = request.getfixturevalue("rabbitmq_url")
+    lose_messages(url)  # what an earlier test left
+    with using_broker(url):
+        yield url
+
+
 @pytest.fixture(autouse=True)
 def fresh_claim_rotation(monkeypatch):
     """Each test starts as a fresh worker process would: no contention seen, and the fair claim's
@@ -84,8 +117,8 @@ def start_worker(transactional_db):
     """Start real Celery workers with extra environment; all are stopped after the test."""
     started: list[CeleryWorker] = []
 
-    def start(concurrency: int = 2, **env: str) -> CeleryWorker:
-        worker = CeleryWorker(concurrency=concurrency, env=env, flush=not started)
+    def start(concurrency: int = 2, beat: bool = True, **env: str) -> CeleryWorker:
+        worker = CeleryWorker(concurrency=concurrency, env=env, flush=not started, beat=beat)
         started.append(worker.__enter__())
         return worker
 

@@ -67,4 +67,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The RabbitMQ server that tests on RabbitMQ use, each test session in a virtual host of its own
+# (tests/rabbitmq.py). Unreachable, they are skipped, or fail with REQUIRE_SERVICES=1.
+RABBITMQ_TEST_URL = os.environ.get(
+    "HOOKLINE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"
+)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from tests.brokers import lose_messages
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -27,23 +29,27 @@ def worker_database_url() -> str:
 
 
 def flush_broker(url: str) -> None:
-    """Drop what earlier tests left on the broker: messages, and on Redis the wake-up flags."""
-    if url.startswith("filesystem://"):
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-        for message in folder.glob("*.msg"):
-            message.unlink(missing_ok=True)
-        return
-    import redis
+    """Drop what earlier tests left on the broker: messages, and on Redis the wake-up flags (in
+    the database, they go with the tables' flush between tests)."""
+    if url.startswith("redis"):
+        import redis
 
-    redis.Redis.from_url(url).flushdb()
+        redis.Redis.from_url(url).flushdb()
+    else:
+        lose_messages(url)
 
 
 class CeleryWorker:
     def __init__(
-        self, concurrency: int = 2, env: dict[str, str] | None = None, flush: bool = True
+        self,
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        flush: bool = True,
+        beat: bool = True,
     ) -> None:
         self.concurrency = concurrency
         self.flush = flush
+        self.beat = beat
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="hookline-worker-")
@@ -70,15 +76,19 @@ class CeleryWorker:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": worker_database_url(),
+            # The test's broker and flags, also when it moved them (tests.brokers.using_broker).
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "REDIS_URL": settings.REDIS_URL,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
-            "--schedule", str(Path(self._dir.name) / "beat-schedule"),
+            sys.executable, "-m", "celery", "-A", "config", "worker",
             "--concurrency", str(self.concurrency), "--loglevel", "INFO",
             "--hostname", f"test-{os.getpid()}-{id(self)}@%h",
         ]  # fmt: skip
+        if self.beat:
+            command += ["--beat", "--schedule", str(Path(self._dir.name) / "beat-schedule")]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             command,
