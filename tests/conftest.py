@@ -9,7 +9,7 @@ from hypothesis import settings as hypothesis_settings
 
 from deliveries import fair
 from tests import rabbitmq
-from tests.brokers import lose_messages, using_broker
+from tests.brokers import SUITE_BROKER, lose_messages, using_broker
 from tests.receiver import Receiver
 from tests.worker import CeleryWorker
 
@@ -54,10 +54,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "services" in item.keywords:
             item.add_marker(skip)
-
-
-# The suite's own broker: Redis, or the embedded one when the suite runs without services.
-SUITE_BROKER = "redis" if settings.CELERY_BROKER_URL.startswith("redis") else "embedded"
 
 
 @pytest.fixture(scope="session")

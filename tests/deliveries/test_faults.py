@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -18,8 +20,10 @@ from django.db import connection
 from django.db.models import Count
 
 from deliveries.models import Attempt, Delivery
+from tests.brokers import SUITE_BROKER, lose_messages, using_broker
 from tests.dbproxy import DatabaseProxy
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.rabbitmq import PrivateRabbitMQ
 from tests.receiver import HANG, RESET, Receiver
 from webhooks import send_event
 
@@ -84,9 +88,14 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("failure", ["500", "hang", "refused", "reset"])
+@pytest.mark.parametrize(
+    ("failure", "broker"),
+    [("500", SUITE_BROKER), ("hang", SUITE_BROKER), ("refused", SUITE_BROKER),
+     ("reset", SUITE_BROKER), ("500", "rabbitmq")],
+    indirect=["broker"],
+)  # fmt: skip
 def test_failing_receiver_gets_every_attempt_then_dead_letters_then_admin_replay_delivers(
-    start_worker, tenant, failure, admin_client
+    start_worker, tenant, failure, broker, admin_client
 ):
     schedule = [0.2, 0.4, 0.6]
     port = closed_port()
@@ -138,7 +147,7 @@ def test_failing_receiver_gets_every_attempt_then_dead_letters_then_admin_replay
     assert broken.webhook_ids()[-1] == event.public_id
 
 
-def test_worker_killed_mid_batch_loses_nothing(start_worker, tenant, receiver):
+def test_worker_killed_mid_batch_loses_nothing(start_worker, tenant, receiver, broker):
     EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
     receiver.delay = 0.003
     expected = emit(tenant, 1000)
@@ -157,14 +166,17 @@ def test_worker_killed_mid_batch_loses_nothing(start_worker, tenant, receiver):
     assert Delivery.objects.filter(status=Delivery.Status.SUCCEEDED).count() == 1000
 
 
-def test_broker_flushed_mid_run_loses_nothing(start_worker, tenant, receiver):
+def test_wake_ups_lost_by_the_broker_mid_run_lose_nothing(start_worker, tenant, receiver, broker):
+    """The queued wake-ups vanish while the flag still says one is queued: emitters go on
+    skipping theirs until it expires, and the sweeper wakes a worker meanwhile."""
     EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
     receiver.delay = 0.003
     start_worker(**FAST)
     expected = emit(tenant, 500)
-    wait_until(lambda: len(receiver.requests()) >= 50, 30, "nothing delivered before the flush")
+    wait_until(lambda: len(receiver.requests()) >= 50, 30, "nothing delivered before the loss")
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    lose_messages(broker)
+    expected |= emit(tenant, 100)
 
     seen = wait_for_ids(receiver, expected, timeout=60)
     assert set(seen) == expected
@@ -172,7 +184,7 @@ def test_broker_flushed_mid_run_loses_nothing(start_worker, tenant, receiver):
 
 
 @contextmanager
-def private_redis():
+def private_redis() -> Iterator[tuple[str, Callable[[], None]]]:
     server = shutil.which("redis-server")
     assert server, "redis-server is needed for the broker-restart test"
     port = closed_port()
@@ -216,15 +228,32 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
-def test_broker_restarted_mid_run_loses_nothing(start_worker, tenant, receiver):
+@contextmanager
+def private_rabbitmq() -> Iterator[tuple[str, Callable[[], None]]]:
+    if not PrivateRabbitMQ.launcher():
+        message = "rabbitmq-server is needed for the broker-restart test on RabbitMQ"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with PrivateRabbitMQ() as server:
+        yield server.url, server.restart
+
+
+@pytest.mark.parametrize(
+    "private_broker", [private_redis, private_rabbitmq], ids=["redis", "rabbitmq"]
+)
+def test_broker_restarted_mid_run_loses_nothing(start_worker, tenant, receiver, private_broker):
+    """A broker of the test's own, killed and started again: the workers reconnect, and what its
+    restart lost is swept up."""
     EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
     receiver.delay = 0.003
-    with private_redis() as (broker_url, restart_broker):
-        start_worker(CELERY_BROKER_URL=broker_url, **FAST)
+    with private_broker() as (broker_url, restart_broker), using_broker(broker_url):
+        start_worker(**FAST)
         expected = emit(tenant, 500)
         wait_until(lambda: len(receiver.requests()) >= 50, 30, "nothing delivered before restart")
 
         restart_broker()
+        expected |= emit(tenant, 100)
 
         seen = wait_for_ids(receiver, expected, timeout=60)
     assert set(seen) == expected

@@ -152,9 +152,7 @@ def test_a_burst_of_events_queues_one_wake_up(tenant, broker, flags):
 
 
 @pytest.mark.services
-def test_with_redis_url_the_flags_live_in_redis_whatever_the_broker(
-    tenant, rabbitmq_url, settings
-):
+def test_with_redis_url_the_flags_live_in_redis_whatever_the_broker(tenant, rabbitmq_url, settings):
     settings.REDIS_URL = settings.CELERY_BROKER_URL  # the suite's Redis
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.delete(dispatch.WAKE_FLAG)
