@@ -18,6 +18,7 @@ from config.env import (
     env_int,
     env_list,
     env_networks,
+    env_redis_url,
     env_seconds_list,
     env_signing_secret,
     env_str,
@@ -220,6 +221,26 @@ def test_url_must_be_https_while_https_is_required(setenv):
         env_url(NAME, require_https=True)
 
 
+def test_redis_url_accepts_redis_and_rediss_and_is_empty_when_unset(setenv):
+    assert env_redis_url(NAME) == ""
+    setenv(" redis://:pass@cache.internal:6379/3 ")
+    assert env_redis_url(NAME) == "redis://:pass@cache.internal:6379/3"
+    setenv("rediss://cache.internal")
+    assert env_redis_url(NAME) == "rediss://cache.internal"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["cache.internal:6379", "amqp://u:secret@h//", "redis://", "redis://:secret@h:99999999/",
+     "redis://u:secret@h/zero"],
+)  # fmt: skip
+def test_redis_url_rejects_a_malformed_value_without_echoing_it(setenv, raw):
+    setenv(raw)
+    with pytest.raises(ImproperlyConfigured, match=NAME) as raised:
+        env_redis_url(NAME)
+    assert "secret" not in str(raised.value)
+
+
 def test_signing_secret_accepts_a_generated_secret_and_is_empty_when_unset(setenv):
     from subscriptions.models import generate_signing_secret
 
@@ -257,10 +278,10 @@ def test_header_name_rejects_anything_else_naming_the_variable(setenv, raw):
         env_header_name(NAME)
 
 
-def settings_read(**env: str) -> subprocess.CompletedProcess:
-    """Import config.settings in a fresh process with these WEBHOOKS_* variables."""
+def settings_read(name: str = "WEBHOOKS_LEASE_SECONDS", **env: str) -> subprocess.CompletedProcess:
+    """Import config.settings in a fresh process with these variables; print setting `name`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WEBHOOKS_"))}
-    code = "from config import settings; print(settings.WEBHOOKS_LEASE_SECONDS)"
+    code = f"from config import settings; print(settings.{name})"
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parent.parent, env={**clean, **env},
@@ -282,3 +303,29 @@ def test_a_lease_that_cannot_outlast_an_attempt_with_room_to_renew_is_refused():
     assert (
         "WEBHOOKS_LEASE_SECONDS must be at least WEBHOOKS_TIMEOUT plus 2 seconds" in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("broker", "redis_url", "cache"),
+    [
+        ("redis://10.0.0.2:6379/15", "", "redis://10.0.0.2:6379/14"),
+        ("amqp://guest:guest@10.0.0.3:5672//", "", "locmem://"),
+        ("amqp://guest:guest@10.0.0.3:5672//", "redis://10.0.0.4:6379/2", "redis://10.0.0.4:6379/3"),
+    ],
+)  # fmt: skip
+def test_the_cache_defaults_to_redis_url_else_a_redis_broker_else_memory(broker, redis_url, cache):
+    env = {"CELERY_BROKER_URL": broker, "REDIS_URL": redis_url}
+    clean = {k: v for k, v in os.environ.items() if k != "CACHE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from config import settings; print(settings.CACHE_URL)"],
+        cwd=Path(__file__).resolve().parent.parent, env={**clean, **env},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == cache
+
+
+def test_a_malformed_redis_url_stops_the_settings_from_loading():
+    result = settings_read(REDIS_URL="localhost:6379")
+    assert result.returncode != 0
+    assert "REDIS_URL must be a redis:// or rediss:// URL" in result.stderr
