@@ -279,6 +279,7 @@ def run(options: Options) -> dict:
 
 def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     run = Run(options)
+    run.figures["broker"] = "amqp" if settings.CELERY_BROKER_URL.startswith("amqp") else "redis"
     per_phase = options.events * options.endpoints
     run.figures["raw_ceiling_per_s"] = round(raw_ceiling(receiver, min(per_phase, 5000)), 1)
     tenant = tenant_create(slug="bench", name="Benchmark")

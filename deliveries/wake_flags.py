@@ -117,7 +117,7 @@ class DatabaseFlags:
     def clear(self, name: str) -> None:
         self._run(_CLEAR, name)
 
-    def _run(self, template: str, *params: object) -> list[tuple] | None:
+    def _run(self, template: str, *params: str | int) -> list[tuple] | None:
         """The statement's rows ([] for none), or None when it could not run."""
         if connection.in_atomic_block:
             return None

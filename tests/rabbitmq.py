@@ -35,7 +35,7 @@ def unavailable(server_url: str) -> str:
 def accepts_connections(url: str) -> bool:
     try:
         with kombu.Connection(url, connect_timeout=1) as connection:
-            connection.ensure_connection(max_retries=1)
+            connection.ensure_connection(max_retries=0)
     except Exception:  # refused, reset, or the broker still starting: each raises its own
         return False
     return True

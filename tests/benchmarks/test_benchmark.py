@@ -31,7 +31,8 @@ def benchmark_output(*flags: str, **env: str) -> str:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["benchmark"] == "delivery"
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last["benchmark"] == ("delivery-brokers" if "both" in flags else "delivery")
     return result.stdout
 
 

@@ -13,12 +13,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+from benchmarks.brokers import (
+    BrokerUnavailable,
+    bench_broker_urls,
+    broker_checked,
+    broker_comparison,
+    comparison_report,
+)
 from benchmarks.delivery import TROUBLED_PATHS, Options, run
 from benchmarks.ordered import ordered_failed, ordered_report
 from benchmarks.scratch import scratch_database
 
-# The benchmark's own Redis database, so a running Hookline's queue is never touched.
-BENCH_REDIS_DB = 12
 SCENARIO_ENDPOINTS = 10
 # The inner process's exit status when the ordered variant's receiver saw a key broken.
 ORDER_BROKEN = 3
@@ -28,7 +33,7 @@ class Command(BaseCommand):
     help = (
         "Measure delivery throughput and latency against a receiver on 127.0.0.1, in a scratch "
         "database, with real Celery workers; compare with a bare requests loop measured in the "
-        "same run. Needs PostgreSQL and Redis."
+        "same run. Needs PostgreSQL, and Redis or RabbitMQ."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -95,6 +100,20 @@ class Command(BaseCommand):
             help="drain the backlog again plain and with a transformation on every endpoint, "
             "and time one transformation in process",
         )
+        parser.add_argument(
+            "--broker",
+            choices=["redis", "amqp", "both"],
+            default="",
+            help="the workers' broker: redis (database 12 of the server of CELERY_BROKER_URL, or "
+            "REDIS_URL), amqp (RabbitMQ, the virtual host hookline_bench), or both, measured one "
+            "after the other and compared (default: the kind CELERY_BROKER_URL names)",
+        )
+        parser.add_argument(
+            "--amqp-url",
+            default="",
+            help="RabbitMQ for --broker amqp or both (default: the virtual host hookline_bench "
+            "on the server of CELERY_BROKER_URL, or on 127.0.0.1:5672 as guest)",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, **options: Any) -> None:
@@ -107,20 +126,48 @@ class Command(BaseCommand):
         if inside:
             self._report(run(chosen))
             return
-        if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
-            raise CommandError("The benchmark needs PostgreSQL and Redis: set DATABASE_URL and "
-                               "CELERY_BROKER_URL.")  # fmt: skip
-        broker = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+        if connection.vendor != "postgresql":
+            raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL.")
+        default = "amqp" if settings.CELERY_BROKER_URL.startswith("amqp") else "redis"
+        try:
+            urls = bench_broker_urls(
+                options["broker"] or default,
+                broker_url=settings.CELERY_BROKER_URL,
+                redis_url=settings.REDIS_URL,
+                amqp_url=options["amqp_url"],
+            )
+            for name, url in urls.items():
+                broker_checked(name, url)
+        except BrokerUnavailable as error:
+            raise CommandError(f"The benchmark needs its broker. {error}") from None
+        runs = {name: self._run_inside(chosen, url) for name, url in urls.items()}
+        if len(runs) > 1:
+            comparison = broker_comparison(runs)
+            for line in comparison_report(comparison):
+                self.stdout.write(line)
+            self.stdout.write(json.dumps(comparison))
+
+    def _run_inside(self, chosen: Options, broker: str) -> dict:
+        """One measurement in a scratch database with `broker`; echoes it, returns its figures."""
         with scratch_database("bench") as url:
             env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
-                   "CACHE_URL": "locmem://", "WEBHOOKS_REQUIRE_HTTPS": "false",
+                   "REDIS_URL": "", "CACHE_URL": "locmem://",
+                   "WEBHOOKS_REQUIRE_HTTPS": "false",
                    "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
-                   "LOG_LEVEL": "WARNING",
+                   "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
                    # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
                    "ALLOWED_HOSTS": "localhost"}  # fmt: skip
             command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
-            inner = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
+            inner = subprocess.Popen(
+                command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True
+            )
+            figures: dict = {}
             try:
+                assert inner.stdout is not None
+                for line in inner.stdout:
+                    self.stdout.write(line.rstrip("\n"))
+                    if line.startswith('{"benchmark"'):
+                        figures = json.loads(line)
                 returncode = inner.wait()
             finally:
                 if inner.poll() is None:
@@ -130,6 +177,7 @@ class Command(BaseCommand):
             raise CommandError("The ordered variant's checks failed.")
         if returncode:
             raise CommandError("The benchmark failed.")
+        return figures
 
     def _flags(self, options: Options) -> list[str]:
         flags = []
