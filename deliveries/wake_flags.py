@@ -20,7 +20,7 @@ from typing import Protocol
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import Error, connection
 
 from deliveries.models import WakeFlag
 from deliveries.sql_names import sql_with_names
@@ -119,14 +119,15 @@ class DatabaseFlags:
 
     def _run(self, template: str, *params: str | int) -> list[tuple] | None:
         """The statement's rows ([] for none), or None when it could not run."""
-        if connection.in_atomic_block:
+        now_ms = _NOW_MS.get(connection.vendor)
+        if connection.in_atomic_block or now_ms is None:
             return None
-        sql = sql_with_names(template.replace("NOW_MS", _NOW_MS[connection.vendor]), WakeFlag)
+        sql = sql_with_names(template.replace("NOW_MS", now_ms), WakeFlag)
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchall() if cursor.description else []
-        except DatabaseError:
+        except Error:  # unreachable, or its connection broken: Django reconnects later
             _warn()
             return None
 
@@ -147,4 +148,7 @@ def store() -> WakeFlags:
 
 
 def _warn() -> None:
-    logger.warning("Could not reach the wake-up flags; workers are woken without them")
+    logger.warning(
+        "Could not reach the wake-up flags: wake-ups are not coalesced meanwhile, and a flag "
+        "left set expires by itself"
+    )

@@ -61,13 +61,14 @@ def rabbitmq_url():
     """A virtual host of this test session's own on the machine's RabbitMQ, deleted after it."""
     if settings.SERVICES_MISSING:
         pytest.skip("the suite runs without services: RabbitMQ is left out too")
-    problem = rabbitmq.unavailable(settings.RABBITMQ_TEST_URL)
-    if problem:
+    try:
+        url = rabbitmq.session_vhost_add(settings.RABBITMQ_TEST_URL)
+    except rabbitmq.Unavailable as problem:
         if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    with rabbitmq.session_vhost(settings.RABBITMQ_TEST_URL) as url:
-        yield url
+            pytest.fail(str(problem))
+        pytest.skip(str(problem))
+    yield url
+    rabbitmq.session_vhost_delete()
 
 
 @pytest.fixture(params=[SUITE_BROKER, "rabbitmq"])

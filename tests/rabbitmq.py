@@ -11,8 +11,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -23,13 +21,8 @@ import kombu
 DEBIAN_LAUNCHER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
 
-def unavailable(server_url: str) -> str:
-    """Why tests cannot use RabbitMQ at `server_url` ("" when they can)."""
-    if not shutil.which("rabbitmqctl"):
-        return "rabbitmqctl is missing (Debian's rabbitmq-server package)"
-    if not accepts_connections(server_url):
-        return f"RabbitMQ at {_without_password(server_url)} is unreachable"
-    return ""
+class Unavailable(Exception):
+    """RabbitMQ cannot serve the tests; the message says why."""
 
 
 def accepts_connections(url: str) -> bool:
@@ -41,18 +34,32 @@ def accepts_connections(url: str) -> bool:
     return True
 
 
-@contextmanager
-def session_vhost(server_url: str) -> Iterator[str]:
-    """A virtual host of this test session's own, deleted afterwards; yields its URL."""
-    name = f"hookline_test_{os.getpid()}"
+def session_vhost_name() -> str:
+    return f"hookline_test_{os.getpid()}"
+
+
+def session_vhost_add(server_url: str) -> str:
+    """Make a virtual host of this test session's own on the server; returns its URL.
+
+    Raises Unavailable when rabbitmqctl is missing or refused, or the server is unreachable.
+    """
+    if not shutil.which("rabbitmqctl"):
+        raise Unavailable("rabbitmqctl is missing (Debian's rabbitmq-server package)")
+    if not accepts_connections(server_url):
+        raise Unavailable(f"RabbitMQ at {_without_password(server_url)} is unreachable")
+    name = session_vhost_name()
     user = urlsplit(server_url).username or "guest"
     _rabbitmqctl("delete_vhost", name, check=False)  # left behind by a session killed earlier
-    _rabbitmqctl("add_vhost", name)
     try:
+        _rabbitmqctl("add_vhost", name)
         _rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
-        yield urlunsplit(urlsplit(server_url)._replace(path="/" + quote(name, safe="")))
-    finally:
-        _rabbitmqctl("delete_vhost", name, check=False)
+    except subprocess.CalledProcessError as error:
+        raise Unavailable(f"rabbitmqctl failed: {error.stderr.decode(errors='replace')}") from None
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + quote(name, safe="")))
+
+
+def session_vhost_delete() -> None:
+    _rabbitmqctl("delete_vhost", session_vhost_name(), check=False)
 
 
 def _rabbitmqctl(*args: str, check: bool = True) -> None:

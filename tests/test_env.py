@@ -306,15 +306,17 @@ def test_a_lease_that_cannot_outlast_an_attempt_with_room_to_renew_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("broker", "redis_url", "cache"),
+    ("broker_url", "redis_url", "cache"),
     [
         ("redis://10.0.0.2:6379/15", "", "redis://10.0.0.2:6379/14"),
         ("amqp://guest:guest@10.0.0.3:5672//", "", "locmem://"),
         ("amqp://guest:guest@10.0.0.3:5672//", "redis://10.0.0.4:6379/2", "redis://10.0.0.4:6379/3"),
     ],
 )  # fmt: skip
-def test_the_cache_defaults_to_redis_url_else_a_redis_broker_else_memory(broker, redis_url, cache):
-    env = {"CELERY_BROKER_URL": broker, "REDIS_URL": redis_url}
+def test_the_cache_defaults_to_redis_url_else_a_redis_broker_else_memory(
+    broker_url, redis_url, cache
+):
+    env = {"CELERY_BROKER_URL": broker_url, "REDIS_URL": redis_url}
     clean = {k: v for k, v in os.environ.items() if k != "CACHE_URL"}
     result = subprocess.run(
         [sys.executable, "-c", "from config import settings; print(settings.CACHE_URL)"],

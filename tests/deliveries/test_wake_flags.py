@@ -95,7 +95,7 @@ def test_the_flags_table_is_unlogged_on_postgresql():
 
 
 @pytest.mark.parametrize(
-    ("broker", "redis_url", "where"),
+    ("broker_url", "redis_url", "where"),
     [
         ("redis://127.0.0.1:6379/3", "", "redis://127.0.0.1:6379/3"),
         ("amqp://guest:guest@127.0.0.1:5672//", "redis://127.0.0.1:6379/4", "redis://127.0.0.1:6379/4"),
@@ -105,9 +105,9 @@ def test_the_flags_table_is_unlogged_on_postgresql():
     ],
 )  # fmt: skip
 def test_the_flags_live_on_redis_url_else_a_redis_broker_else_the_database(
-    settings, broker, redis_url, where
+    settings, broker_url, redis_url, where
 ):
-    settings.CELERY_BROKER_URL = broker
+    settings.CELERY_BROKER_URL = broker_url
     settings.REDIS_URL = redis_url
 
     store = wake_flags.store()
