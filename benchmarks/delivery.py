@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from benchmarks.costs import Meter, per_thousand
 from benchmarks.emitting import EVENT_TYPE, emit_batches, emit_burst, emit_steady
 from benchmarks.filtered import fan_out_filtered
 from benchmarks.noisy import (
@@ -90,6 +91,9 @@ class Run:
     secrets: dict[str, str] = field(default_factory=dict)  # by receiver path
     quiet_events: int = 0  # the noisy-neighbour variant's quiet tenant, one endpoint
     uncounted: int = 0  # delivered, but outside the exactly-once count (the noisy backlog)
+    meter: Meter | None = None
+    # Per backlog phase: its costs per 1,000 deliveries (benchmarks.costs.per_thousand).
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def start_receiver(workdir: Path, name: str) -> Receiver:
@@ -199,6 +203,7 @@ def _backlog(
     emit_seconds = emit(tenant, options.events)
     run.figures.setdefault(emit_figure, round(1000 * emit_seconds / options.events, 3))
     expected = options.events * len(healthy)
+    before = run.meter.read() if run.meter else None
     started = time.time()
     with transaction.atomic():  # the circuits close, as after a successful probe
         held.update(circuit_open_until=None)
@@ -207,6 +212,8 @@ def _backlog(
     wake_workers()
     finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
+    if run.meter and before:
+        run.costs[name] = per_thousand(before, run.meter.read(), expected)
     run.windows[name] = (started, finished)
     run.expected += expected
 
@@ -290,6 +297,7 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
         run.secrets[f"/e{n}"] = endpoint.secret
     healthy = endpoints
     worker = start_workers(options.workers, workdir)
+    run.meter = Meter(worker.pid, receiver.process.pid, settings.CELERY_BROKER_URL)
     try:
         wait_until_ready()
         _backlog(run, tenant, endpoints, "backlog")
@@ -402,6 +410,18 @@ def _summary(run: Run, records: list[dict]) -> dict:
         figures.update(order_check(records, expected=figures["ordered_backlog"]))
         delivered += [r for r in records if r["path"].startswith(ORDERED_PATH)]
     figures.update(_exactly_once(delivered, run.expected, run.secrets))
+    figures.update(_costs(run.costs))
+    return figures
+
+
+def _costs(costs: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The first backlog's costs per 1,000 deliveries, for the capacity plan; the processor time
+    of the workers and the database in every other backlog phase, to compare them."""
+    figures = {f"per_1000_{key}": value for key, value in costs.get("backlog", {}).items()}
+    for name, cost in costs.items():
+        if name != "backlog":
+            figures[f"{name}_worker_cpu_s_per_1000"] = cost["worker_cpu_s"]
+            figures[f"{name}_database_cpu_s_per_1000"] = cost["database_cpu_s"]
     return figures
 
 
