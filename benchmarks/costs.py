@@ -1,5 +1,6 @@
-"""What a benchmark phase cost, and where: processor time of the workers, the receiver and the
-database's own server processes, WAL written, and broker commands, read before and after it.
+"""What a benchmark phase cost, and where: processor time of the emitting process, the workers,
+the receiver and the database's own server processes, WAL written, and broker messages, read
+before and after it.
 
 Processor time comes from /proc (Linux), per process, so other programs on the machine do not
 count; the database processes are this database's backends (pg_stat_activity). WAL and the
@@ -25,6 +26,7 @@ _PUBLISH_COMMANDS = ("cmdstat_lpush", "cmdstat_rpush")
 
 @dataclass(frozen=True)
 class Reading:
+    host_cpu_s: float  # this process: the application that emits
     worker_cpu_s: float
     receiver_cpu_s: float
     database_cpu_s: float
@@ -43,6 +45,7 @@ class Meter:
 
     def read(self) -> Reading:
         return Reading(
+            host_cpu_s=cpu_seconds(os.getpid()),
             worker_cpu_s=sum(cpu_seconds(pid) for pid in process_tree(self.worker_pid)),
             receiver_cpu_s=cpu_seconds(self.receiver_pid),
             database_cpu_s=sum(cpu_seconds(pid) for pid in _database_backends()),
@@ -55,6 +58,7 @@ def per_thousand(before: Reading, after: Reading, deliveries: int) -> dict[str, 
     """The costs between two readings per 1,000 deliveries, as the benchmark prints them."""
     scale = 1000 / max(deliveries, 1)
     return {
+        "host_cpu_s": round(scale * (after.host_cpu_s - before.host_cpu_s), 3),
         "worker_cpu_s": round(scale * (after.worker_cpu_s - before.worker_cpu_s), 3),
         "receiver_cpu_s": round(scale * (after.receiver_cpu_s - before.receiver_cpu_s), 3),
         "database_cpu_s": round(scale * (after.database_cpu_s - before.database_cpu_s), 3),

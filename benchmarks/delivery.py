@@ -6,6 +6,7 @@ a baseline taken seconds apart (a bare `requests` loop), not absolute claims.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -200,9 +201,10 @@ def _backlog(
     held = Endpoint.objects.filter(tenant=tenant)
     until = timezone.now() + timedelta(days=1)
     held.update(circuit_open_until=until)
-    emit_seconds = emit(tenant, options.events)
-    run.figures.setdefault(emit_figure, round(1000 * emit_seconds / options.events, 3))
     expected = options.events * len(healthy)
+    with _metered(run, f"{name}_emit", expected):
+        emit_seconds = emit(tenant, options.events)
+    run.figures.setdefault(emit_figure, round(1000 * emit_seconds / options.events, 3))
     before = run.meter.read() if run.meter else None
     started = time.time()
     with transaction.atomic():  # the circuits close, as after a successful probe
@@ -224,16 +226,28 @@ def _burst(run: Run, tenant: Tenant, healthy: list[int], batched: bool = False) 
     options = run.options
     phase = "burst_batch" if batched else "burst"
     since = _last_delivery_id()
-    started = time.time()
-    emit_seconds = (emit_batches if batched else emit_burst)(tenant, options.events)
     expected = options.events * len(healthy)
-    finished = _wait_delivered(healthy, since, expected, timeout=300)
     name = "end_to_end_batch" if batched else "end_to_end"
+    with _metered(run, name, expected):
+        started = time.time()
+        emit_seconds = (emit_batches if batched else emit_burst)(tenant, options.events)
+        finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
     # Beside busy workers, and waking them: what an application pays under load.
     run.figures[f"{phase}_emit_ms_per_event"] = round(1000 * emit_seconds / options.events, 3)
     run.windows[phase] = (started, finished)
     run.expected += expected
+
+
+@contextlib.contextmanager
+def _metered(run: Run, name: str, deliveries: int) -> Iterator[None]:
+    """Keep what the block cost, per 1,000 of its `deliveries`, as the costs of phase `name`."""
+    if run.meter is None:
+        yield
+        return
+    before = run.meter.read()
+    yield
+    run.costs[name] = per_thousand(before, run.meter.read(), deliveries)
 
 
 def _steady(run: Run, tenant: Tenant, healthy: list[int]) -> None:
@@ -414,12 +428,30 @@ def _summary(run: Run, records: list[dict]) -> dict:
     return figures
 
 
+# The phases whose costs feed the capacity plan (docs/scaling.md), and what of each is printed.
+_PLANNED = {
+    "backlog": ("worker_cpu_s", "database_cpu_s", "wal_bytes", "broker_messages",
+                "receiver_cpu_s"),
+    "backlog_emit": ("host_cpu_s", "database_cpu_s", "wal_bytes"),
+    "backlog_batch_emit": ("host_cpu_s", "database_cpu_s", "wal_bytes"),
+    "end_to_end": ("host_cpu_s", "worker_cpu_s", "database_cpu_s", "wal_bytes",
+                   "broker_messages"),
+    "end_to_end_batch": ("host_cpu_s", "worker_cpu_s", "database_cpu_s", "wal_bytes",
+                         "broker_messages"),
+}  # fmt: skip
+_PLANNED_NAMES = {"backlog": "deliver", "backlog_emit": "emit",
+                  "backlog_batch_emit": "batch_emit"}  # fmt: skip
+
+
 def _costs(costs: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The first backlog's costs per 1,000 deliveries, for the capacity plan; the processor time
-    of the workers and the database in every other backlog phase, to compare them."""
-    figures = {f"per_1000_{key}": value for key, value in costs.get("backlog", {}).items()}
+    """Costs per 1,000 deliveries: those the capacity plan uses, as `per_1000_<phase>_<cost>`;
+    the workers' and the database's processor time in every other backlog phase, to compare."""
+    figures = {}
     for name, cost in costs.items():
-        if name != "backlog":
+        if name in _PLANNED:
+            label = _PLANNED_NAMES.get(name, name)
+            figures.update({f"per_1000_{label}_{key}": cost[key] for key in _PLANNED[name]})
+        elif not name.endswith("_emit"):
             figures[f"{name}_worker_cpu_s_per_1000"] = cost["worker_cpu_s"]
             figures[f"{name}_database_cpu_s_per_1000"] = cost["database_cpu_s"]
     return figures
