@@ -1,5 +1,5 @@
 """The benchmark's broker comparison: which broker it measures where, its ratios and its report,
-and one small run on both brokers (its speed is not asserted)."""
+and one small run on RabbitMQ (its speed is not asserted)."""
 
 from __future__ import annotations
 
@@ -83,24 +83,20 @@ def test_the_comparison_gives_amqp_as_a_share_of_redis_and_says_so():
 
 @pytest.mark.services
 @pytest.mark.django_db
-def test_benchmark_on_both_brokers_delivers_every_event_once_on_each_and_compares_them(
+def test_benchmark_on_rabbitmq_delivers_every_event_once_and_counts_the_wake_ups_taken(
     rabbitmq_url,
 ):
+    # One broker, not both: `both` runs this and the Redis run of test_benchmark.py one after
+    # the other, and compares them with broker_comparison, tested above.
     output = benchmark_output(
-        "--broker", "both", "--amqp-url", rabbitmq_url, "--events", "20", "--workers", "1",
+        "--broker", "amqp", "--amqp-url", rabbitmq_url, "--events", "20", "--workers", "1",
         "--steady-rate", "20", "--steady-seconds", "1",
     )  # fmt: skip
 
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    runs = {run["broker"]: run for run in lines if run["benchmark"] == "delivery"}
-    assert set(runs) == {"redis", "amqp"}
-    for run in runs.values():
-        assert run["expected"] == 20 * 4 + 20 + BATCH
-        assert (run["received"], run["lost"], run["duplicated"]) == (run["expected"], 0, 0)
-        assert run["per_1000_end_to_end_broker_messages"] > 0  # the emits woke the workers
-    comparison = lines[-1]
-    assert comparison["benchmark"] == "delivery-brokers"
-    assert comparison["amqp_backlog_per_s"] == runs["amqp"]["backlog_per_s"] > 0
-    assert comparison["amqp_vs_redis_backlog_per_s_pct"] == round(
-        100 * runs["amqp"]["backlog_per_s"] / runs["redis"]["backlog_per_s"], 1
-    )
+    figures = json.loads(output.strip().splitlines()[-1])
+    assert figures["broker"] == "amqp"
+    assert figures["expected"] == 20 * 4 + 20 + BATCH
+    assert (figures["received"], figures["lost"], figures["duplicated"]) == (
+        figures["expected"], 0, 0,
+    )  # fmt: skip
+    assert figures["per_1000_end_to_end_broker_messages"] > 0  # the emits woke the workers
