@@ -1,0 +1,90 @@
+"""Traces across processes: this process emits inside a span of its own; a real Celery worker,
+with tracing on, attempts the deliveries and exports its spans over OTLP/HTTP to a collector on
+127.0.0.1 (benchmarks.span_sink), which decodes them. One trace holds the caller, the emit and
+every attempt, and each receiver is sent the span of the attempt that reached it."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.span_sink import ReceivedSpan, SpanSink
+from config.spans import ATTEMPT_SPAN
+from deliveries.models import Delivery
+from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.tracing import finished
+from webhooks import send_event, send_events
+
+pytestmark = [pytest.mark.services]
+
+DRAIN_SPAN = "run/deliveries.tasks.deliver_due"  # the Celery instrumentation's name for a run
+
+
+@pytest.fixture
+def sink():
+    with SpanSink(keep=True) as collector:
+        yield collector
+
+
+@pytest.fixture
+def traced_worker(sink, start_worker):  # the collector outlives the worker
+    return start_worker(
+        OTEL_EXPORTER_OTLP_ENDPOINT=sink.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="100",  # export every 100 ms, not every 5 s
+        WEBHOOKS_TRACEPARENT="true",
+    )
+
+
+def traceparent_sent(span: ReceivedSpan) -> str:
+    return f"00-{span.trace_id}-{span.span_id}-"
+
+
+def test_a_worker_continues_the_emits_trace_into_every_attempt(
+    traced_worker, traced, sink, receiver
+):
+    EventTypeFactory(name="order.paid")
+    tenant = TenantFactory()
+    endpoint = EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    receiver.script("/hook", [500])
+
+    with traced.tracer.start_as_current_span("checkout") as caller:
+        event = send_event(tenant, "order.paid", {"order_id": "o1"})
+
+    first, second = sorted(
+        sink.wait_for(2, ATTEMPT_SPAN), key=lambda span: span.attributes["hookline.attempt"]
+    )
+    [emit] = finished(traced, "hookline.send_event")
+    trace_id = f"{caller.get_span_context().trace_id:032x}"
+    delivery = Delivery.objects.get(event=event)
+    for number, span in enumerate((first, second), start=1):
+        assert (span.trace_id, span.parent_span_id) == (trace_id, f"{emit.context.span_id:016x}")
+        assert span.service == "hookline"
+        assert span.attributes["hookline.attempt"] == number
+        assert span.attributes["hookline.delivery_id"] == delivery.id
+        assert span.attributes["hookline.endpoint_id"] == endpoint.id
+        assert span.attributes["hookline.event_type"] == "order.paid"
+    assert (first.attributes["http.response.status_code"], first.failed) == (500, True)
+    assert first.attributes["hookline.error_kind"] == "http_status"
+    assert (second.attributes["http.response.status_code"], second.failed) == (200, False)
+    sent = [request.headers["traceparent"] for request in receiver.requests("/hook")]
+    assert [header[:-2] for header in sent] == [traceparent_sent(first), traceparent_sent(second)]
+
+
+def test_the_worker_traces_its_drains_and_their_queries_and_each_attempt_links_its_drain(
+    traced_worker, traced, sink, receiver
+):
+    EventTypeFactory(name="order.paid")
+    tenant = TenantFactory()
+    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+
+    with traced.tracer.start_as_current_span("import"):
+        send_events(tenant, [("order.paid", {"n": n}) for n in range(3)])
+
+    attempts = sink.wait_for(3, ATTEMPT_SPAN)
+    [emit] = finished(traced, "hookline.send_events")
+    assert {span.parent_span_id for span in attempts} == {f"{emit.context.span_id:016x}"}
+    sink.wait_for(1, DRAIN_SPAN)
+    drains = {(span.trace_id, span.span_id) for span in sink.spans(DRAIN_SPAN)}
+    for attempt in attempts:
+        assert set(attempt.links) & drains, "an attempt links to the drain that sent it"
+    queries = [span for span in sink.spans() if span.attributes.get("db.system") == "postgresql"]
+    assert any("deliveries_delivery" in str(span.attributes) for span in queries)
