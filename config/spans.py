@@ -8,6 +8,7 @@ worker starts each attempt's span under it. Imported only when tracing is on (co
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 
 from opentelemetry import trace
@@ -63,11 +64,15 @@ class Spans:
         _propagator.inject(carrier, context=trace.set_span_in_context(span))
         return carrier.get("traceparent", "")
 
-    def flush(self) -> None:
-        """Export what the provider still holds; a no-op for providers that hold nothing."""
+    def flush(self, *, timeout: float) -> None:
+        """Export what the provider still holds, waiting `timeout` seconds at most: the SDK's
+        flush ignores its own timeout, and retries an unreachable collector for each batch."""
         force_flush = getattr(self._provider, "force_flush", None)
-        if force_flush is not None:
-            force_flush()
+        if force_flush is None:
+            return
+        flushing = threading.Thread(target=force_flush, name="hookline-span-flush", daemon=True)
+        flushing.start()
+        flushing.join(timeout)
 
 
 def _context_of(traceparent: str) -> Context:

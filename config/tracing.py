@@ -35,7 +35,12 @@ def tracing_start() -> None:
     spans = Spans(provider_install())
 
 
+# A process stopping while the collector is down gives up its last spans after this long.
+FLUSH_TIMEOUT_SECONDS = 5.0
+
+
 def tracing_flush() -> None:
-    """Export the spans this process still holds (a pool process about to exit)."""
+    """Export the spans this process still holds (a pool process about to exit), waiting
+    FLUSH_TIMEOUT_SECONDS at most."""
     if spans is not None:
-        spans.flush()
+        spans.flush(timeout=FLUSH_TIMEOUT_SECONDS)

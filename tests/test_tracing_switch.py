@@ -7,11 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from config import tracing
+from config.spans import Spans
 from deliveries.batch import deliver_due_batch
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event, send_events
@@ -115,3 +120,25 @@ def test_off_the_emit_and_the_attempts_run_no_opentelemetry_code(receiver):
     assert [r.headers.get("traceparent") for r in receiver.requests("/hook")] == [None, None]
     assert set(Event.objects.values_list("traceparent", flat=True)) == {""}
     assert Event.objects.get(id=event.id).traceparent == ""
+
+
+def test_a_stopping_process_waits_for_a_stuck_collector_no_longer_than_its_flush_timeout():
+    release = threading.Event()
+
+    class Stuck(SpanExporter):
+        def export(self, spans):
+            release.wait(10)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Stuck(), schedule_delay_millis=60_000))
+    spans = Spans(provider)
+    with spans.emit("hookline.send_event", {}):
+        pass
+
+    started = time.monotonic()
+    spans.flush(timeout=0.3)
+    waited = time.monotonic() - started
+    release.set()
+
+    assert 0.3 <= waited < 2
