@@ -60,7 +60,7 @@ def span_costs(count: int = 5000) -> dict[str, float]:
     """In this process: microseconds an attempt's span adds to an attempt, and an emit's span to
     an emit (each with its `traceparent`, exported in batches to an exporter that drops them);
     nanoseconds the switch costs an attempt when tracing is off."""
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)  # no exit hook keeps it, and its spans, alive
     provider.add_span_processor(BatchSpanProcessor(_Dropped()))
     spans = Spans(provider)
     delivery, outcome = _delivery_and_outcome()

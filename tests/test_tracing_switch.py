@@ -130,7 +130,7 @@ def test_a_stopping_process_waits_for_a_stuck_collector_no_longer_than_its_flush
             release.wait(10)
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)  # no exit hook keeps it, and its spans, alive
     provider.add_span_processor(BatchSpanProcessor(Stuck(), schedule_delay_millis=60_000))
     spans = Spans(provider)
     with spans.emit("hookline.send_event", {}):

@@ -17,7 +17,7 @@ def traced_in_memory(monkeypatch) -> SimpleNamespace:
     """Tracing on, as `tracing_start` turns it on, with spans kept in memory: `exporter` holds
     them, `tracer` starts the host application's own."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)  # no exit hook keeps it, and its spans, alive
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "spans", Spans(provider))
     return SimpleNamespace(exporter=exporter, tracer=provider.get_tracer("the host application"))

@@ -19,7 +19,7 @@ from config.spans import ATTEMPT_SPAN
 
 def export_to(endpoint: str, *, attempts: int, compression: Compression | None = None) -> None:
     """What a traced worker sends: attempt spans, each linked to a drain span, over OTLP/HTTP."""
-    provider = TracerProvider()
+    provider = TracerProvider(shutdown_on_exit=False)  # no exit hook keeps it, and its spans, alive
     exporter = OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", compression=compression)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("hookline")

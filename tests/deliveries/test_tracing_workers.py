@@ -51,27 +51,34 @@ def traceparent_sent(span: ReceivedSpan) -> str:
     return f"00-{span.trace_id}-{span.span_id}-"
 
 
-def test_a_worker_continues_the_emits_trace_into_every_attempt(
+def test_a_worker_continues_each_emits_trace_into_every_attempt_and_links_its_drains(
     traced_worker, traced, sink, receiver
 ):
     EventTypeFactory(name="order.paid")
-    tenant = TenantFactory()
-    endpoint = EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
+    shop, importer = TenantFactory(), TenantFactory()
+    endpoint = EndpointFactory(tenant=shop, url=receiver.url("/hook"))
+    EndpointFactory(tenant=importer, url=receiver.url("/batch"))
     receiver.script("/hook", [500])
 
     with traced.tracer.start_as_current_span("checkout") as caller:
-        event = send_event(tenant, "order.paid", {"order_id": "o1"})
-    finished_deliveries(1)
+        event = send_event(shop, "order.paid", {"order_id": "o1"})
+    with traced.tracer.start_as_current_span("import"):
+        send_events(importer, [("order.paid", {"n": n}) for n in range(3)])
+    finished_deliveries(4)
     traced_worker.stop()
 
-    first, second = sorted(
-        sink.spans(ATTEMPT_SPAN), key=lambda span: span.attributes["hookline.attempt"]
-    )
+    # The single emit: both attempts under it, in the caller's trace, with what came of each.
     [emit] = finished(traced, "hookline.send_event")
+    attempts = sink.spans(ATTEMPT_SPAN)
+    emitted = f"{emit.context.span_id:016x}"
+    first, second = sorted(
+        (span for span in attempts if span.parent_span_id == emitted),
+        key=lambda span: span.attributes["hookline.attempt"],
+    )
     trace_id = f"{caller.get_span_context().trace_id:032x}"
     delivery = Delivery.objects.get(event=event)
     for number, span in enumerate((first, second), start=1):
-        assert (span.trace_id, span.parent_span_id) == (trace_id, f"{emit.context.span_id:016x}")
+        assert span.trace_id == trace_id
         assert span.service == "hookline"
         assert span.attributes["hookline.attempt"] == number
         assert span.attributes["hookline.delivery_id"] == delivery.id
@@ -83,23 +90,13 @@ def test_a_worker_continues_the_emits_trace_into_every_attempt(
     sent = [request.headers["traceparent"] for request in receiver.requests("/hook")]
     assert [header[:-2] for header in sent] == [traceparent_sent(first), traceparent_sent(second)]
 
+    # The batch: its three attempts under its one span.
+    [batch] = finished(traced, "hookline.send_events")
+    under_batch = f"{batch.context.span_id:016x}"
+    assert len([span for span in attempts if span.parent_span_id == under_batch]) == 3
+    assert len(attempts) == 5
 
-def test_the_worker_traces_its_drains_and_their_queries_and_each_attempt_links_its_drain(
-    traced_worker, traced, sink, receiver
-):
-    EventTypeFactory(name="order.paid")
-    tenant = TenantFactory()
-    EndpointFactory(tenant=tenant, url=receiver.url("/hook"))
-
-    with traced.tracer.start_as_current_span("import"):
-        send_events(tenant, [("order.paid", {"n": n}) for n in range(3)])
-    finished_deliveries(3)
-    traced_worker.stop()
-
-    attempts = sink.spans(ATTEMPT_SPAN)
-    assert len(attempts) == 3
-    [emit] = finished(traced, "hookline.send_events")
-    assert {span.parent_span_id for span in attempts} == {f"{emit.context.span_id:016x}"}
+    # The worker's side: each attempt links to the drain that sent it, whose queries are traced.
     drains = {(span.trace_id, span.span_id) for span in sink.spans(DRAIN_SPAN)}
     for attempt in attempts:
         assert set(attempt.links) & drains, "an attempt links to the drain that sent it"
