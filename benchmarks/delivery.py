@@ -40,6 +40,7 @@ from benchmarks.noisy import (
 )
 from benchmarks.ordered import ORDERED_BACKLOG, ORDERED_PATH, order_check, ordered_backlogs
 from benchmarks.prefill import prefill_finished_deliveries
+from benchmarks.traced import Drain, Drained, traced_backlogs
 from benchmarks.transformed import transformed_backlog
 from deliveries.batch import deliver_due_batch
 from deliveries.dispatch import wake_workers
@@ -64,6 +65,7 @@ class Options:
     prefill: int = 0
     ordered: int = 0  # the ordered variant's number of ordering keys (0: not run)
     transform: bool = False  # also drain backlogs with a transformation on every endpoint
+    otel: bool = False  # also drain backlogs with fresh workers, untraced and traced
 
 
 @dataclass
@@ -128,14 +130,16 @@ def raw_ceiling(receiver: Receiver, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def start_workers(count: int, workdir: Path) -> subprocess.Popen:
-    """`celery worker` as a user runs it: `count` processes, beat embedded."""
-    log = (workdir / "worker.log").open("wb")
+def start_workers(count: int, workdir: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`celery worker` as a user runs it: `count` processes, beat embedded; `env` adds to the
+    environment."""
+    log = (workdir / "worker.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", str(count),
          "--hostname", "bench@%h", "--loglevel", "WARNING", "--beat",
          "--schedule", str(workdir / "beat")],
         cwd=settings.BASE_DIR, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
@@ -284,6 +288,25 @@ def _fan_out_ms() -> float:
     return 1000 * (time.perf_counter() - started) / 10
 
 
+def _draining_with_fresh_workers(
+    run: Run, tenant: Tenant, healthy: list[int], workdir: Path
+) -> Drain:
+    """A backlog drained by workers started for it, with extra environment, then stopped: each
+    phase pays the same start, and their CPU time is that phase's alone."""
+
+    def drain(name: str, env: dict[str, str]) -> Drained:
+        worker = start_workers(run.options.workers, workdir, env)
+        try:
+            wait_until_ready()
+            _backlog(run, tenant, healthy, name)
+        finally:
+            cpu_seconds = stop_workers(worker)
+        deliveries = run.options.events * len(healthy)
+        return Drained(run.figures[f"{name}_per_s"], cpu_seconds, deliveries)
+
+    return drain
+
+
 TROUBLED_PATHS = {"slow-endpoint": "/hang0", "failing-endpoint": "/fail0"}
 
 
@@ -373,6 +396,8 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
         cpu_seconds = stop_workers(worker)
     delivered = run.expected + run.quiet_events + run.uncounted
     run.figures["worker_cpu_s_per_1000"] = round(1000 * cpu_seconds / max(delivered, 1), 3)
+    if options.otel:
+        traced_backlogs(_draining_with_fresh_workers(run, tenant, healthy, workdir), run.figures)
     # The in-process counts below must not wait on a bad endpoint.
     Endpoint.objects.exclude(id__in=healthy).update(is_active=False)
     emit_queries, delivery_queries = _queries_per_delivery(tenant, len(healthy))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import beat_init, task_prerun
+from celery.signals import beat_init, task_prerun, worker_process_shutdown
+
+from config.tracing import tracing_flush
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -50,3 +52,9 @@ def recycle_broken_database_connections(**_: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+def export_last_spans(**_: object) -> None:
+    """A pool process about to exit sends the spans it still holds (tracing on only)."""
+    tracing_flush()

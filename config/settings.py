@@ -413,3 +413,25 @@ WEBHOOKS_METRICS_TOKEN = env_str("WEBHOOKS_METRICS_TOKEN", "")
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
 if PROMETHEUS_MULTIPROC_DIR:
     Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+
+# --- Tracing (docs/tracing.md) ------------------------------------------------------------------
+
+# OpenTelemetry's own variables: traces go to this OTLP/HTTP collector when it is set, and nothing
+# of OpenTelemetry is loaded when it is not (config.tracing). The SDK reads the rest of its
+# variables (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_EXPORTER_OTLP_HEADERS, …) itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_url("OTEL_EXPORTER_OTLP_ENDPOINT", require_https=False)
+OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
+TRACING = bool(OTEL_EXPORTER_OTLP_ENDPOINT) and not OTEL_SDK_DISABLED
+_OTLP_PROTOCOL = env_str("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip()
+if TRACING and _OTLP_PROTOCOL != "http/protobuf":
+    raise ImproperlyConfigured(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf, not {_OTLP_PROTOCOL!r}: Hookline "
+        "exports traces over OTLP/HTTP (a collector listens for it on port 4318)."
+    )
+# Each attempt sends its span's W3C `traceparent` header, so a receiver can continue the trace.
+WEBHOOKS_TRACEPARENT = env_bool("WEBHOOKS_TRACEPARENT", False)
+if WEBHOOKS_TRACEPARENT and not TRACING:
+    raise ImproperlyConfigured(
+        "WEBHOOKS_TRACEPARENT=true sends each attempt's span to receivers, so it needs tracing "
+        "on: set OTEL_EXPORTER_OTLP_ENDPOINT too."
+    )

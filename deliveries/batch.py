@@ -14,7 +14,9 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from config import tracing
 from deliveries import transport
+from deliveries.attempt_spans import attempt_traced
 from deliveries.claims import Claim, Outcome
 from deliveries.lanes import SlowLane
 from deliveries.models import Attempt, Delivery
@@ -34,7 +36,7 @@ from subscriptions.models import Endpoint
 from webhooks.formats import JSON, Body
 from webhooks.signing import secret_key
 from webhooks.transformations import TransformError
-from webhooks.wire import message, redacted, signed_headers
+from webhooks.wire import TRACEPARENT, message, redacted, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +270,14 @@ class Sends:
         return True
 
     def send(self, delivery: Delivery) -> Outcome:
+        """Attempt one delivery, inside its span when tracing is on. Never raises: what went
+        wrong is the outcome."""
+        spans = tracing.spans
+        if spans is None:
+            return self._send(delivery, "")
+        return attempt_traced(spans, delivery, self._send)
+
+    def _send(self, delivery: Delivery, traceparent: str) -> Outcome:
         endpoint = delivery.endpoint
         try:
             if endpoint.id not in self._keys:
@@ -277,7 +287,7 @@ class Sends:
             if isinstance(body, TransformError):
                 took_ms = (time.monotonic() - started) * 1000
                 return _transform_failed(delivery, body, started_at, took_ms)
-            return _attempt(delivery, body, self._keys[endpoint.id])
+            return _attempt(delivery, body, self._keys[endpoint.id], traceparent)
         except Exception as error:
             # One broken delivery must not take the rest of the batch down with it.
             logger.exception("Could not attempt delivery=%s", delivery.id)
@@ -380,7 +390,9 @@ def _transform_failed(
     return _outcome(delivery, started_at, {}, result)
 
 
-def _attempt(delivery: Delivery, body: Body, keys: list[bytes]) -> Outcome:
+def _attempt(delivery: Delivery, body: Body, keys: list[bytes], traceparent: str) -> Outcome:
+    """POST the delivery; with a `traceparent` (WEBHOOKS_TRACEPARENT), that header too, in place
+    of any custom header of the trace context's."""
     endpoint = delivery.endpoint
     started_at = timezone.now()
     headers = signed_headers(
@@ -390,14 +402,19 @@ def _attempt(delivery: Delivery, body: Body, keys: list[bytes]) -> Outcome:
         keys=keys,
         extra=endpoint.headers,
         content_type=body.content_type,
+        traceparent=traceparent,
     )
     result = transport.post(endpoint.url, body.content, headers)
-    return _outcome(delivery, started_at, headers, result)
+    stored = redacted(headers)
+    if traceparent:
+        stored[TRACEPARENT] = traceparent  # Hookline's own, not a custom header to mask
+    return _outcome(delivery, started_at, stored, result)
 
 
 def _outcome(
     delivery: Delivery, started_at: datetime, headers: dict[str, str], result: TransportResult
 ) -> Outcome:
+    """The attempt and the decision it leads to; `headers` as stored (custom values masked)."""
     endpoint = delivery.endpoint
     number = delivery.attempt_count + 1
     if endpoint.verified_at is None and is_challenge(delivery):
@@ -409,7 +426,7 @@ def _outcome(
         started_at=started_at,
         duration_ms=result.duration_ms,
         url=endpoint.url,
-        request_headers=redacted(headers),
+        request_headers=headers,
         response_status=result.status,
         response_headers=result.headers,
         response_body=result.body,

@@ -68,9 +68,12 @@ class StoredBatch:
     waiting_keys: tuple[Key, ...] = ()
 
 
-def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent]) -> StoredBatch:
+def events_insert_with_deliveries(
+    *, tenant: Tenant, events: Sequence[NewEvent], traceparent: str = ""
+) -> StoredBatch:
     """Store `events` for `tenant`, in order, each with a pending delivery per subscribed active
     endpoint, atomically. An event whose idempotency key the tenant already used is skipped.
+    Every event keeps `traceparent`, the batch's emit span when tracing is on (config.spans).
 
     Deliveries of events with an ordering key wait, per endpoint, behind a pending delivery of
     that key stored before, and behind the batch's earlier events of that key
@@ -79,7 +82,7 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
     if not events:
         return StoredBatch(items=[])
     if connection.vendor != "postgresql":
-        return _insert_orm(tenant, events)
+        return _insert_orm(tenant, events, traceparent)
     now = timezone.now()
     public_ids = [new_message_id() for _ in events]
     keyed = any(event.ordering_key for event in events)
@@ -91,7 +94,7 @@ def events_insert_with_deliveries(*, tenant: Tenant, events: Sequence[NewEvent])
         "payload_texts": [event.payload_text for event in events],
         "idempotency_keys": [event.idempotency_key for event in events],
         "ordering_keys": [event.ordering_key for event in events],
-        "tenant_id": tenant.id, "now": now,
+        "tenant_id": tenant.id, "now": now, "traceparent": traceparent,
         "event_table": Event._meta.db_table, "event_id": Event._meta.pk.column,
         "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
     }  # fmt: skip
@@ -239,9 +242,9 @@ WITH item AS (
     INSERT INTO {Event.table}
         ({Event.id}, {Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
          {Event.payload}, {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key},
-         {Event.created_at})
+         {Event.created_at}, {Event.traceparent})
     SELECT item.event_id, item.public_id, %(tenant_id)s, item.event_type_id, item.payload::jsonb,
-           item.payload_text, item.idempotency_key, item.ordering_key, %(now)s
+           item.payload_text, item.idempotency_key, item.ordering_key, %(now)s, %(traceparent)s
     FROM item WHERE (SELECT current FROM kinds) AND (SELECT current FROM filters)
     ORDER BY item.idempotency_key, item.n
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
@@ -325,7 +328,7 @@ _BATCH_SQL = (
 )
 
 
-def _insert_orm(tenant: Tenant, events: Sequence[NewEvent]) -> StoredBatch:
+def _insert_orm(tenant: Tenant, events: Sequence[NewEvent], traceparent: str) -> StoredBatch:
     """The same for SQLite, one event after another: each event's deliveries are visible to the
     next, so a batch's later events of a key wait behind its earlier ones as they should."""
     items: list[StoredItem | None] = []
@@ -339,6 +342,7 @@ def _insert_orm(tenant: Tenant, events: Sequence[NewEvent]) -> StoredBatch:
                 tenant=tenant, event_type=event.event_type, payload=event.payload,
                 payload_json=event.payload_json, payload_text=event.payload_text,
                 idempotency_key=event.idempotency_key, ordering_key=event.ordering_key,
+                traceparent=traceparent,
             )  # fmt: skip
             if stored.event is None:
                 items.append(None)

@@ -264,7 +264,7 @@ class StoredEvent:
 
 def event_insert_with_deliveries(
     *, tenant: Tenant, event_type: EventType, payload: dict, payload_json: str,
-    payload_text: str, idempotency_key: str | None, ordering_key: str = "",
+    payload_text: str, idempotency_key: str | None, ordering_key: str = "", traceparent: str = "",
 ) -> StoredEvent:  # fmt: skip
     """Store an event and a pending delivery per subscribed active endpoint whose filter, if it
     has one, matches the event (subscriptions.filters), atomically.
@@ -279,11 +279,13 @@ def event_insert_with_deliveries(
     filter, that statement stores nothing and returns them; their filters are evaluated here,
     and a second statement stores the event with its deliveries, provided those endpoints and
     their filters are still the ones evaluated (docs/decisions/0020-filters-at-emit.md).
+    `traceparent` is the emit's span, when tracing is on (config.spans).
     """
     now = timezone.now()
     event = Event(
         tenant=tenant, event_type=event_type, payload=payload, payload_text=payload_text,
         idempotency_key=idempotency_key, ordering_key=ordering_key, created_at=now,
+        traceparent=traceparent,
     )  # fmt: skip
     if connection.vendor != "postgresql":
         return _event_insert_orm(event)
@@ -292,6 +294,7 @@ def event_insert_with_deliveries(
         "event_type_id": event_type.id, "event_type_name": event_type.name,
         "payload": payload_json, "payload_text": payload_text,
         "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
+        "traceparent": traceparent,
         "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
     }  # fmt: skip
     inserted = _insert_evaluating_filters(event, params)
@@ -453,9 +456,10 @@ WITH kind AS (
 ), event AS (
     INSERT INTO {Event.table}
         ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
-         {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key}, {Event.created_at})
+         {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key}, {Event.created_at},
+         {Event.traceparent})
     SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
-           %(idempotency_key)s, %(ordering_key)s, %(now)s
+           %(idempotency_key)s, %(ordering_key)s, %(now)s, %(traceparent)s
     FROM kind
     WHERE <as-evaluated>
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})

@@ -8,6 +8,7 @@ endpoint per thread at a time. A waiting thread costs no CPU; the main loop goes
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -41,10 +42,11 @@ class SlowLane:
             self._busy.discard(endpoint_id)
 
     def submit(self, endpoint_id: int, work: Callable[[], object]) -> None:
-        """Run `work` (the sends to one endpoint, and their bookkeeping) on a side thread."""
+        """Run `work` (the sends to one endpoint, and their bookkeeping) on a side thread, in
+        the caller's context (its trace's span, when tracing is on)."""
         with self._lock:
             self._busy.add(endpoint_id)
-        self._executor.submit(self._run, endpoint_id, work)
+        self._executor.submit(contextvars.copy_context().run, self._run, endpoint_id, work)
 
     def _run(self, endpoint_id: int, work: Callable[[], object]) -> None:
         close_old_connections()

@@ -11,6 +11,7 @@ are waiting on a socket.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import threading
 import time
@@ -52,8 +53,13 @@ class Sender(threading.Thread):
         self.current: Delivery | None = None
         self.started_at = 0.0
         self.detached = False
+        # The watching thread's context, so each send is in its batch's trace (tracing on).
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
+        self._context.run(self._send_all)
+
+    def _send_all(self) -> None:
         sends = self.sends
         try:
             while not self.detached:

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from config.tracing import tracing_start
+
 
 class OperationsConfig(AppConfig):
     name = "operations"
@@ -9,3 +11,5 @@ class OperationsConfig(AppConfig):
         from operations import receivers  # models are loaded only now
 
         receivers.connect()
+        # Before the web server loads its middleware, and before the first database connection.
+        tracing_start()

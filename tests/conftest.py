@@ -98,6 +98,14 @@ def receiver():
         yield server
 
 
+@pytest.fixture
+def traced(monkeypatch):
+    """Tracing on in this process, its spans kept in memory (tests.tracing)."""
+    from tests.tracing import traced_in_memory  # OpenTelemetry only for the tests that trace
+
+    return traced_in_memory(monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker):
     """A real `celery -A config worker` process (with beat) on the real broker and test database.

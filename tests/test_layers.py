@@ -28,6 +28,9 @@ LATE_IMPORTS_ALLOWED = {
     ("subscriptions.apps", "subscriptions.checks"),
     # beat_init: beat sets Django up in that handler, before the alerts can be imported.
     ("config.celery", "operations.alerts"),
+    # OpenTelemetry is loaded only when tracing is turned on.
+    ("config.tracing", "config.spans"),
+    ("config.tracing", "config.tracing_sdk"),
 }
 
 

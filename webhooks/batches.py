@@ -20,6 +20,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config import tracing
 from deliveries.batch_emit import NewEvent, StoredBatch, events_insert_with_deliveries
 from deliveries.dispatch import wake_workers
 from deliveries.ordering import keys_advance_and_wake
@@ -43,6 +44,7 @@ MAX_BATCH_EVENTS = 500
 IDEMPOTENCY_KEY_MAX_LENGTH = Event._meta.get_field("idempotency_key").max_length or 255
 EVENT_TYPE_MAX_LENGTH = 200
 ITEM_OPTIONS = frozenset({"idempotency_key", "ordering_key"})
+EMIT_SPAN = "hookline.send_events"
 
 
 class ItemStatus(StrEnum):
@@ -116,9 +118,26 @@ def events_send(
             f"A batch holds at most {MAX_BATCH_EVENTS} events, not {len(items)}: "
             "split it into several."
         )
+    spans = tracing.spans
+    if spans is None:
+        return _send_atomically(tenant, items, atomic, traceparent="")
+    attributes: dict[str, str | int] = {
+        "hookline.tenant": tenant.slug,
+        "hookline.events": len(items),
+    }
+    with spans.emit(EMIT_SPAN, attributes) as span:
+        results = _send_atomically(tenant, items, atomic, spans.traceparent(span))
+        created = sum(1 for result in results if result.status == ItemStatus.CREATED)
+        span.set_attribute("hookline.created", created)
+    return results
+
+
+def _send_atomically(
+    tenant: Tenant, items: Sequence[Any], atomic: bool, traceparent: str
+) -> list[ItemResult]:
     try:
         with transaction.atomic():
-            return _send(tenant, items, atomic)
+            return _send(tenant, items, atomic, traceparent)
     except _AtomicBatchRefused as refused:
         return refused.results
 
@@ -144,13 +163,15 @@ class _Plan:
     ordering_key: str = ""
 
 
-def _send(tenant: Tenant, items: Sequence[Any], atomic: bool) -> list[ItemResult]:
+def _send(tenant: Tenant, items: Sequence[Any], atomic: bool, traceparent: str) -> list[ItemResult]:
     for _attempt in range(2):
         plans = _plans(tenant, items)
         _refuse_if_atomic(plans, atomic)
         accepted = [plan for plan in plans if plan.new is not None]
         batch = events_insert_with_deliveries(
-            tenant=tenant, events=[plan.new for plan in accepted if plan.new is not None]
+            tenant=tenant,
+            events=[plan.new for plan in accepted if plan.new is not None],
+            traceparent=traceparent,
         )
         if batch.event_types_current:
             break

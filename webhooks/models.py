@@ -11,6 +11,9 @@ from webhooks.formats import RawJSON
 from webhooks.ids import new_message_id
 from webhooks.ordering_keys import ORDERING_KEY_MAX_LENGTH
 
+# Version 00 of W3C Trace Context: "00-" + 32 + "-" + 16 + "-" + 2 hexadecimal digits.
+TRACEPARENT_MAX_LENGTH = 55
+
 
 class Event(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=new_message_id, editable=False)
@@ -34,6 +37,12 @@ class Event(models.Model):
         max_length=ORDERING_KEY_MAX_LENGTH, blank=True, default="", db_default=""
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The W3C `traceparent` of the span that emitted it, when tracing is on ("" otherwise): each
+    # attempt's span is that span's child, in whichever worker and however much later it runs
+    # (config.spans). Defaulted in the database too, for rows inserted by SQL that does not name it.
+    traceparent = models.CharField(
+        max_length=TRACEPARENT_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config import tracing
 from deliveries.bulk import StoredEvent, event_insert_with_deliveries
 from deliveries.dispatch import wake_workers
 from deliveries.models import Delivery
@@ -43,6 +44,9 @@ from webhooks.payloads import contains_nul, json_compact
 from webhooks.schemas import schema_validator
 
 logger = logging.getLogger(__name__)
+
+EMIT_SPAN = "hookline.send_event"
+TEST_SEND_SPAN = "hookline.send_test_event"
 
 UNVERIFIED_NO_TEST = (
     "The endpoint has not echoed its ownership challenge yet, so it receives nothing else, test "
@@ -100,22 +104,48 @@ def event_send_idempotent(
     beforehand: of concurrent calls with one key, exactly one inserts (the unique constraint
     with ON CONFLICT DO NOTHING), and every other one gets False and the winner's event.
     """
-    tenant = tenant_resolved(tenant)
-    key = _ordering_key_checked(ordering_key)
-    if idempotency_key is not None:
-        existing = _event_by_idempotency_key(tenant, idempotency_key)
+    spans = tracing.spans
+    arguments = _Emit(tenant, event_type, payload, payload_text, idempotency_key, ordering_key)
+    if spans is None:
+        return _send_idempotent(arguments, traceparent="")
+    tenant_name = tenant if isinstance(tenant, str) else tenant.slug
+    attributes = {"hookline.tenant": tenant_name, "hookline.event_type": event_type}
+    with spans.emit(EMIT_SPAN, attributes) as span:
+        event, created = _send_idempotent(arguments, traceparent=spans.traceparent(span))
+        # A duplicate: the idempotency key was taken, and nothing was stored.
+        span.set_attributes(
+            {"hookline.event_id": event.public_id, "hookline.duplicate": not created}
+        )
+    return event, created
+
+
+@dataclass(frozen=True)
+class _Emit:
+    tenant: Tenant | str
+    event_type: str
+    payload: dict[str, Any]
+    payload_text: str | None
+    idempotency_key: str | None
+    ordering_key: str | None
+
+
+def _send_idempotent(emit: _Emit, *, traceparent: str) -> tuple[Event, bool]:
+    tenant = tenant_resolved(emit.tenant)
+    key = _ordering_key_checked(emit.ordering_key)
+    if emit.idempotency_key is not None:
+        existing = _event_by_idempotency_key(tenant, emit.idempotency_key)
         if existing is not None:
             return existing, False
-    stored = _store(tenant, event_type, payload, payload_text, idempotency_key, key)
+    stored = _store(tenant, emit, key, traceparent)
     if not stored.event_type_current:
         # The cached event type changed meanwhile: look it up afresh, and check again.
         event_types_forget()
-        stored = _store(tenant, event_type, payload, payload_text, idempotency_key, key)
+        stored = _store(tenant, emit, key, traceparent)
     if stored.event is None:
         # Another call with the same idempotency key stored its event first.
-        existing = _event_by_idempotency_key(tenant, idempotency_key)
+        existing = _event_by_idempotency_key(tenant, emit.idempotency_key)
         if existing is None:
-            raise UnknownEventTypeError(f"Event type {event_type!r} changed; try again.")
+            raise UnknownEventTypeError(f"Event type {emit.event_type!r} changed; try again.")
         return existing, False
     if stored.due:
         # Deliveries held behind an open circuit wait for its end: no worker could take them now.
@@ -134,24 +164,18 @@ def _ordering_key_checked(key: str | None) -> str:
         raise InvalidOrderingKeyError(error.messages[0]) from None
 
 
-def _store(
-    tenant: Tenant,
-    event_type: str,
-    payload: dict[str, Any],
-    payload_text: str | None,
-    idempotency_key: str | None,
-    ordering_key: str,
-) -> StoredEvent:
-    kind = event_type_resolved(event_type)
-    checked = payload_checked(kind, payload, payload_text)
+def _store(tenant: Tenant, emit: _Emit, ordering_key: str, traceparent: str) -> StoredEvent:
+    kind = event_type_resolved(emit.event_type)
+    checked = payload_checked(kind, emit.payload, emit.payload_text)
     return event_insert_with_deliveries(
         tenant=tenant,
         event_type=kind,
-        payload=payload,
+        payload=emit.payload,
         payload_json=checked.serialized,
         payload_text=checked.text,
-        idempotency_key=idempotency_key,
+        idempotency_key=emit.idempotency_key,
         ordering_key=ordering_key,
+        traceparent=traceparent,
     )
 
 
@@ -178,6 +202,24 @@ def event_send_test(
     if payload is None:
         payload = {"message": "A test message from Hookline.", "endpoint_id": endpoint.id}
     checked = payload_checked(kind, payload, None)
+    spans = tracing.spans
+    if spans is None:
+        return _test_send_store(endpoint, kind, payload, checked, traceparent="")
+    attributes: dict[str, str | int] = {
+        "hookline.endpoint_id": endpoint.id,
+        "hookline.event_type": kind.name,
+    }
+    with spans.emit(TEST_SEND_SPAN, attributes) as span:
+        return _test_send_store(endpoint, kind, payload, checked, spans.traceparent(span))
+
+
+def _test_send_store(
+    endpoint: Endpoint,
+    kind: EventType,
+    payload: dict[str, Any],
+    checked: CheckedPayload,
+    traceparent: str,
+) -> Delivery:
     with transaction.atomic():
         _test_sends_reserve(endpoint.tenant_id)
         event = Event.objects.create(
@@ -185,6 +227,7 @@ def event_send_test(
             event_type=kind,
             payload=payload,
             payload_text=checked.text,
+            traceparent=traceparent,
         )
         return delivery_create_test(event=event, endpoint=endpoint)
 

@@ -12,6 +12,8 @@ from webhooks.signing import signature_header
 from webhooks.transformations import body_of
 
 USER_AGENT = "Hookline/0.1.0 (outbound webhooks)"
+TRACEPARENT = "traceparent"
+_TRACE_CONTEXT = {TRACEPARENT, "tracestate"}
 
 
 def iso_time(moment: datetime) -> str:
@@ -52,12 +54,19 @@ def signed_headers(
     keys: Iterable[bytes],
     extra: dict[str, str],
     content_type: str = JSON_CONTENT_TYPE,
+    traceparent: str = "",
 ) -> dict[str, str]:
     """Request headers: the endpoint's own first, so the protocol headers always win.
 
-    The signature covers `body`, which must be the exact bytes sent with `content_type`.
+    The signature covers `body`, which must be the exact bytes sent with `content_type`. With a
+    `traceparent` (W3C Trace Context), it is sent too, and the endpoint's own trace-context
+    headers, if any, are not: they would describe another trace.
     """
     headers = dict(extra)
+    if traceparent:
+        headers = {name: value for name, value in headers.items()
+                   if name.lower() not in _TRACE_CONTEXT}  # fmt: skip
+        headers[TRACEPARENT] = traceparent
     headers.update(
         {
             "Content-Type": content_type,

@@ -114,6 +114,12 @@ class Command(BaseCommand):
             help="RabbitMQ for --broker amqp or both (default: the virtual host hookline_bench "
             "on the server of CELERY_BROKER_URL, or on 127.0.0.1:5672 as guest)",
         )
+        parser.add_argument(
+            "--otel",
+            action="store_true",
+            help="drain the backlog again with fresh workers, tracing off and then on (exporting "
+            "to a collector on 127.0.0.1), and time one attempt's span in process",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, **options: Any) -> None:
@@ -187,8 +193,8 @@ class Command(BaseCommand):
                 flags += [f"--{value}"] if value else []
             elif field.name == "ordered":  # a scenario too: only when chosen
                 flags += ["--ordered", str(value)] if value else []
-            elif field.name == "transform":
-                flags += ["--transform"] if value else []
+            elif field.name in ("transform", "otel"):
+                flags += [f"--{field.name}"] if value else []
             else:
                 flags += [f"--{field.name.replace('_', '-')}", str(value)]
         return flags
