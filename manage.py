@@ -4,7 +4,6 @@
 import os
 import sys
 
-
 # Commands that connect to DATABASE_URL even when DATABASE_POOL_URL is set: a migration holds its
 # locks for as long as it runs and may set session options, so it gets a server connection of its
 # own rather than a pooled one (config.database).

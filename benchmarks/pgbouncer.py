@@ -115,13 +115,13 @@ class PgBouncer:
         if not what.replace("_", "").isalpha():
             raise ValueError(f"Not a SHOW command: {what!r}")
         # The console speaks the simple query protocol only: a client-side binding cursor.
-        with psycopg.connect(
+        console = psycopg.connect(
             host="127.0.0.1", port=self.port, dbname="pgbouncer", user=self.user,
             password=self.password or None, autocommit=True, cursor_factory=psycopg.ClientCursor,
-        ) as console:  # fmt: skip
-            with console.cursor(row_factory=dict_row) as cursor:
-                cursor.execute(f"SHOW {what}")
-                return cursor.fetchall()
+        )  # fmt: skip
+        with console, console.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(f"SHOW {what}")
+            return cursor.fetchall()
 
     def log(self) -> str:
         if self._dir is None:
@@ -139,7 +139,6 @@ class PgBouncer:
         self.process = subprocess.Popen(
             [binary, "--quiet", str(config)],
             cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            start_new_session=True,
         )  # fmt: skip
         self._wait_listening()
 

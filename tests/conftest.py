@@ -45,7 +45,9 @@ def pytest_report_header() -> list[str]:
         f"hookline: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL}"
     ]
     if pooling.ENABLED:
-        lines.append("hookline: the PgBouncer pass: connecting through a PgBouncer in transaction mode")
+        lines.append(
+            "hookline: the PgBouncer pass: connecting through a PgBouncer in transaction mode"
+        )
     if settings.SERVICES_MISSING:
         lines.append(
             "hookline: UNREACHABLE "

@@ -48,10 +48,13 @@ def test_the_tests_and_their_workers_reach_the_database_only_through_pgbouncer(
 
     database = connection.settings_dict["NAME"]
     server_ports = {s["local_port"] for s in pgbouncer.show("SERVERS") if s["database"] == database}
-    clients = {c["application_name"] for c in pgbouncer.show("CLIENTS") if c["database"] == database}
+    clients = {
+        c["application_name"] for c in pgbouncer.show("CLIENTS") if c["database"] == database
+    }
     # Every backend serving the test database is one of PgBouncer's server connections: nothing
     # connects directly, the worker included, and the worker is a client of PgBouncer.
-    assert backend_ports and backend_ports <= server_ports
+    assert backend_ports
+    assert backend_ports <= server_ports
     assert {TEST_PROCESS_NAME, WORKER_NAME} <= clients
     [stats] = [s for s in pgbouncer.show("STATS") if s["database"] == database]
     assert stats["total_xact_count"] > 0
