@@ -1,20 +1,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import dj_database_url
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from benchmarks.delivery import TROUBLED_PATHS, Options, run
 from benchmarks.ordered import ordered_failed, ordered_report
+from benchmarks.pgbouncer import PgBouncer, pgbouncer_binary
+from benchmarks.pooled import pooled_figures, pooled_report
 from benchmarks.scratch import scratch_database
 
 # The benchmark's own Redis database, so a running Hookline's queue is never touched.
@@ -95,9 +100,15 @@ class Command(BaseCommand):
             help="drain the backlog again plain and with a transformation on every endpoint, "
             "and time one transformation in process",
         )
+        parser.add_argument(
+            "--pgbouncer",
+            action="store_true",
+            help="measure the run twice, directly and through a PgBouncer in transaction mode "
+            "that the benchmark starts (Debian: apt-get install pgbouncer), and compare",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
-    def handle(self, *args: object, inside: bool, **options: Any) -> None:
+    def handle(self, *args: object, inside: bool, pgbouncer: bool, **options: Any) -> None:
         names = {f.name for f in dataclasses.fields(Options)}
         chosen = Options(**{name: options[name] for name in names})
         if chosen.scenario in TROUBLED_PATHS:
@@ -110,26 +121,58 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
             raise CommandError("The benchmark needs PostgreSQL and Redis: set DATABASE_URL and "
                                "CELERY_BROKER_URL.")  # fmt: skip
+        if settings.DATABASE_POOL_URL:
+            raise CommandError(
+                "The benchmark creates its databases on the server itself: run it without "
+                "DATABASE_POOL_URL (--pgbouncer starts a PgBouncer of its own)."
+            )
+        if pgbouncer and pgbouncer_binary() is None:
+            raise CommandError("--pgbouncer needs PgBouncer: apt-get install pgbouncer.")
         broker = settings.CELERY_BROKER_URL.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+        env = {**os.environ, "CELERY_BROKER_URL": broker,
+               "CACHE_URL": "locmem://", "WEBHOOKS_REQUIRE_HTTPS": "false",
+               "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
+               "LOG_LEVEL": "WARNING",
+               # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
+               "ALLOWED_HOSTS": "localhost"}  # fmt: skip
+        if pgbouncer:
+            self._measure_direct_and_pooled(chosen, env)
+            return
         with scratch_database("bench") as url:
-            env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
-                   "CACHE_URL": "locmem://", "WEBHOOKS_REQUIRE_HTTPS": "false",
-                   "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
-                   "LOG_LEVEL": "WARNING",
-                   # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
-                   "ALLOWED_HOSTS": "localhost"}  # fmt: skip
-            command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
-            inner = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
-            try:
-                returncode = inner.wait()
-            finally:
-                if inner.poll() is None:
-                    inner.terminate()
-                    inner.wait(timeout=90)
-        if returncode == ORDER_BROKEN:
-            raise CommandError("The ordered variant's checks failed.")
-        if returncode:
-            raise CommandError("The benchmark failed.")
+            returncode, _ = self._run_inside(chosen, {**env, "DATABASE_URL": url})
+        _raise_for(returncode)
+
+    def _run_inside(
+        self, options: Options, env: dict[str, str], *, capture: bool = False
+    ) -> tuple[int, str]:
+        """The measuring process, in the scratch database `env` names: its exit status, and
+        with `capture` its output (printed as it comes otherwise)."""
+        command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(options)]
+        inner = subprocess.Popen(command, env=env, cwd=settings.BASE_DIR, text=True,
+                                 stdout=subprocess.PIPE if capture else None)  # fmt: skip
+        try:
+            output = inner.communicate()[0] or ""
+        finally:
+            if inner.poll() is None:
+                inner.terminate()
+                inner.wait(timeout=90)
+        return inner.returncode, output
+
+    def _measure_direct_and_pooled(self, options: Options, env: dict[str, str]) -> None:
+        """The run directly, then through a PgBouncer in front of the same server, each in a
+        scratch database of its own; prints both and the comparison (benchmarks.pooled)."""
+        runs = {}
+        for name in ("direct", "pgbouncer"):
+            with scratch_database(f"bench_{name}") as url, _pgbouncer(url, name) as pool_url:
+                inner_env = {**env, "DATABASE_URL": url, "DATABASE_POOL_URL": pool_url}
+                returncode, output = self._run_inside(options, inner_env, capture=True)
+            self.stdout.write(f"--- {name} ---\n{output}", ending="")
+            _raise_for(returncode)
+            runs[name] = json.loads(output.strip().splitlines()[-1])
+        figures = pooled_figures(runs["direct"], runs["pgbouncer"])
+        for line in pooled_report(figures):
+            self.stdout.write(line)
+        self.stdout.write(json.dumps({"benchmark": "delivery", "variant": "pgbouncer", **figures}))
 
     def _flags(self, options: Options) -> list[str]:
         flags = []
@@ -155,6 +198,28 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps({"benchmark": "delivery", **figures}))
         if ordered and ordered_failed(figures):
             sys.exit(ORDER_BROKEN)
+
+
+@contextlib.contextmanager
+def _pgbouncer(url: str, run: str) -> Iterator[str]:
+    """For the pgbouncer run, a PgBouncer in front of `url`'s server, and the database's URL
+    through it; for the direct run, no PgBouncer and an empty DATABASE_POOL_URL."""
+    if run != "pgbouncer":
+        yield ""
+        return
+    parts = dj_database_url.parse(url)
+    with PgBouncer(
+        host=parts["HOST"] or "127.0.0.1", port=int(parts["PORT"] or 5432),
+        user=parts["USER"] or "postgres", password=parts["PASSWORD"] or "", round_robin=False,
+    ) as bouncer:  # fmt: skip
+        yield bouncer.url(parts["NAME"])
+
+
+def _raise_for(returncode: int) -> None:
+    if returncode == ORDER_BROKEN:
+        raise CommandError("The ordered variant's checks failed.")
+    if returncode:
+        raise CommandError("The benchmark failed.")
 
 
 def _positive(text: str) -> int:
