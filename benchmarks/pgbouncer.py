@@ -5,8 +5,9 @@ The benchmark's `--pgbouncer` variant measures through one, and the test suite r
 configuration, the user list, the log) lives in a temporary directory, and it listens on a free
 port of 127.0.0.1 only. Transaction mode hands each transaction whichever server connection is
 free, so nothing a client leaves on a session (a SET, an advisory lock, a WITH HOLD cursor, a
-prepared statement) can be counted on in the next transaction. `server_round_robin` makes that
-happen on every transaction rather than only under load, so that a test meets it at once.
+prepared statement) can be counted on in the next transaction. With `round_robin` (the tests'
+choice) that happens on every transaction rather than only under load, so that a test meets it
+at once; without it, PgBouncer reuses the last server connection freed first, as in production.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class PgBouncer:
 
     Clients are not authenticated (it listens on 127.0.0.1 only); it logs in to the server as
     the client's user, with `password` when the server asks for one. `pool_size` server
-    connections per database and user at most.
+    connections per database and user at most; `round_robin` hands them out in turn.
     """
 
     def __init__(
@@ -57,7 +58,7 @@ class PgBouncer:
         user: str,
         password: str = "",
         pool_size: int = 20,
-        round_robin: bool = True,
+        round_robin: bool = False,
     ) -> None:
         self.upstream = (host, port)
         self.user = user

@@ -18,7 +18,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from django.db import connection, connections
 
 from benchmarks.pgbouncer import PgBouncer, pgbouncer_binary
@@ -59,7 +58,7 @@ def through_pgbouncer() -> Iterator[PgBouncer]:
     direct = connection.settings_dict
     with PgBouncer(
         host=direct["HOST"] or "127.0.0.1", port=int(direct["PORT"] or 5432),
-        user=direct["USER"] or "postgres", password=direct["PASSWORD"] or "",
+        user=direct["USER"] or "postgres", password=direct["PASSWORD"] or "", round_robin=True,
     ) as bouncer:  # fmt: skip
         name = direct["NAME"]
         pooled = database_settings(
@@ -90,9 +89,3 @@ def _url(settings_dict: dict[str, Any], name: str) -> str:
     password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
     host, port = settings_dict["HOST"] or "127.0.0.1", settings_dict["PORT"] or 5432
     return f"postgres://{settings_dict['USER'] or 'postgres'}{password}@{host}:{port}/{name}"
-
-
-def skip_or_fail(reason: str, *, required: bool) -> None:
-    if required:
-        pytest.fail(f"REQUIRE_SERVICES=1, but {reason}")
-    pytest.skip(reason)

@@ -210,7 +210,7 @@ def _pgbouncer(url: str, run: str) -> Iterator[str]:
     parts = dj_database_url.parse(url)
     with PgBouncer(
         host=parts["HOST"] or "127.0.0.1", port=int(parts["PORT"] or 5432),
-        user=parts["USER"] or "postgres", password=parts["PASSWORD"] or "", round_robin=False,
+        user=parts["USER"] or "postgres", password=parts["PASSWORD"] or "",
     ) as bouncer:  # fmt: skip
         yield bouncer.url(parts["NAME"])
 
