@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg.rows import dict_row
@@ -45,8 +46,8 @@ class PgBouncer:
     """`with PgBouncer(host=…, port=…, user=…) as bouncer:` forwards 127.0.0.1:`bouncer.port`
     to that server, any database, in transaction mode, and stops when the block ends.
 
-    Clients are not authenticated (it listens on 127.0.0.1 only); it logs in to the server as
-    the client's user, with `password` when the server asks for one. `pool_size` server
+    It listens on 127.0.0.1 only. Given a `password`, clients must give it too (SCRAM), and it
+    logs in to the server with it; without, neither side is asked for one. `pool_size` server
     connections per database and user at most; `round_robin` hands them out in turn.
     """
 
@@ -95,8 +96,8 @@ class PgBouncer:
 
     def url(self, database: str) -> str:
         """A DATABASE_URL for `database` through this PgBouncer."""
-        password = f":{self.password}" if self.password else ""
-        return f"postgres://{self.user}{password}@127.0.0.1:{self.port}/{database}"
+        password = f":{quote(self.password, safe='')}" if self.password else ""
+        return f"postgres://{quote(self.user, safe='')}{password}@127.0.0.1:{self.port}/{database}"
 
     def warm(self, database: str, connections: int = 3) -> None:
         """Open `connections` server connections to `database` at once, then leave them idle:
@@ -134,7 +135,7 @@ class PgBouncer:
         self.port = _free_port()
         config = folder / "pgbouncer.ini"
         config.write_text(self._config(folder))
-        (folder / "userlist.txt").write_text(f'"{self.user}" "{self.password}"\n')
+        (folder / "userlist.txt").write_text(f"{_quoted(self.user)} {_quoted(self.password)}\n")
         if os.geteuid() == 0:
             _hand_over(folder, _unprivileged_user())
         self.process = subprocess.Popen(
@@ -152,7 +153,7 @@ class PgBouncer:
             "listen_addr = 127.0.0.1",
             f"listen_port = {self.port}",
             "unix_socket_dir =",
-            "auth_type = trust",
+            f"auth_type = {'scram-sha-256' if self.password else 'trust'}",
             f"auth_file = {folder / 'userlist.txt'}",
             f"admin_users = {self.user}",
             "pool_mode = transaction",
@@ -196,6 +197,11 @@ def _hand_over(folder: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     for path in (folder, *folder.iterdir()):
         os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _quoted(text: str) -> str:
+    """A user list entry: in double quotes, with each one inside doubled."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _free_port() -> int:

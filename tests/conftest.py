@@ -88,7 +88,7 @@ def _select_for_the_pgbouncer_pass(config: pytest.Config, items: list[pytest.Ite
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(django_db_setup):
     """The test database, created directly; in the PgBouncer pass, every connection goes through
     a PgBouncer from here on, until just before the database is dropped (tests.pooling)."""
     if not pooling.ENABLED or pooling.unavailable():

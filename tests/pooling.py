@@ -17,7 +17,9 @@ import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 from django.db import connection, connections
 
 from benchmarks.pgbouncer import PgBouncer, pgbouncer_binary
@@ -41,6 +43,15 @@ def running() -> PgBouncer | None:
 def direct_settings() -> dict[str, Any]:
     """The test database's settings for a direct connection, whatever the test process uses."""
     return _state.get("direct") or connection.settings_dict
+
+
+def require_pgbouncer() -> None:
+    """Skip the calling test where PgBouncer is not installed; fail it under REQUIRE_SERVICES=1."""
+    if pgbouncer_binary() is not None:
+        return
+    if os.environ.get("REQUIRE_SERVICES", "") == "1":
+        pytest.fail("REQUIRE_SERVICES=1, but PgBouncer is not installed")
+    pytest.skip("PgBouncer is not installed (apt-get install pgbouncer)")
 
 
 def unavailable() -> str:
@@ -86,6 +97,7 @@ def _switch(values: dict[str, Any]) -> None:
 
 
 def _url(settings_dict: dict[str, Any], name: str) -> str:
-    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    user = quote(settings_dict["USER"] or "postgres", safe="")
+    password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict["PASSWORD"] else ""
     host, port = settings_dict["HOST"] or "127.0.0.1", settings_dict["PORT"] or 5432
-    return f"postgres://{settings_dict['USER'] or 'postgres'}{password}@{host}:{port}/{name}"
+    return f"postgres://{user}{password}@{host}:{port}/{name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -14,7 +15,7 @@ from benchmarks import pgbouncer as pgbouncer_module
 from benchmarks.pgbouncer import PgBouncer, PgBouncerError
 from deliveries.models import Delivery
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
-from tests.pooling import TEST_PROCESS_NAME, WORKER_NAME
+from tests.pooling import TEST_PROCESS_NAME, WORKER_NAME, direct_settings, require_pgbouncer
 from webhooks import send_event
 
 CLIENT_PORTS_SQL = """
@@ -76,6 +77,24 @@ def test_an_admin_form_rendered_after_its_transaction_lists_its_choices_through_
         response = client.get("/admin/subscriptions/endpoint/add/")
         assert response.status_code == 200
         assert f'<option value="{tenant.pk}">acme-pooled</option>' in response.text
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+def test_a_pgbouncer_given_a_password_asks_clients_for_it():
+    require_pgbouncer()
+    direct = direct_settings()
+    with PgBouncer(
+        host=direct["HOST"], port=int(direct["PORT"] or 5432), user=direct["USER"],
+        password='pass "word"',
+    ) as bouncer:  # fmt: skip
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(
+                host="127.0.0.1", port=bouncer.port, dbname=direct["NAME"], user=direct["USER"],
+                password="wrong",
+            )  # fmt: skip
+        with psycopg.connect(bouncer.url(direct["NAME"])) as client:
+            assert client.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_pgbouncer_missing_is_a_clear_error(monkeypatch, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import psycopg
@@ -11,8 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from benchmarks.management.commands.benchmark import _pgbouncer
-from benchmarks.pgbouncer import pgbouncer_binary
 from benchmarks.pooled import pooled_figures, pooled_report
+from tests.pooling import require_pgbouncer
 from tests.worker import worker_database_url
 
 DIRECT = {"benchmark": "delivery", "backlog_per_s": 400.0, "burst_latency_ms_p99": 20.0,
@@ -53,10 +52,7 @@ def test_the_direct_run_gets_no_pgbouncer():
 @pytest.mark.services
 @pytest.mark.django_db
 def test_the_pooled_run_reaches_its_database_through_a_pgbouncer_in_transaction_mode():
-    if pgbouncer_binary() is None:
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail("REQUIRE_SERVICES=1, but PgBouncer is not installed")
-        pytest.skip("PgBouncer is not installed (apt-get install pgbouncer)")
+    require_pgbouncer()
     url = worker_database_url()
 
     with _pgbouncer(url, "pgbouncer") as pool_url, psycopg.connect(pool_url) as pooled:
