@@ -28,9 +28,11 @@ test-pgbouncer: install
 	HOOKLINE_TEST_PGBOUNCER=1 $(PY) -m pytest -m pgbouncer
 
 # The suite as a machine with nothing installed runs it, even where PostgreSQL and Redis run:
-# looked for on a closed port, they are replaced by SQLite and the embedded broker.
+# looked for on a closed port, they are replaced by SQLite and the embedded broker. Its files
+# (the SQLite database, the broker's folders) are its own, so it can run beside `make test`.
 NO_SERVICES := DATABASE_URL=postgres://postgres@127.0.0.1:1/hookline \
-	CELERY_BROKER_URL=redis://127.0.0.1:1/0 CACHE_URL=locmem://
+	CELERY_BROKER_URL=redis://127.0.0.1:1/0 CACHE_URL=locmem:// \
+	HOOKLINE_VAR_DIR=$(CURDIR)/var/test-without-services
 test-without-services: install
 	env -u REQUIRE_SERVICES $(NO_SERVICES) $(PY) -m pytest
 

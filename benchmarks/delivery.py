@@ -6,6 +6,7 @@ a baseline taken seconds apart (a bare `requests` loop), not absolute claims.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from benchmarks.costs import Meter, per_thousand
 from benchmarks.emitting import EVENT_TYPE, emit_batches, emit_burst, emit_steady
 from benchmarks.filtered import fan_out_filtered
 from benchmarks.noisy import (
@@ -90,6 +92,9 @@ class Run:
     secrets: dict[str, str] = field(default_factory=dict)  # by receiver path
     quiet_events: int = 0  # the noisy-neighbour variant's quiet tenant, one endpoint
     uncounted: int = 0  # delivered, but outside the exactly-once count (the noisy backlog)
+    meter: Meter | None = None
+    # Per backlog phase: its costs per 1,000 deliveries (benchmarks.costs.per_thousand).
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def start_receiver(workdir: Path, name: str) -> Receiver:
@@ -196,9 +201,11 @@ def _backlog(
     held = Endpoint.objects.filter(tenant=tenant)
     until = timezone.now() + timedelta(days=1)
     held.update(circuit_open_until=until)
-    emit_seconds = emit(tenant, options.events)
-    run.figures.setdefault(emit_figure, round(1000 * emit_seconds / options.events, 3))
     expected = options.events * len(healthy)
+    with _metered(run, f"{name}_emit", expected):
+        emit_seconds = emit(tenant, options.events)
+    run.figures.setdefault(emit_figure, round(1000 * emit_seconds / options.events, 3))
+    before = run.meter.read() if run.meter else None
     started = time.time()
     with transaction.atomic():  # the circuits close, as after a successful probe
         held.update(circuit_open_until=None)
@@ -207,6 +214,8 @@ def _backlog(
     wake_workers()
     finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
+    if run.meter and before:
+        run.costs[name] = per_thousand(before, run.meter.read(), expected)
     run.windows[name] = (started, finished)
     run.expected += expected
 
@@ -217,16 +226,28 @@ def _burst(run: Run, tenant: Tenant, healthy: list[int], batched: bool = False) 
     options = run.options
     phase = "burst_batch" if batched else "burst"
     since = _last_delivery_id()
-    started = time.time()
-    emit_seconds = (emit_batches if batched else emit_burst)(tenant, options.events)
     expected = options.events * len(healthy)
-    finished = _wait_delivered(healthy, since, expected, timeout=300)
     name = "end_to_end_batch" if batched else "end_to_end"
+    with _metered(run, name, expected):
+        started = time.time()
+        emit_seconds = (emit_batches if batched else emit_burst)(tenant, options.events)
+        finished = _wait_delivered(healthy, since, expected, timeout=300)
     run.figures[f"{name}_per_s"] = round(expected / (finished - started), 1)
     # Beside busy workers, and waking them: what an application pays under load.
     run.figures[f"{phase}_emit_ms_per_event"] = round(1000 * emit_seconds / options.events, 3)
     run.windows[phase] = (started, finished)
     run.expected += expected
+
+
+@contextlib.contextmanager
+def _metered(run: Run, name: str, deliveries: int) -> Iterator[None]:
+    """Keep what the block cost, per 1,000 of its `deliveries`, as the costs of phase `name`."""
+    if run.meter is None:
+        yield
+        return
+    before = run.meter.read()
+    yield
+    run.costs[name] = per_thousand(before, run.meter.read(), deliveries)
 
 
 def _steady(run: Run, tenant: Tenant, healthy: list[int]) -> None:
@@ -290,6 +311,7 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
         run.secrets[f"/e{n}"] = endpoint.secret
     healthy = endpoints
     worker = start_workers(options.workers, workdir)
+    run.meter = Meter(worker.pid, receiver.process.pid, settings.CELERY_BROKER_URL)
     try:
         wait_until_ready()
         _backlog(run, tenant, endpoints, "backlog")
@@ -358,9 +380,9 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     run.figures["fan_out_1000_ms_per_event"] = round(fan_out_ms, 1)
     filtered = fan_out_filtered(event_type=EVENT_TYPE, endpoints=FAN_OUT_ENDPOINTS)
     run.figures["fan_out_1000_filtered_ms_per_event"] = round(filtered.ms_per_event, 1)
-    # What a filter adds per endpoint and event, against the unfiltered fan-out just measured.
-    added_ms = filtered.ms_per_event - fan_out_ms
-    run.figures["filter_us_per_endpoint"] = round(1000 * added_ms / FAN_OUT_ENDPOINTS, 2)
+    run.figures["filter_us_per_endpoint"] = round(
+        filtered.filter_us_per_endpoint(FAN_OUT_ENDPOINTS), 2
+    )
     run.figures["queries_per_event"] = round(emit_queries, 2)
     run.figures["queries_per_delivery"] = round(delivery_queries, 3)
     records = receiver.stop()
@@ -402,6 +424,36 @@ def _summary(run: Run, records: list[dict]) -> dict:
         figures.update(order_check(records, expected=figures["ordered_backlog"]))
         delivered += [r for r in records if r["path"].startswith(ORDERED_PATH)]
     figures.update(_exactly_once(delivered, run.expected, run.secrets))
+    figures.update(_costs(run.costs))
+    return figures
+
+
+# The phases whose costs feed the capacity plan (docs/scaling.md), and what of each is printed.
+_PLANNED = {
+    "backlog": ("worker_cpu_s", "database_cpu_s", "wal_bytes", "broker_messages",
+                "receiver_cpu_s"),
+    "backlog_emit": ("host_cpu_s", "database_cpu_s", "wal_bytes"),
+    "backlog_batch_emit": ("host_cpu_s", "database_cpu_s", "wal_bytes"),
+    "end_to_end": ("host_cpu_s", "worker_cpu_s", "database_cpu_s", "wal_bytes",
+                   "broker_messages"),
+    "end_to_end_batch": ("host_cpu_s", "worker_cpu_s", "database_cpu_s", "wal_bytes",
+                         "broker_messages"),
+}  # fmt: skip
+_PLANNED_NAMES = {"backlog": "deliver", "backlog_emit": "emit",
+                  "backlog_batch_emit": "batch_emit"}  # fmt: skip
+
+
+def _costs(costs: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Costs per 1,000 deliveries: those the capacity plan uses, as `per_1000_<phase>_<cost>`;
+    the workers' and the database's processor time in every other backlog phase, to compare."""
+    figures = {}
+    for name, cost in costs.items():
+        if name in _PLANNED:
+            label = _PLANNED_NAMES.get(name, name)
+            figures.update({f"per_1000_{label}_{key}": cost[key] for key in _PLANNED[name]})
+        elif not name.endswith("_emit"):
+            figures[f"{name}_worker_cpu_s_per_1000"] = cost["worker_cpu_s"]
+            figures[f"{name}_database_cpu_s_per_1000"] = cost["database_cpu_s"]
     return figures
 
 

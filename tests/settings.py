@@ -14,7 +14,10 @@ _REQUIRE = os.environ.get("REQUIRE_SERVICES", "") == "1"
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hookline")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
-os.environ.setdefault("HOOKLINE_VAR_DIR", str(_BASE_DIR / "var" / "test"))
+# Absolute, so that the workers and servers tests start find the same folder from anywhere.
+os.environ["HOOKLINE_VAR_DIR"] = str(
+    Path(os.environ.get("HOOKLINE_VAR_DIR", _BASE_DIR / "var" / "test")).resolve()
+)
 # Test receivers are plain HTTP on 127.0.0.1; tests about these rules switch them back on.
 os.environ.setdefault("WEBHOOKS_REQUIRE_HTTPS", "false")
 # Test receivers listen on 127.0.0.1 and localhost, which must not count as Hookline's own hosts
@@ -55,7 +58,8 @@ if SERVICES_MISSING:
         raise RuntimeError(
             "REQUIRE_SERVICES=1 but these are unreachable: " + ", ".join(SERVICES_MISSING)
         )
-    os.environ["DATABASE_URL"] = f"sqlite:///{_BASE_DIR / 'var' / 'test' / 'fallback.sqlite3'}"
+    _fallback = Path(os.environ["HOOKLINE_VAR_DIR"]) / "fallback.sqlite3"
+    os.environ["DATABASE_URL"] = f"sqlite:///{_fallback}"
     os.environ["CELERY_BROKER_URL"] = "filesystem://"
 
 from config.settings import *  # noqa: E402, F403

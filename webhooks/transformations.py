@@ -17,6 +17,9 @@ escape, so a worker never hangs on one:
 Regular expressions are refused when saved: Python's matcher cannot be interrupted, and one
 pattern can backtrack for minutes. `$eval` is refused at run time: it would compile an
 expression that was never checked.
+
+The simplest shapes (an object of paths, literals and `&` joins) are evaluated directly, without
+the library's machinery, where the message allows (webhooks.direct_transformations).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from jsonata import Jsonata, jexception, utils  # type: ignore[import-untyped]
 from jsonata.functions import Functions  # type: ignore[import-untyped]
 from jsonata.regex_engine import RegexFlags  # type: ignore[import-untyped]
 
+from webhooks.direct_transformations import Evaluation, NotDirect, direct_evaluation
 from webhooks.formats import JSON, Body, FormatError, render_value
 
 MAX_EXPRESSION_LENGTH = 10_000
@@ -98,7 +102,14 @@ def transformation_problem(expression: str) -> str | None:
 def transform(expression: str, message: dict[str, Any]) -> Any:
     """The value `expression` makes of `message`, as plain JSON values (dict, list, str, int,
     float, bool, None for null); raises TransformError, within the budget, for anything else."""
-    compiled, environment = _compiled(expression)
+    compiled, environment, direct = _compiled(expression)
+    if direct is not None:
+        try:
+            return _plain(direct(message))
+        except NotDirect:
+            pass  # this message needs the library's rules
+        except _Stop as stop:
+            raise TransformError(str(stop)) from None
     # A run keeps its innermost scope on the expression while it goes (and restores it on the way
     # out, but an interruption may land in that restore): each run starts from the scope that
     # compiling made, never from what a previous run, perhaps another tenant's, left there.
@@ -141,9 +152,10 @@ def body_of(expression: str, message: dict[str, Any], payload_format: str = JSON
 # --- Compiling --------------------------------------------------------------------------------
 
 
-def _compiled(expression: str) -> tuple[Jsonata, Any]:
-    """The compiled expression and its top scope, from this thread's cache: a compiled
-    expression keeps state while it runs, so threads do not share one."""
+def _compiled(expression: str) -> tuple[Jsonata, Any, Evaluation | None]:
+    """The compiled expression, its top scope and its direct evaluation if it has one
+    (webhooks.direct_transformations), from this thread's cache: a compiled expression keeps
+    state while it runs, so threads do not share one."""
     cache = getattr(_per_thread, "compile", None)
     if cache is None:
         cache = _per_thread.compile = functools.lru_cache(maxsize=_COMPILED_CACHE_SIZE)(_compile)
@@ -153,7 +165,7 @@ def _compiled(expression: str) -> tuple[Jsonata, Any]:
 _per_thread = threading.local()
 
 
-def _compile(expression: str) -> tuple[Jsonata, Any]:
+def _compile(expression: str) -> tuple[Jsonata, Any, Evaluation | None]:
     try:
         with _watchdog.watching(_Clock(COMPILE_BUDGET_SECONDS)):
             compiled = Jsonata(expression, _refuse_regex)
@@ -173,7 +185,11 @@ def _compile(expression: str) -> tuple[Jsonata, Any]:
         raise TransformError(f"Not a valid JSONata expression{symbol}.") from None
     compiled.set_validate_input(False)  # the input is parsed JSON, valid by construction
     compiled.set_output_convert_nulls(False)  # keep null apart from undefined
-    return compiled, compiled.environment
+    try:
+        direct = direct_evaluation(compiled.ast)
+    except RecursionError:
+        direct = None
+    return compiled, compiled.environment, direct
 
 
 def _refuse_regex(pattern: str, flags: RegexFlags) -> Any:
@@ -409,9 +425,8 @@ _watchdog = _Watchdog()
 
 def _plain(value: Any) -> Any:
     """The result as JSON values, with the library's own types converted and its size checked:
-    JSONata null becomes None, undefined members are left out, whole floats become ints (as
-    JSON numbers have one kind). Raises TransformError for undefined, functions and
-    non-finite numbers."""
+    JSONata null becomes None, whole floats become ints (as JSON numbers have one kind). Raises
+    TransformError for undefined, functions and non-finite numbers."""
     if value is None:
         raise _Stop("The transformation gave no result (undefined): every message needs a body.")
     budget = _SizeBudget()
@@ -422,11 +437,9 @@ def _plain(value: Any) -> Any:
         budget.count(node)
         if isinstance(node, dict):
             plain: Any = {}
-            pending.extend(
-                (member, plain, name)
-                for name, member in reversed(node.items())
-                if member is not None  # undefined: the member is left out
-            )
+            # A member is None only where the message had null: the library leaves undefined
+            # members out of the objects it builds.
+            pending.extend((member, plain, name) for name, member in reversed(node.items()))
         elif isinstance(node, list):
             plain = []
             pending.extend((member, plain, "") for member in reversed(node))

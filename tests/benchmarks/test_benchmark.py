@@ -57,6 +57,12 @@ def test_benchmark_delivers_every_event_exactly_once_and_reports_its_figures():
     assert 0 < figures["queries_per_delivery"] < 1
     assert figures["queries_per_event"] >= 1
     assert figures["worker_cpu_s_per_1000"] > 0
+    # The capacity plan's costs per 1,000 deliveries: each phase wrote to the database.
+    for phase in ("deliver", "emit", "batch_emit", "end_to_end", "end_to_end_batch"):
+        assert figures[f"per_1000_{phase}_wal_bytes"] > 0
+        assert figures[f"per_1000_{phase}_database_cpu_s"] >= 0
+    assert figures["per_1000_deliver_broker_messages"] >= 0
+    assert figures["per_1000_end_to_end_broker_messages"] > 0  # the emits woke the workers
 
 
 def test_benchmark_with_a_failing_endpoint_keeps_the_others_whole():

@@ -7,7 +7,7 @@ import pytest
 from benchmarks.emitting import EVENT_TYPE
 from benchmarks.filtered import endpoint_filter, fan_out_filtered
 from deliveries.models import Delivery
-from subscriptions.models import Endpoint
+from subscriptions.models import Endpoint, Tenant
 from tests.factories import EventTypeFactory
 from webhooks import send_event
 
@@ -20,10 +20,14 @@ def test_every_endpoint_has_its_own_filter_and_every_filter_matches():
     measured = fan_out_filtered(event_type=EVENT_TYPE, endpoints=25, events=3)
 
     assert measured.ms_per_event > 0
+    assert measured.unfiltered_ms_per_event > 0
     assert measured.deliveries_per_event == 25  # as many as without filters
-    filters = set(Endpoint.objects.values_list("filter", flat=True))
-    assert filters == {endpoint_filter(n) for n in range(25)}
-    assert Delivery.objects.count() == 75
+    filtered = Endpoint.objects.filter(tenant__slug="fan-out-filtered")
+    assert set(filtered.values_list("filter", flat=True)) == {endpoint_filter(n) for n in range(25)}
+    assert not Endpoint.objects.filter(tenant__slug="fan-out-unfiltered").exclude(filter="")
+    # Both tenants got the warm-up event and the 3 measured ones, each to all 25 endpoints.
+    assert Delivery.objects.filter(endpoint__tenant__slug="fan-out-filtered").count() == 100
+    assert Delivery.objects.filter(endpoint__tenant__slug="fan-out-unfiltered").count() == 100
 
 
 def test_the_filters_decide_the_deliveries():
@@ -31,7 +35,7 @@ def test_the_filters_decide_the_deliveries():
     # figure measures filters that are evaluated, not skipped.
     EventTypeFactory(name=EVENT_TYPE)
     fan_out_filtered(event_type=EVENT_TYPE, endpoints=10, events=1)
-    tenant = Endpoint.objects.first().tenant
+    tenant = Tenant.objects.get(slug="fan-out-filtered")
 
     event = send_event(tenant, EVENT_TYPE, {"amount": 4, "currency": "EUR"})
 

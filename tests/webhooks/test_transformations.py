@@ -312,7 +312,7 @@ def test_now_gives_the_time_of_the_run():
 
 def test_a_scope_an_interrupted_run_left_behind_is_not_seen_by_the_next_run():
     expression = '$exists($secret) ? $secret : "none"'
-    compiled, top = transformations._compiled(expression)
+    compiled, top, _ = transformations._compiled(expression)
     # What an interruption landing in the library's own restore would leave: a run's inner scope.
     left_behind = compiled.create_frame(top)
     left_behind.bind("secret", "another tenant's value")
