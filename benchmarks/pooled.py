@@ -17,6 +17,10 @@ COMPARED = (
     "steady_latency_ms_p99",
     "worker_cpu_s_per_1000",
     "queries_per_delivery",
+    "per_1000_emit_host_cpu_s",
+    "per_1000_deliver_worker_cpu_s",
+    "per_1000_deliver_database_cpu_s",
+    "per_1000_end_to_end_database_cpu_s",
 )
 # Neither run may lose or repeat a delivery.
 COUNTERS = ("lost", "duplicated", "unverified")
@@ -49,6 +53,9 @@ def pooled_report(figures: dict) -> list[str]:
         if ratio is not None:
             direct, pooled = figures[name], figures[f"pgbouncer_{name}"]
             lines.append(f"{name:<28}{direct:>12}{pooled:>12}{ratio:>8} %")
+    if "pgbouncer_process_cpu_s_per_1000" in figures:
+        own = figures["pgbouncer_process_cpu_s_per_1000"]
+        lines.append(f"PgBouncer's own processor time: {own} s per 1,000 deliveries")
     counts = ", ".join(
         f"{name} {figures.get(name)} / {figures.get(f'pgbouncer_{name}')}" for name in COUNTERS
     )

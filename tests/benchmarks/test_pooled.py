@@ -35,18 +35,21 @@ def test_both_runs_figures_are_kept_and_the_pooled_ones_given_as_a_share_of_the_
 
 
 def test_the_report_has_a_line_per_compared_figure_and_says_what_either_run_lost():
-    lines = pooled_report(pooled_figures(DIRECT, POOLED))
+    lines = pooled_report(
+        {**pooled_figures(DIRECT, POOLED), "pgbouncer_process_cpu_s_per_1000": 1.5}
+    )
 
     assert any(re.fullmatch(r"backlog_per_s +400\.0 +380\.0 +95\.0 %", line) for line in lines)
     assert not any(line.startswith("end_to_end_per_s") for line in lines)
+    assert "PgBouncer's own processor time: 1.5 s per 1,000 deliveries" in lines
     assert lines[-1] == (
         "direct / through PgBouncer: lost 0 / 0, duplicated 0 / 2, unverified 0 / 0"
     )
 
 
 def test_the_direct_run_gets_no_pgbouncer():
-    with _pgbouncer("postgres://postgres@127.0.0.1:5432/bench", "direct") as pool_url:
-        assert pool_url == ""
+    with _pgbouncer("postgres://postgres@127.0.0.1:5432/bench", "direct") as bouncer:
+        assert bouncer is None
 
 
 @pytest.mark.services
@@ -54,18 +57,16 @@ def test_the_direct_run_gets_no_pgbouncer():
 def test_the_pooled_run_reaches_its_database_through_a_pgbouncer_in_transaction_mode():
     require_pgbouncer()
     url = worker_database_url()
+    database = url.rsplit("/", 1)[1]
 
-    with _pgbouncer(url, "pgbouncer") as pool_url, psycopg.connect(pool_url) as pooled:
-        assert pool_url.rsplit("/", 1)[1] == url.rsplit("/", 1)[1]
-        assert pooled.info.port != 5432
-        assert pooled.execute("SELECT current_database()").fetchone()[0] in url
-        console = psycopg.connect(
-            pool_url.rsplit("/", 1)[0] + "/pgbouncer", autocommit=True,
-            cursor_factory=psycopg.ClientCursor,
-        )  # fmt: skip
-        with console:
-            config = {row[0]: row[1] for row in console.execute("SHOW CONFIG").fetchall()}
+    with _pgbouncer(url, "pgbouncer") as bouncer:
+        assert bouncer is not None
+        with psycopg.connect(bouncer.url(database)) as pooled:
+            assert pooled.info.port == bouncer.port
+            assert pooled.execute("SELECT current_database()").fetchone() == (database,)
+        config = {row["key"]: row["value"] for row in bouncer.show("CONFIG")}
         assert config["pool_mode"] == "transaction"
+        assert config["server_round_robin"] == "0"  # as in production: last freed, first reused
 
 
 @pytest.mark.services

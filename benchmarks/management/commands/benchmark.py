@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
+from benchmarks.costs import cpu_seconds
 from benchmarks.delivery import TROUBLED_PATHS, Options, run
 from benchmarks.ordered import ordered_failed, ordered_report
 from benchmarks.pgbouncer import PgBouncer, pgbouncer_binary
@@ -161,15 +162,21 @@ class Command(BaseCommand):
     def _measure_direct_and_pooled(self, options: Options, env: dict[str, str]) -> None:
         """The run directly, then through a PgBouncer in front of the same server, each in a
         scratch database of its own; prints both and the comparison (benchmarks.pooled)."""
-        runs = {}
+        runs, bouncer_cpu_s = {}, 0.0
         for name in ("direct", "pgbouncer"):
-            with scratch_database(f"bench_{name}") as url, _pgbouncer(url, name) as pool_url:
+            with scratch_database(f"bench_{name}") as url, _pgbouncer(url, name) as bouncer:
+                pool_url = bouncer.url(url.rsplit("/", 1)[1]) if bouncer else ""
+                started = _cpu_seconds(bouncer)
                 inner_env = {**env, "DATABASE_URL": url, "DATABASE_POOL_URL": pool_url}
                 returncode, output = self._run_inside(options, inner_env, capture=True)
+                bouncer_cpu_s = _cpu_seconds(bouncer) - started
             self.stdout.write(f"--- {name} ---\n{output}", ending="")
             _raise_for(returncode)
             runs[name] = json.loads(output.strip().splitlines()[-1])
         figures = pooled_figures(runs["direct"], runs["pgbouncer"])
+        # PgBouncer's own processor time, which no figure of the pooled run includes.
+        delivered = max(runs["pgbouncer"].get("received", 0), 1)
+        figures["pgbouncer_process_cpu_s_per_1000"] = round(1000 * bouncer_cpu_s / delivered, 3)
         for line in pooled_report(figures):
             self.stdout.write(line)
         self.stdout.write(json.dumps({"benchmark": "delivery", "variant": "pgbouncer", **figures}))
@@ -201,18 +208,24 @@ class Command(BaseCommand):
 
 
 @contextlib.contextmanager
-def _pgbouncer(url: str, run: str) -> Iterator[str]:
-    """For the pgbouncer run, a PgBouncer in front of `url`'s server, and the database's URL
-    through it; for the direct run, no PgBouncer and an empty DATABASE_POOL_URL."""
+def _pgbouncer(url: str, run: str) -> Iterator[PgBouncer | None]:
+    """For the pgbouncer run, a PgBouncer in transaction mode in front of `url`'s server; for
+    the direct run, none."""
     if run != "pgbouncer":
-        yield ""
+        yield None
         return
     parts = dj_database_url.parse(url)
     with PgBouncer(
         host=parts["HOST"] or "127.0.0.1", port=int(parts["PORT"] or 5432),
         user=parts["USER"] or "postgres", password=parts["PASSWORD"] or "",
     ) as bouncer:  # fmt: skip
-        yield bouncer.url(parts["NAME"])
+        yield bouncer
+
+
+def _cpu_seconds(bouncer: PgBouncer | None) -> float:
+    if bouncer is None or bouncer.process is None:
+        return 0.0
+    return cpu_seconds(bouncer.process.pid)
 
 
 def _raise_for(returncode: int) -> None:
