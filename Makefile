@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 DEMO_ENV := WEBHOOKS_REQUIRE_HTTPS=false WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST=127.0.0.0/8
 
-.PHONY: run test test-without-services lint worker beat web bench install
+.PHONY: run test test-pgbouncer test-without-services lint worker beat web bench install
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ run: install
 test: install lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-pgbouncer
+
+# The tests marked `pgbouncer` again, with every connection (the tests' and their workers') through
+# a PgBouncer in transaction mode that the session starts in front of PostgreSQL (tests/pooling.py).
+test-pgbouncer: install
+	HOOKLINE_TEST_PGBOUNCER=1 $(PY) -m pytest -m pgbouncer
 
 # The suite as a machine with nothing installed runs it, even where PostgreSQL and Redis run:
 # looked for on a closed port, they are replaced by SQLite and the embedded broker. Its files

@@ -10,9 +10,9 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.database import database_settings
 from config.env import (
     env_bool,
     env_float,
@@ -133,21 +133,16 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'hookline.sqlite3'}")
+# The same database through a PgBouncer in transaction mode. When set, Hookline connects through
+# it, but for `manage.py migrate`, which connects to DATABASE_URL (config.database, manage.py).
+DATABASE_POOL_URL = env_str("DATABASE_POOL_URL", "")
 DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL,
+    "default": database_settings(
+        url=DATABASE_URL,
+        pool_url=DATABASE_POOL_URL,
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
-        conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share one file: WAL lets readers work while a writer commits, and
-    # IMMEDIATE transactions take the write lock up front instead of failing half-way.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -152,9 +152,18 @@ def attempts_insert(attempts: list[Attempt]) -> None:
         Attempt.objects.bulk_create(attempts)
         return
     copy_sql = sql_with_names(_ATTEMPTS_COPY_SQL, Attempt)
-    with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
-        for attempt in attempts:
-            copy.write_row(_attempt_row(attempt))
+    with connection.cursor() as cursor:
+        try:
+            with cursor.cursor.copy(copy_sql) as copy:
+                for attempt in attempts:
+                    copy.write_row(_attempt_row(attempt))
+        except ValueError as error:
+            # Through PgBouncer, a server connection lost during the COPY ends it with two errors
+            # (the server's and PgBouncer's), which psycopg reports as a ValueError: say what it
+            # is, so that the caller reconnects and records again.
+            if not cursor.cursor.connection.broken:
+                raise
+            raise OperationalError("The database connection was lost during a COPY.") from error
 
 
 _ATTEMPTS_COPY_SQL = (

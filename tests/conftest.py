@@ -7,8 +7,9 @@ import pytest
 from django.conf import settings
 from hypothesis import settings as hypothesis_settings
 
+from benchmarks.pgbouncer import PgBouncer
 from deliveries import fair
-from tests import rabbitmq
+from tests import pooling, rabbitmq
 from tests.brokers import SUITE_BROKER, lose_messages, using_broker
 from tests.receiver import Receiver
 from tests.worker import CeleryWorker
@@ -20,6 +21,14 @@ pytest_plugins: list[str] = []
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if settings.DATABASE_POOL_URL:
+        raise pytest.UsageError(
+            "DATABASE_POOL_URL is set: the suite connects to DATABASE_URL, and its PgBouncer pass "
+            "(HOOKLINE_TEST_PGBOUNCER=1) starts a PgBouncer of its own. Unset it."
+        )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -36,6 +45,10 @@ def pytest_report_header() -> list[str]:
     lines = [
         f"hookline: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL}"
     ]
+    if pooling.ENABLED:
+        lines.append(
+            "hookline: the PgBouncer pass: connecting through a PgBouncer in transaction mode"
+        )
     if settings.SERVICES_MISSING:
         lines.append(
             "hookline: UNREACHABLE "
@@ -45,7 +58,8 @@ def pytest_report_header() -> list[str]:
     return lines
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _select_for_the_pgbouncer_pass(config, items)
     if not settings.SERVICES_MISSING:
         return
     skip = pytest.mark.skip(
@@ -82,6 +96,43 @@ def broker(request):
     lose_messages(url)  # what an earlier test left
     with using_broker(url):
         yield url
+
+
+def _select_for_the_pgbouncer_pass(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside the pass, tests that need its PgBouncer are left out; in it, all of them skip, or
+    fail the run under REQUIRE_SERVICES=1, where it cannot run."""
+    if not pooling.ENABLED:
+        left_out = [item for item in items if "pgbouncer" in getattr(item, "fixturenames", ())]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if item not in left_out]
+        return
+    reason = pooling.unavailable()
+    if not reason:
+        return
+    if os.environ.get("REQUIRE_SERVICES", "") == "1":
+        raise pytest.UsageError(f"REQUIRE_SERVICES=1, but {reason}")
+    for item in items:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """The test database, created directly; in the PgBouncer pass, every connection goes through
+    a PgBouncer from here on, until just before the database is dropped (tests.pooling)."""
+    if not pooling.ENABLED or pooling.unavailable():
+        yield
+        return
+    with pooling.through_pgbouncer():
+        yield
+
+
+@pytest.fixture
+def pgbouncer(django_db_setup) -> PgBouncer:
+    """The PgBouncer pass's PgBouncer; tests that take it run in that pass only."""
+    bouncer = pooling.running()
+    assert bouncer is not None, "only in the PgBouncer pass (HOOKLINE_TEST_PGBOUNCER=1)"
+    return bouncer
 
 
 @pytest.fixture(autouse=True)

@@ -76,6 +76,7 @@ def test_admin_refuses_an_endpoint_past_the_tenants_limit(admin_client, settings
 
 
 @pytest.mark.services
+@pytest.mark.pgbouncer
 def test_concurrent_admin_creations_for_the_last_place_give_one_endpoint_and_form_errors(
     transactional_db, settings
 ):
@@ -199,6 +200,7 @@ def test_admin_shows_an_events_payload_as_the_host_sent_it_and_read_only(admin_c
         "/admin/dashboard/portallink/",
     ],
 )
+@pytest.mark.pgbouncer
 def test_every_admin_list_renders(admin_client, path):
     assert admin_client.get(path).status_code == 200
 
@@ -311,6 +313,7 @@ def test_only_users_who_may_add_api_keys_may_create_staff_keys(client, django_us
     assert not ApiKey.objects.filter(tenant=tenant).exists()
 
 
+@pytest.mark.pgbouncer
 def test_admin_delivery_list_filters_by_tenant_endpoint_type_and_date(admin_client):
     paid = EventTypeFactory(name="order.paid")
     mine, other = TenantFactory(slug="mine"), TenantFactory(slug="other")

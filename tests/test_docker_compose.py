@@ -18,7 +18,9 @@ APPS = ("web", "worker", "beat")
 
 
 def test_compose_runs_postgres_redis_web_worker_and_beat():
-    assert set(load_services()) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    services = load_services()
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat", "pgbouncer"}
+    assert [name for name in services if services[name].get("profiles")] == ["pgbouncer"]
 
 
 def test_web_worker_and_beat_share_one_image_built_here():
@@ -35,7 +37,27 @@ def test_app_services_point_at_the_compose_postgres_and_redis():
         env = services[name]["environment"]
         assert urlsplit(env["DATABASE_URL"]).hostname == "postgres"
         assert urlsplit(env["CELERY_BROKER_URL"]).hostname == "redis"
-        assert set(services[name]["depends_on"]) == {"postgres", "redis", "migrate"}
+        assert set(services[name]["depends_on"]) == {"postgres", "redis", "migrate", "pgbouncer"}
+
+
+def test_an_optional_pgbouncer_in_transaction_mode_serves_the_apps_when_asked_for():
+    services = load_services()
+    pgbouncer = services["pgbouncer"]
+    assert pgbouncer["profiles"] == ["pgbouncer"]
+    assert pgbouncer["environment"]["POOL_MODE"] == "transaction"
+    assert urlsplit(pgbouncer["environment"]["DATABASE_URL"]).hostname == "postgres"
+    assert pgbouncer["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pg_isready" in pgbouncer["healthcheck"]["test"]
+    for name in APPS:
+        # Through PgBouncer only when DATABASE_POOL_URL is set; started without it otherwise.
+        assert services[name]["environment"]["DATABASE_POOL_URL"] == "${DATABASE_POOL_URL:-}"
+        assert services[name]["depends_on"]["pgbouncer"] == {
+            "condition": "service_healthy",
+            "required": False,
+        }
+    # Migrations connect to PostgreSQL itself, and wait for it alone.
+    assert set(services["migrate"]["depends_on"]) == {"postgres"}
+    assert "manage.py migrate" in services["migrate"]["command"][-1]
 
 
 def test_migrations_run_once_before_any_process_starts():

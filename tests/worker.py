@@ -14,13 +14,15 @@ from django.conf import settings
 from django.db import connection
 
 from tests.brokers import lose_messages
+from tests.pooling import direct_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def worker_database_url() -> str:
-    """The test database's URL, for a process started by a test."""
-    db = connection.settings_dict
+    """The test database's URL, for a process started by a test: the server itself. In the
+    PgBouncer pass, such a process also inherits DATABASE_POOL_URL (tests.pooling)."""
+    db = direct_settings()
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or "postgres"

@@ -117,6 +117,7 @@ def test_bad_filter_values_are_400(api, endpoint_a, make_delivery, query, field)
 # --- Cursor pagination ----------------------------------------------------------------------------
 
 
+@pytest.mark.pgbouncer
 def test_walking_every_page_shows_each_delivery_once_newest_first(api, endpoint_a, make_delivery):
     deliveries = [make_delivery(endpoint_a, PENDING) for _ in range(7)]
     seen: list[int] = []

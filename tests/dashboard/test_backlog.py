@@ -186,6 +186,7 @@ def test_an_ordering_key_is_shown_as_text(client, acme):
     assert "&lt;b&gt;ord&amp;&quot;1&#x27;&lt;/b&gt;" in html
 
 
+@pytest.mark.pgbouncer
 def test_deliveries_list_marks_waiting_deliveries_and_filters_them(client, acme):
     signed_in(client, "ana", tenant=acme["tenant"])
     waiting_ids = {delivery.pk for delivery in acme["waiting"]}

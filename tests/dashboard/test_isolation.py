@@ -56,6 +56,7 @@ def test_every_page_of_another_tenant_is_404(member_client, theirs):
         assert member_client.get(path).status_code == 404, path
 
 
+@pytest.mark.pgbouncer
 def test_lists_show_nothing_of_another_tenant(member_client, theirs):
     for path in ["/dashboard/", "/dashboard/endpoints/", "/dashboard/deliveries/",
                  "/dashboard/dead-letters/", "/dashboard/inbox/",

@@ -186,6 +186,7 @@ def test_an_empty_batch_costs_no_query(tenant):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the one statement is PostgreSQL's")
+@pytest.mark.pgbouncer
 def test_on_postgresql_a_batch_is_one_statement(tenant, paid):
     for _ in range(3):
         EndpointFactory(tenant=tenant)

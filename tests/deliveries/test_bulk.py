@@ -157,6 +157,7 @@ def lease(*, limit: int = 50, skip: list[int] | None = None):
 
 
 @pytest.mark.usefixtures("either_claim")
+@pytest.mark.pgbouncer
 def test_a_lease_takes_due_deliveries_oldest_first_up_to_the_limit(tenant):
     endpoint = EndpointFactory(tenant=tenant)
     newest, oldest, middle = (delivery(endpoint, due_in=-n) for n in (1, 3, 2))
@@ -172,6 +173,7 @@ def test_a_lease_takes_due_deliveries_oldest_first_up_to_the_limit(tenant):
 
 
 @pytest.mark.usefixtures("either_claim")
+@pytest.mark.pgbouncer
 def test_a_lease_takes_only_free_due_deliveries_to_endpoints_whose_circuit_is_closed(tenant):
     now = timezone.now()
     endpoint = EndpointFactory(tenant=tenant)
@@ -250,6 +252,7 @@ def test_an_endpoint_with_one_due_delivery_is_served_beside_its_tenants_busy_end
 
 
 @pytest.mark.usefixtures("rotation")
+@pytest.mark.pgbouncer
 def test_tenants_share_a_batch_in_proportion_to_their_delivery_weights():
     light, heavy = TenantFactory(delivery_weight=1), TenantFactory(delivery_weight=3)
     for owner in (light, heavy):
@@ -319,6 +322,7 @@ def test_a_lease_says_whether_an_ended_cooldown_lets_a_probe_go(
 # --- renewing and ending leases -----------------------------------------------------------------
 
 
+@pytest.mark.pgbouncer
 def test_renewing_extends_only_the_leases_the_token_still_holds(tenant):
     now = timezone.now()
     endpoint = EndpointFactory(tenant=tenant)
@@ -338,6 +342,7 @@ def test_renewing_extends_only_the_leases_the_token_still_holds(tenant):
     assert leases == {held.id: until, lapsed.id: until, taken.id: now, free.id: None}
 
 
+@pytest.mark.pgbouncer
 def test_applying_outcomes_moves_on_only_the_deliveries_the_lease_still_holds(tenant):
     now = timezone.now()
     endpoint = EndpointFactory(tenant=tenant)
@@ -374,6 +379,7 @@ def test_applying_outcomes_moves_on_only_the_deliveries_the_lease_still_holds(te
 # --- attempts -----------------------------------------------------------------------------------
 
 
+@pytest.mark.pgbouncer
 def test_attempts_are_stored_column_for_column(tenant):
     target = delivery(EndpointFactory(tenant=tenant))
     now = timezone.now()

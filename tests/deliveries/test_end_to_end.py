@@ -30,6 +30,7 @@ def wait_until_finished(event: Event, timeout: float = 20) -> list[Delivery]:
     raise AssertionError(f"deliveries of {event.public_id} still pending after {timeout} s")
 
 
+@pytest.mark.pgbouncer
 def test_event_reaches_every_subscribed_endpoint_and_no_other(worker, receiver):
     tenant = TenantFactory()
     paid, created = EventTypeFactory(name="order.paid"), EventTypeFactory(name="user.created")
@@ -75,6 +76,7 @@ def test_disabled_endpoint_receives_nothing(worker, receiver):
     assert receiver.requests("/off") == []
 
 
+@pytest.mark.pgbouncer
 def test_rolled_back_transaction_sends_nothing(worker, receiver):
     tenant = TenantFactory()
     EventTypeFactory(name="order.paid")
@@ -137,6 +139,7 @@ def test_a_payload_posted_to_the_api_arrives_as_the_host_wrote_it(worker, receiv
     )  # fmt: skip
 
 
+@pytest.mark.pgbouncer
 def test_attempt_records_status_duration_and_response_excerpt(worker, receiver):
     tenant = TenantFactory()
     EventTypeFactory(name="order.paid")
@@ -158,6 +161,7 @@ def test_attempt_records_status_duration_and_response_excerpt(worker, receiver):
     assert attempt.error_kind == ""
 
 
+@pytest.mark.pgbouncer
 def test_failing_receiver_is_retried_on_the_same_webhook_id(worker, receiver):
     tenant = TenantFactory()
     EventTypeFactory(name="order.paid")

@@ -48,6 +48,7 @@ def history(delivery: Delivery) -> list[tuple[int, str, int | None]]:
 
 
 @batch_db
+@pytest.mark.pgbouncer
 def test_replayed_failed_delivery_gets_one_replay_attempt_with_the_same_webhook_id(
     tenant, receiver, settings
 ):
@@ -192,6 +193,7 @@ def queued_ids() -> set[int]:
 
 
 @command_db
+@pytest.mark.pgbouncer
 def test_replay_command_queues_the_given_deliveries_and_counts_what_it_queued(tenant):
     endpoint = EndpointFactory(tenant=tenant)
     failed = make_delivery(endpoint)
@@ -256,6 +258,7 @@ def test_replay_command_all_failed_queues_every_failed_delivery(tenant):
 
 
 @command_db
+@pytest.mark.pgbouncer
 def test_replay_command_queues_a_large_selection_chunk_by_chunk(tenant, monkeypatch):
     monkeypatch.setattr("deliveries.management.commands.replay.CHUNK", 2)
     endpoint = EndpointFactory(tenant=tenant)

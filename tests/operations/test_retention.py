@@ -228,6 +228,7 @@ def database_snapshot() -> dict[str, object]:
 # --- the service ----------------------------------------------------------------------------------
 
 
+@pytest.mark.pgbouncer
 def test_purge_deletes_old_succeeded_deliveries_and_keeps_failed_and_pending_ones(world):
     counts = retention_purge(before=CUTOFF, batch_size=2)
 
@@ -251,6 +252,7 @@ def test_purge_deletes_old_succeeded_deliveries_and_keeps_failed_and_pending_one
     assert (counts.inbox_requests, counts.replay_jobs, counts.complete) == (1, 1, True)
 
 
+@pytest.mark.pgbouncer
 def test_kept_attempts_older_than_the_cutoff_lose_their_capture_but_stay_in_the_timeline(world):
     counts = retention_purge(before=CUTOFF, batch_size=2)
 
@@ -273,6 +275,7 @@ def test_kept_attempts_older_than_the_cutoff_lose_their_capture_but_stay_in_the_
     assert all(has_capture(attempt) for attempt in recent)
 
 
+@pytest.mark.pgbouncer
 def test_purge_works_in_batches_of_the_given_size(world):
     batches: list[tuple[str, int]] = []
 
@@ -516,6 +519,7 @@ def test_purge_task_is_on_the_beat_schedule(settings):
     assert entry["schedule"] == settings.WEBHOOKS_RETENTION_INTERVAL == 3600.0
 
 
+@pytest.mark.pgbouncer
 def test_purge_task_purges_what_is_older_than_the_retention(world, settings):
     settings.WEBHOOKS_RETENTION_DAYS = 30
     settings.WEBHOOKS_RETENTION_BATCH_SIZE = 2

@@ -62,6 +62,7 @@ def send(tenant, key: str, n: int) -> Callable[[], int]:
     return lambda: send_event(tenant, "order.paid", {"n": n}, idempotency_key=key).id
 
 
+@pytest.mark.pgbouncer
 def test_concurrent_sends_with_one_key_store_one_event_and_one_delivery_per_endpoint(tenant):
     ids = run_at_once([send(tenant, "same", n) for n in range(8)])
 

@@ -38,6 +38,7 @@ def assert_nothing_stored() -> None:
     assert Delivery.objects.count() == 0
 
 
+@pytest.mark.pgbouncer
 def test_send_event_stores_event_and_one_pending_delivery_per_endpoint(tenant, paid):
     second = EndpointFactory(tenant=tenant, url="http://127.0.0.1:9/second")
 
@@ -148,6 +149,7 @@ def test_payload_failing_the_event_type_schema_is_refused(tenant):
     assert send_event(tenant, "order.shipped", {"order_id": "o7"}).pk
 
 
+@pytest.mark.pgbouncer
 def test_repeated_idempotency_key_returns_the_first_event(tenant, paid):
     first = send_event(tenant, "order.paid", {"n": 1}, idempotency_key="k-1")
     again = send_event(tenant, "order.paid", {"n": 2}, idempotency_key="k-1")

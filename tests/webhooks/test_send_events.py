@@ -51,6 +51,7 @@ def statuses(results) -> list[str]:
     return [result.status for result in results]
 
 
+@pytest.mark.pgbouncer
 def test_a_batch_stores_each_event_with_one_delivery_per_subscribed_endpoint(tenant):
     results = send_events(tenant, [("order.paid", {"n": n}) for n in range(3)])
 

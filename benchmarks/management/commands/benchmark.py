@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import dj_database_url
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
@@ -20,8 +23,11 @@ from benchmarks.brokers import (
     broker_comparison,
     comparison_report,
 )
+from benchmarks.costs import cpu_seconds
 from benchmarks.delivery import TROUBLED_PATHS, Options, run
 from benchmarks.ordered import ordered_failed, ordered_report
+from benchmarks.pgbouncer import PgBouncer, pgbouncer_binary
+from benchmarks.pooled import pooled_figures, pooled_report
 from benchmarks.scratch import scratch_database
 
 SCENARIO_ENDPOINTS = 10
@@ -120,9 +126,15 @@ class Command(BaseCommand):
             help="drain the backlog again with fresh workers, tracing off and then on (exporting "
             "to a collector on 127.0.0.1), and time one attempt's span in process",
         )
+        parser.add_argument(
+            "--pgbouncer",
+            action="store_true",
+            help="measure the run twice, directly and through a PgBouncer in transaction mode "
+            "that the benchmark starts (Debian: apt-get install pgbouncer), and compare",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
-    def handle(self, *args: object, inside: bool, **options: Any) -> None:
+    def handle(self, *args: object, inside: bool, pgbouncer: bool, **options: Any) -> None:
         names = {f.name for f in dataclasses.fields(Options)}
         chosen = Options(**{name: options[name] for name in names})
         if chosen.scenario in TROUBLED_PATHS:
@@ -134,6 +146,13 @@ class Command(BaseCommand):
             return
         if connection.vendor != "postgresql":
             raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL.")
+        if settings.DATABASE_POOL_URL:
+            raise CommandError(
+                "The benchmark creates its databases on the server itself: run it without "
+                "DATABASE_POOL_URL (--pgbouncer starts a PgBouncer of its own)."
+            )
+        if pgbouncer and pgbouncer_binary() is None:
+            raise CommandError("--pgbouncer needs PgBouncer: apt-get install pgbouncer.")
         default = "amqp" if settings.CELERY_BROKER_URL.startswith("amqp") else "redis"
         try:
             urls = bench_broker_urls(
@@ -146,44 +165,65 @@ class Command(BaseCommand):
                 broker_checked(name, url)
         except BrokerUnavailable as error:
             raise CommandError(f"The benchmark needs its broker. {error}") from None
-        runs = {name: self._run_inside(chosen, url) for name, url in urls.items()}
+        if pgbouncer:
+            if len(urls) > 1:
+                raise CommandError("--pgbouncer compares on one broker: --broker redis or amqp.")
+            self._measure_direct_and_pooled(chosen, _environment(next(iter(urls.values()))))
+            return
+        runs = {}
+        for name, broker in urls.items():
+            with scratch_database("bench") as url:
+                runs[name] = self._run_inside(chosen, {**_environment(broker), "DATABASE_URL": url})
         if len(runs) > 1:
             comparison = broker_comparison(runs)
             for line in comparison_report(comparison):
                 self.stdout.write(line)
             self.stdout.write(json.dumps(comparison))
 
-    def _run_inside(self, chosen: Options, broker: str) -> dict:
-        """One measurement in a scratch database with `broker`; echoes it, returns its figures."""
-        with scratch_database("bench") as url:
-            env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker,
-                   "REDIS_URL": "", "CACHE_URL": "locmem://",
-                   "WEBHOOKS_REQUIRE_HTTPS": "false",
-                   "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
-                   "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-                   # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
-                   "ALLOWED_HOSTS": "localhost"}  # fmt: skip
-            command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(chosen)]
-            inner = subprocess.Popen(
-                command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True
-            )
-            figures: dict = {}
-            try:
-                assert inner.stdout is not None
-                for line in inner.stdout:
-                    self.stdout.write(line.rstrip("\n"))
-                    if line.startswith('{"benchmark"'):
-                        figures = json.loads(line)
-                returncode = inner.wait()
-            finally:
-                if inner.poll() is None:
-                    inner.terminate()
-                    inner.wait(timeout=90)
+    def _run_inside(self, options: Options, env: dict[str, str]) -> dict:
+        """One measurement by a process of its own in the scratch database `env` names; echoes
+        what it prints, returns its figures."""
+        command = [sys.executable, "manage.py", "benchmark", "--inside", *self._flags(options)]
+        inner = subprocess.Popen(
+            command, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE, text=True
+        )
+        figures: dict = {}
+        try:
+            assert inner.stdout is not None
+            for line in inner.stdout:
+                self.stdout.write(line.rstrip("\n"))
+                if line.startswith('{"benchmark"'):
+                    figures = json.loads(line)
+            returncode = inner.wait()
+        finally:
+            if inner.poll() is None:
+                inner.terminate()
+                inner.wait(timeout=90)
         if returncode == ORDER_BROKEN:
             raise CommandError("The ordered variant's checks failed.")
         if returncode:
             raise CommandError("The benchmark failed.")
         return figures
+
+    def _measure_direct_and_pooled(self, options: Options, env: dict[str, str]) -> None:
+        """The run directly, then through a PgBouncer in front of the same server, each in a
+        scratch database of its own; prints both and the comparison (benchmarks.pooled)."""
+        runs, bouncer_cpu_s = {}, 0.0
+        for name in ("direct", "pgbouncer"):
+            self.stdout.write(f"--- {name} ---")
+            with scratch_database(f"bench_{name}") as url, _pgbouncer(url, name) as bouncer:
+                pool_url = bouncer.url(url.rsplit("/", 1)[1]) if bouncer else ""
+                started = _cpu_seconds(bouncer)
+                inner_env = {**env, "DATABASE_URL": url, "DATABASE_POOL_URL": pool_url}
+                runs[name] = self._run_inside(options, inner_env)
+                bouncer_cpu_s = _cpu_seconds(bouncer) - started
+        figures = pooled_figures(runs["direct"], runs["pgbouncer"])
+        # PgBouncer's own processor time, which no figure of the pooled run includes.
+        delivered = max(runs["pgbouncer"].get("received", 0), 1)
+        figures["pgbouncer_process_cpu_s_per_1000"] = round(1000 * bouncer_cpu_s / delivered, 3)
+        for line in pooled_report(figures):
+            self.stdout.write(line)
+        self.stdout.write(json.dumps({"benchmark": "delivery", "variant": "pgbouncer", **figures}))
 
     def _flags(self, options: Options) -> list[str]:
         flags = []
@@ -209,6 +249,38 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps({"benchmark": "delivery", **figures}))
         if ordered and ordered_failed(figures):
             sys.exit(ORDER_BROKEN)
+
+
+def _environment(broker: str) -> dict[str, str]:
+    """The measuring process's environment, with `broker` for its workers."""
+    return {**os.environ, "CELERY_BROKER_URL": broker,
+            "REDIS_URL": "", "CACHE_URL": "locmem://",
+            "WEBHOOKS_REQUIRE_HTTPS": "false",
+            "WEBHOOKS_PRIVATE_NETWORK_ALLOWLIST": "127.0.0.0/8",
+            "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+            # The receivers are on 127.0.0.1; no web server runs, so no host is Hookline's.
+            "ALLOWED_HOSTS": "localhost"}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _pgbouncer(url: str, run: str) -> Iterator[PgBouncer | None]:
+    """For the pgbouncer run, a PgBouncer in transaction mode in front of `url`'s server; for
+    the direct run, none."""
+    if run != "pgbouncer":
+        yield None
+        return
+    parts = dj_database_url.parse(url)
+    with PgBouncer(
+        host=parts["HOST"] or "127.0.0.1", port=int(parts["PORT"] or 5432),
+        user=parts["USER"] or "postgres", password=parts["PASSWORD"] or "",
+    ) as bouncer:  # fmt: skip
+        yield bouncer
+
+
+def _cpu_seconds(bouncer: PgBouncer | None) -> float:
+    if bouncer is None or bouncer.process is None:
+        return 0.0
+    return cpu_seconds(bouncer.process.pid)
 
 
 def _positive(text: str) -> int:
