@@ -1,0 +1,248 @@
+"""Attempts on PostgreSQL: a partition a day, created ahead, dropped whole.
+
+The attempts' table is partitioned by LIST (archived) (migration 0019):
+
+- `<table>_archive` (archived): attempts kept past the retention window for their delivery's
+  timeline, blanked (operations.retention moves them there);
+- `<table>_live` (not archived), partitioned by RANGE (started_at): `<table>_pYYYYMMDD`, one UTC
+  day each, and `<table>_default`, which takes any row that no day takes.
+
+Days are created DAYS_AHEAD ahead by beat (`deliveries.tasks.create_attempt_partitions`), by
+every retention run, and by a worker about to store an attempt past the last day it knows of. An
+insert never waits for any of them: the default partition takes what no day takes. When a day is
+created, its rows in the default partition move into it in the same transaction (PostgreSQL
+refuses to attach a partition whose rows sit in the default one), so a row left there never
+stops its day from being created.
+
+Creating and dropping a day take locks that every reader of attempts conflicts with for a
+moment; both give up after LOCK_TIMEOUT rather than queue the readers behind a long query, and
+are tried again on the next run. Other databases keep a plain table: everything here is then a
+no-op, and `attempts_partitioned()` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import DatabaseError, OperationalError, connection, transaction
+from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
+
+from deliveries.models import Attempt
+
+logger = logging.getLogger(__name__)
+
+# Days created ahead of today: a week without beat still stores every attempt in its day.
+DAYS_AHEAD = 7
+# How long creating or dropping a day waits for the readers of attempts before giving up.
+LOCK_TIMEOUT = "2s"
+# After a failed attempt to create days, a worker stores attempts without trying again for this
+# long (they go to the default partition meanwhile).
+RETRY_SECONDS = 60.0
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@dataclass(frozen=True)
+class DayPartition:
+    """The partition of attempts that started on `day` (UTC)."""
+
+    day: date
+
+    @property
+    def name(self) -> str:
+        return f"{_table()}_p{self.day:%Y%m%d}"
+
+    @property
+    def lower(self) -> datetime:
+        return datetime(self.day.year, self.day.month, self.day.day, tzinfo=UTC)
+
+    @property
+    def upper(self) -> datetime:
+        return self.lower + timedelta(days=1)
+
+
+def attempts_partitioned() -> bool:
+    """Whether attempts are stored in day partitions: on PostgreSQL, once migrated."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [_table()])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "p"
+
+
+def day_partitions() -> list[DayPartition]:
+    """The day partitions there are, oldest first."""
+    with connection.cursor() as cursor:
+        return _day_partitions(cursor)
+
+
+def attempt_partitions_ensure(
+    *, now: datetime | None = None, since: date | None = None, days_ahead: int = DAYS_AHEAD
+) -> list[DayPartition]:
+    """Create the partitions of today (UTC, at `now`) and the `days_ahead` days after it, of every
+    day from `since` on, and of every day that has rows in the default partition, moving those
+    rows into it. Returns the partitions created; none when attempts are not partitioned.
+
+    Safe to run at once from many processes (an advisory lock serialises them). Raises
+    OperationalError if the readers of attempts held their locks past LOCK_TIMEOUT: nothing is
+    created then, and nothing is lost (inserts go to the default partition meanwhile).
+    """
+    if not attempts_partitioned():
+        return []
+    today = _utc_day(now or timezone.now())
+    first = min(since, today) if since else today
+    wanted = {first + timedelta(days=n) for n in range((today - first).days + days_ahead + 1)}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_table()])
+        existing = {partition.day for partition in _day_partitions(cursor)}
+        if wanted <= existing and not _default_has_rows(cursor):
+            return []  # the usual case: no lock taken that readers would wait for
+        with _lock_timeout(cursor):
+            # First: a transaction that has just put rows of a new day in the default partition
+            # commits before they are looked for.
+            cursor.execute(f"LOCK TABLE {_quoted('default')} IN ACCESS EXCLUSIVE MODE")
+            wanted |= _days_in_default(cursor)
+            created = [DayPartition(day) for day in sorted(wanted - existing)]
+            for partition in created:
+                _create(cursor, partition)
+    if created:
+        logger.info("Created attempt partitions %s", ", ".join(p.name for p in created))
+    return created
+
+
+def attempt_partition_drop(partition: DayPartition) -> int | None:
+    """Drop `partition` with every row in it; returns how many there were, or None (and drops
+    nothing) when the readers of attempts held their locks past LOCK_TIMEOUT."""
+    name = connection.ops.quote_name(partition.name)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # a name of ours
+            rows = cursor.fetchone()[0]
+            with _lock_timeout(cursor):
+                cursor.execute(f"DROP TABLE {name}")
+    except OperationalError as error:
+        if _sqlstate(error) != LOCK_NOT_AVAILABLE:
+            raise
+        logger.warning("Attempt partition %s is in use: it is dropped on a later run", name)
+        return None
+    logger.info("Dropped attempt partition %s with %s attempts", partition.name, rows)
+    return rows
+
+
+class _Horizon:
+    """How far ahead this process knows attempts have their day, per database."""
+
+    def __init__(self) -> None:
+        self.until: dict[str, datetime] = {}
+        self.retry_at: dict[str, float] = {}
+
+    def covers(self, key: str, moment: datetime) -> bool:
+        if moment < self.until.get(key, datetime.min.replace(tzinfo=UTC)):
+            return True
+        return time.monotonic() < self.retry_at.get(key, 0.0)
+
+
+_horizon = _Horizon()
+
+
+def attempts_covered(latest: datetime) -> None:
+    """Before storing attempts that started up to `latest`: make sure their day exists.
+
+    Costs nothing while `latest` is before the last day this process saw. Past it, creates the
+    days ahead (attempt_partitions_ensure); if that fails, the attempts still go in (to the
+    default partition) and this process tries again after RETRY_SECONDS.
+    """
+    key = connection.settings_dict["NAME"]
+    if _horizon.covers(key, latest):
+        return
+    try:
+        # A savepoint: a failure here leaves the caller's transaction usable.
+        with transaction.atomic():
+            if not attempts_partitioned():
+                _horizon.until[key] = datetime.max.replace(tzinfo=UTC)
+                return
+            attempt_partitions_ensure(now=latest)
+            days = day_partitions()
+    except DatabaseError:
+        logger.warning("Could not create attempt partitions; trying again later", exc_info=True)
+        _horizon.retry_at[key] = time.monotonic() + RETRY_SECONDS
+        return
+    if days:
+        _horizon.until[key] = days[-1].upper
+
+
+def _create(cursor: CursorWrapper, partition: DayPartition) -> None:
+    name = connection.ops.quote_name(partition.name)
+    lower, upper = partition.lower.isoformat(), partition.upper.isoformat()
+    cursor.execute(
+        f"CREATE TABLE {name} (LIKE {_quoted()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+        "INCLUDING STORAGE)"
+    )
+    cursor.execute(
+        f"WITH moved AS (DELETE FROM {_quoted('default')} WHERE started_at >= %s "  # noqa: S608
+        f"AND started_at < %s RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+        [partition.lower, partition.upper],
+    )
+    cursor.execute(
+        f"ALTER TABLE {_quoted('live')} ATTACH PARTITION {name} "
+        f"FOR VALUES FROM ('{lower}') TO ('{upper}')"
+    )
+
+
+def _day_partitions(cursor: CursorWrapper) -> list[DayPartition]:
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(%s)",
+        [f"{_table()}_live"],
+    )
+    pattern = re.compile(re.escape(_table()) + r"_p(\d{8})")
+    days = [
+        datetime.strptime(found.group(1), "%Y%m%d").date()
+        for (name,) in cursor.fetchall()
+        if (found := pattern.fullmatch(name))
+    ]
+    return [DayPartition(day) for day in sorted(days)]
+
+
+def _default_has_rows(cursor: CursorWrapper) -> bool:
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {_quoted('default')})")  # noqa: S608
+    return bool(cursor.fetchone()[0])
+
+
+def _days_in_default(cursor: CursorWrapper) -> set[date]:
+    cursor.execute(
+        f"SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM {_quoted('default')}"  # noqa: S608
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+@contextlib.contextmanager
+def _lock_timeout(cursor: CursorWrapper) -> Iterator[None]:
+    """Statements inside give up on a lock after LOCK_TIMEOUT; the transaction's setting is back
+    afterwards (it lasts to the end of the transaction otherwise: a test's, say)."""
+    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    yield
+    cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+
+
+def _sqlstate(error: DatabaseError) -> str | None:
+    return getattr(error.__cause__, "sqlstate", None)
+
+
+def _table() -> str:
+    return Attempt._meta.db_table
+
+
+def _quoted(part: str = "") -> str:
+    return connection.ops.quote_name(f"{_table()}_{part}" if part else _table())
+
+
+def _utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
