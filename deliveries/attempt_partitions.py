@@ -117,23 +117,32 @@ def attempt_partitions_ensure(
     return created
 
 
-def attempt_partition_drop(partition: DayPartition) -> int | None:
-    """Drop `partition` with every row in it; returns how many there were, or None (and drops
-    nothing) when the readers of attempts held their locks past LOCK_TIMEOUT."""
+class PartitionInUse(Exception):
+    """Readers of attempts held their locks past LOCK_TIMEOUT: try again later."""
+
+
+def attempt_partition_drop(partition: DayPartition) -> int:
+    """Drop `partition` with every row in it; returns how many there were. Raises
+    PartitionInUse, dropping nothing, when the readers of attempts held their locks past
+    LOCK_TIMEOUT: in a caller's transaction, that undoes it too, unless caught inside it."""
     name = connection.ops.quote_name(partition.name)
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # a name of ours
-            rows = cursor.fetchone()[0]
-            with _lock_timeout(cursor):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {name}")  # noqa: S608  # a name of ours
+        rows = cursor.fetchone()[0]
+        try:
+            with transaction.atomic(), _lock_timeout(cursor):
                 cursor.execute(f"DROP TABLE {name}")
-    except OperationalError as error:
-        if _sqlstate(error) != LOCK_NOT_AVAILABLE:
-            raise
-        logger.warning("Attempt partition %s is in use: it is dropped on a later run", name)
-        return None
+        except OperationalError as error:
+            if _sqlstate(error) != LOCK_NOT_AVAILABLE:
+                raise
+            raise PartitionInUse(partition.name) from error
     logger.info("Dropped attempt partition %s with %s attempts", partition.name, rows)
     return rows
+
+
+def archive_table() -> str:
+    """The partition of archived attempts, quoted."""
+    return _quoted("archive")
 
 
 class _Horizon:

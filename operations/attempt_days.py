@@ -1,27 +1,37 @@
 """Retention of attempts stored a day a partition (PostgreSQL): each day goes whole.
 
-A day whose partition ends by the cutoff goes in two moves (operations.retention runs them):
+A day whose partition ends by the cutoff goes in one transaction (operations.retention runs it
+after deleting the deliveries it purges):
 
-1. Its attempts that must stay are archived, a batch at a time: those of a delivery retention
-   keeps (failed, pending, or finished since the cutoff). Archiving blanks what the attempt
-   captured, as retention always has, and moves it into the archive partition, which no day
-   owns: its number, trigger, time, status and error stay in the delivery's timeline.
-2. The partition is dropped with what is left in it, in one statement however many millions of
-   rows that is: attempts of succeeded deliveries finished before the cutoff, and of deliveries
-   deleted meanwhile.
+1. Its attempts that must stay are copied into the archive partition, blanked: those of a
+   delivery that retention keeps (failed, pending, or finished since the cutoff). Their number,
+   trigger, time, status and error stay in the delivery's timeline.
+2. The day's partition is dropped, with however many millions of rows it holds, in one
+   statement: no row is deleted one by one.
 
-The cutoff is kept to the day: an attempt goes, or is blanked, once the whole of its UTC day is
-older than the cutoff, up to a day later than on a plain table.
+Readers see the day or the archived copies, never both: they appear as the day goes, at commit.
+Retention's cutoff is kept to the day: an attempt goes, or is blanked, once the whole of its UTC
+day is older than the cutoff, up to a day later than on a plain table.
+
+A delivery deleted (with its attempts) while its day is being copied may leave its archived
+copies behind, which no one reads; a delivery replayed then, after retention found it doomed,
+keeps its row but loses the attempts of that day, which retention was deleting.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 
-from deliveries.attempt_partitions import DayPartition, day_partitions
+from deliveries.attempt_partitions import (
+    DayPartition,
+    PartitionInUse,
+    archive_table,
+    attempt_partition_drop,
+    day_partitions,
+)
 from deliveries.models import Attempt, Delivery
 from deliveries.sql_names import sql_with_names
 
@@ -34,38 +44,57 @@ def days_to_purge(before: datetime) -> list[DayPartition]:
     return [day for day in day_partitions() if day.upper <= before]
 
 
-def kept_attempts_walk(
-    day: DayPartition, *, before: datetime, after_id: int, limit: int
-) -> list[int]:
-    """Up to `limit` ids, in order from past `after_id`, of the attempts in `day` whose delivery
-    retention keeps: anything but succeeded and finished before `before`."""
-    sql = sql_with_names(_KEPT_SQL, Attempt, Delivery)
-    params = {"after": after_id, "limit": limit, "before": before,
-              "succeeded": Delivery.Status.SUCCEEDED}  # fmt: skip
+def attempt_day_purge(day: DayPartition, *, before: datetime) -> tuple[int, int] | None:
+    """Archive the attempts of `day` that retention keeps, then drop the day, in one
+    transaction. Returns (attempts deleted, attempts archived), or None, having changed
+    nothing, when the day is in use (PartitionInUse): the next run tries again."""
+    try:
+        with transaction.atomic():
+            archived = _archive_kept(day, before)
+            return attempt_partition_drop(day) - archived, archived
+    except PartitionInUse:
+        return None
+
+
+def _archive_kept(day: DayPartition, before: datetime) -> int:
+    name = connection.ops.quote_name(day.name)
     with connection.cursor() as cursor:
-        cursor.execute(sql.replace("<day>", connection.ops.quote_name(day.name)), params)
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute(sql_with_names(_BOUNDS_SQL, Attempt).replace("<day>", name))
+        first, last = cursor.fetchone()
+        if last is None:
+            return 0  # an empty day
+        # The deliveries created that day are a range of ids: read it, not the whole table.
+        # Attempts of older deliveries (retries past midnight, replays) are looked up one by one.
+        params = {"first": last + 1 if first is None else first, "last": last,
+                  "succeeded": Delivery.Status.SUCCEEDED, "before": before}  # fmt: skip
+        sql = sql_with_names(_ARCHIVE_SQL, Attempt, Delivery)
+        cursor.execute(sql.replace("<day>", name).replace("<archive>", archive_table()), params)
+        return cursor.rowcount
 
 
-# Read from the day's own partition, by its primary key: no other day is looked at.
-_KEPT_SQL = """
-SELECT a.{Attempt.id} FROM <day> a
-JOIN {Delivery.table} d ON d.{Delivery.id} = a.{Attempt.delivery_id}
-WHERE a.{Attempt.id} > %(after)s
-  AND (d.{Delivery.status} <> %(succeeded)s OR d.{Delivery.finished_at} IS NULL
-       OR d.{Delivery.finished_at} >= %(before)s)
-ORDER BY a.{Attempt.id} LIMIT %(limit)s
+_BOUNDS_SQL = """
+SELECT (SELECT min({Attempt.delivery_id}) FROM <day> WHERE {Attempt.number} = 1),
+       (SELECT max({Attempt.delivery_id}) FROM <day>)
 """
-
-
-def attempts_archive(day: DayPartition, attempt_ids: list[int]) -> int:
-    """Blank these attempts of `day` and move them into the archive; returns how many moved."""
-    in_day = Q(started_at__gte=day.lower, started_at__lt=day.upper)
-    return (
-        Attempt.objects.filter(in_day, id__in=attempt_ids, archived=False)
-        .order_by()
-        .update(archived=True, **BLANK_CAPTURE)
-    )
+_COLUMNS = [field.attname for field in Attempt._meta.concrete_fields]
+_BLANKED = {"request_headers": "jsonb_build_object()", "response_headers": "jsonb_build_object()",
+            "response_body": "''", "archived": "true"}  # fmt: skip
+_KEPT = """(d.{Delivery.status} <> %(succeeded)s OR d.{Delivery.finished_at} IS NULL
+            OR d.{Delivery.finished_at} >= %(before)s)"""
+_ARCHIVE_SQL = (
+    "INSERT INTO <archive> ("
+    + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
+    + ") SELECT "
+    + ", ".join(_BLANKED.get(column, f"a.{{Attempt.{column}}}") for column in _COLUMNS)
+    + """ FROM <day> a WHERE a.{Attempt.delivery_id} IN (
+    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    WHERE d.{Delivery.id} BETWEEN %(first)s AND %(last)s AND <kept>
+    UNION ALL
+    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    WHERE d.{Delivery.id} IN (SELECT s.{Attempt.delivery_id} FROM <day> s
+                              WHERE s.{Attempt.delivery_id} < %(first)s)
+      AND <kept>)""".replace("<kept>", _KEPT)
+)
 
 
 def attempt_days_count(before: datetime) -> tuple[int, int]:

@@ -42,11 +42,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from deliveries.attempt_partitions import (
-    DayPartition,
-    attempt_partition_drop,
-    attempt_partitions_ensure,
-)
+from deliveries.attempt_partitions import attempt_partitions_ensure
 from deliveries.attempt_partitions import attempts_partitioned as attempts_by_day
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.sql_names import sql_with_names
@@ -55,10 +51,9 @@ from operations.attempt_days import (
     BLANK_CAPTURE,
     archived_attempts_count,
     archived_attempts_delete,
+    attempt_day_purge,
     attempt_days_count,
-    attempts_archive,
     days_to_purge,
-    kept_attempts_walk,
 )
 from webhooks.models import Event
 
@@ -256,33 +251,22 @@ class _Purge:
         return self.counts.complete
 
     def attempt_days(self) -> bool:
-        """Archive the kept attempts of each day that ends by the cutoff, then drop the day
-        (operations.attempt_days). A day that cannot be dropped yet stops the step."""
+        """Drop each day of attempts that ends by the cutoff, its kept attempts archived first
+        (operations.attempt_days), oldest first; a day in use stops the step until next run."""
         if self._out_of_time():
             return False
         _partitions_ensure()  # rows waiting in the default partition go to their day first
         for day in days_to_purge(self.before):
-            if not self._archive_kept(day):
+            if self._out_of_time():
                 return False
-            dropped = attempt_partition_drop(day)
-            if dropped is None:  # in use: the next run drops it
+            purged = attempt_day_purge(day, before=self.before)
+            if purged is None:
                 self.counts.complete = False
                 return False
-            self._count("attempts", dropped)
+            deleted, archived = purged
+            self._count("attempts_blanked", archived)
+            self._count("attempts", deleted)
         return self.counts.complete
-
-    def _archive_kept(self, day: DayPartition) -> bool:
-        after_id = 0
-        while not self._out_of_time():
-            kept = kept_attempts_walk(
-                day, before=self.before, after_id=after_id, limit=self.batch_size
-            )
-            if kept:
-                self._count("attempts_blanked", attempts_archive(day, kept))
-            if len(kept) < self.batch_size:
-                return True
-            after_id = kept[-1]
-        return False
 
     def inbox_requests(self) -> bool:
         for batch in self._batches(_by_id(InboxRequest), "received_at"):

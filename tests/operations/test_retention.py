@@ -290,7 +290,9 @@ def test_purge_works_in_batches_of_the_given_size(world):
         retention_purge(before=CUTOFF, batch_size=2, on_batch=lambda *batch: batches.append(batch))
 
     assert [count for category, count in batches if category == "deliveries"] == [2, 2, 2, 2]
-    assert [count for category, count in batches if category == "attempts_blanked"] == [2, 2, 2, 1]
+    # Stored by day, a day's kept attempts are archived in one statement, as the day goes.
+    blanked = [7] if attempts_partitioned() else [2, 2, 2, 1]
+    assert [count for category, count in batches if category == "attempts_blanked"] == blanked
     statements = [query["sql"] for query in queries.captured_queries]
     table = Delivery._meta.db_table
     assert sum(sql.startswith(f'DELETE FROM "{table}"') for sql in statements) == 4
