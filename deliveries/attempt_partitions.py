@@ -140,6 +140,32 @@ def attempt_partition_drop(partition: DayPartition) -> int:
     return rows
 
 
+@dataclass(frozen=True)
+class PartitionSize:
+    name: str
+    rows: int | None  # PostgreSQL's estimate; None until the partition is first analyzed
+    bytes: int
+
+
+def partition_sizes() -> list[PartitionSize]:
+    """Every partition of attempts (the days oldest first, then the archive and the default),
+    with its estimated rows and its size on disk, indexes included."""
+    names = [day.name for day in day_partitions()]
+    names += [f"{_table()}_archive", f"{_table()}_default"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reltuples, pg_total_relation_size(c.oid) FROM pg_class c "
+            "WHERE c.oid = ANY(ARRAY(SELECT to_regclass(name) FROM unnest(%s::text[]) AS name))",
+            [names],
+        )
+        found = {name: (rows, size) for name, rows, size in cursor.fetchall()}
+    return [
+        PartitionSize(name, None if found[name][0] < 0 else int(found[name][0]), found[name][1])
+        for name in names
+        if name in found
+    ]
+
+
 def archive_table() -> str:
     """The partition of archived attempts, quoted."""
     return _quoted("archive")

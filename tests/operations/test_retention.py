@@ -283,6 +283,15 @@ def test_kept_attempts_older_than_the_cutoff_lose_their_capture_but_stay_in_the_
     assert all(has_capture(attempt) for attempt in recent)
 
 
+def test_kept_attempts_past_the_cutoff_are_marked_archived(world):
+    retention_purge(before=CUTOFF, batch_size=2)
+
+    old = Attempt.objects.filter(started_at__lt=CUTOFF)
+    assert old.count() == 7
+    assert all(attempt.archived for attempt in old)
+    assert not Attempt.objects.filter(started_at__gte=CUTOFF, archived=True).exists()
+
+
 def test_purge_works_in_batches_of_the_given_size(world):
     batches: list[tuple[str, int]] = []
 
