@@ -239,7 +239,7 @@ def _day_partitions(cursor: CursorWrapper) -> list[DayPartition]:
     )
     pattern = re.compile(re.escape(_table()) + r"_p(\d{8})")
     days = [
-        datetime.strptime(found.group(1), "%Y%m%d").date()
+        date.fromisoformat(found.group(1))  # YYYYMMDD is ISO 8601's basic form
         for (name,) in cursor.fetchall()
         if (found := pattern.fullmatch(name))
     ]

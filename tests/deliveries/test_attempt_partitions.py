@@ -62,7 +62,9 @@ def new_attempt(delivery: Delivery, started_at: datetime, number: int = 1) -> At
 
 def stored_in(attempt_id: int) -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT tableoid::regclass::text FROM "{TABLE}" WHERE id = %s', [attempt_id])
+        cursor.execute(
+            f'SELECT tableoid::regclass::text FROM "{TABLE}" WHERE id = %s', [attempt_id]
+        )
         return cursor.fetchone()[0]
 
 

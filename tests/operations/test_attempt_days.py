@@ -73,7 +73,9 @@ def delivery_with_attempts(
 
 def stored_in(attempt: Attempt) -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT tableoid::regclass::text FROM "{TABLE}" WHERE id = %s', [attempt.id])
+        cursor.execute(
+            f'SELECT tableoid::regclass::text FROM "{TABLE}" WHERE id = %s', [attempt.id]
+        )
         return cursor.fetchone()[0]
 
 

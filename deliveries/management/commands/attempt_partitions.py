@@ -40,7 +40,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, days_ahead: int, since: str | None, **_: Any) -> None:
         if not 0 <= days_ahead <= MAX_DAYS_AHEAD:
-            raise CommandError(f"--days-ahead must be from 0 to {MAX_DAYS_AHEAD}, not {days_ahead}.")
+            raise CommandError(
+                f"--days-ahead must be from 0 to {MAX_DAYS_AHEAD}, not {days_ahead}."
+            )
         first = _parse_since(since)
         if not attempts_partitioned():
             self.stdout.write("Attempts are a plain table on this database: no partitions.")
