@@ -95,6 +95,15 @@ class Command(BaseCommand):
             help="drain the backlog again plain and with a transformation on every endpoint, "
             "and time one transformation in process",
         )
+        parser.add_argument(
+            "--history",
+            type=int,
+            default=0,
+            metavar="N",
+            help="also store N attempts (half of them on a day past the retention window), time "
+            "the delivery pages, lists and a claim, purge that day, and compare the backlog with "
+            "attempts partitioned and in a plain table",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, **options: Any) -> None:
