@@ -25,11 +25,11 @@ from django.db import connection
 from django.utils import timezone
 
 from benchmarks.pages import client_of, time_page
-from deliveries.attempt_partitions import DayPartition, attempt_partitions_ensure
+from deliveries.attempt_partitions import AttemptPartition, attempt_partitions_ensure
 from deliveries.models import Attempt, Delivery
 from deliveries.services import deliveries_claim_due, deliveries_release
 from deliveries.sql_names import sql_with_names
-from operations.attempt_days import attempt_day_purge
+from operations.retention_partitions import attempt_partition_purge
 from subscriptions.models import Endpoint, EventType, Tenant
 from subscriptions.services import tenant_create
 from webhooks.models import Event
@@ -60,7 +60,7 @@ class History:
     """What `history_fill` stored, for the pages and the purge."""
 
     attempts: int
-    old_day: DayPartition
+    old_day: AttemptPartition
     endpoint_id: int
     old_delivery_id: int
     recent_delivery_id: int
@@ -72,8 +72,9 @@ def history_fill(*, attempts: int, now: datetime | None = None) -> History:
     HISTORY_DAYS days since (see the module's docstring), a statement per day."""
     now = now or timezone.now()
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    old_day = DayPartition((today - timedelta(days=HISTORY_DAYS + 1)).date())
-    attempt_partitions_ensure(now=now, since=old_day.day)
+    first_day = (today - timedelta(days=HISTORY_DAYS + 1)).date()
+    old_day = AttemptPartition(first_day, first_day + timedelta(days=1))
+    attempt_partitions_ensure(now=now, since=first_day)
     tenant = tenant_create(slug="history", name="History")
     endpoints = [
         Endpoint.objects.create(tenant=tenant, url=f"https://history{n}.invalid/hook")
@@ -205,7 +206,7 @@ def history_day_purge(history: History) -> dict:
     """Purge the old day as retention does (archive its kept attempts, drop it); timed."""
     before = history.old_day.upper + timedelta(seconds=1)
     started = time.perf_counter()
-    purged = attempt_day_purge(history.old_day, before=before)
+    purged = attempt_partition_purge(history.old_day, before=before)
     seconds = time.perf_counter() - started
     if purged is None:
         raise RuntimeError(f"{history.old_day.name} was in use: it could not be dropped.")

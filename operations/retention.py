@@ -3,15 +3,15 @@
 `retention_purge` (run by the beat task `deliveries.tasks.purge_expired` and by
 `manage.py purge`) removes, for a cutoff T:
 
-- succeeded deliveries finished before T, with their attempts (on PostgreSQL, attempts are
-  stored a day a partition, and go with their day: operations.attempt_days);
+- succeeded deliveries finished before T, with their attempts (on PostgreSQL, attempts are stored
+  in partitions by day, and go with their partition: operations.retention_partitions);
 - events created before T that have no delivery left: those whose deliveries it purged, those
   that never had one (no endpoint was subscribed), and those whose endpoint was deleted;
 - the captured request headers, response headers and response body of every attempt started
   before T that is kept (attempts of pending and failed deliveries, and the early attempts of a
   delivery replayed since): blanked, not deleted, so the timeline of numbers, triggers, times,
   statuses and errors stays (the attempt is marked `archived`; on PostgreSQL, it moves to the
-  archive partition and its day is dropped);
+  archive partition, and its own partition is dropped);
 - test-inbox requests received before T;
 - bulk replay jobs that finished before T.
 
@@ -25,8 +25,8 @@ deliveries) from the oldest, and since ids grow with time, the walk ends at the 
 younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do). A
 purge cut short by its time budget resumes where it stopped: what it deleted is gone, and the
 walks over attempts and events start from positions kept in the cache (`_Resume`). With a time
-budget and attempts stored by day, deleting deliveries stops at two thirds of it, so that a
-backlog of deliveries never keeps the days of attempts, the bulk of the data, from going.
+budget and attempts in partitions, deleting deliveries stops at two thirds of it, so that a
+backlog of deliveries never keeps the partitions of attempts, the bulk of the data, from going.
 """
 
 from __future__ import annotations
@@ -42,24 +42,23 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from deliveries.attempt_partitions import attempt_partitions_ensure
-from deliveries.attempt_partitions import attempts_partitioned as attempts_by_day
+from deliveries.attempt_partitions import attempt_partitions_ensure, attempts_partitioned
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.sql_names import sql_with_names
 from inbox.models import InboxRequest
-from operations.attempt_days import (
+from operations.retention_partitions import (
     BLANK_CAPTURE,
     archived_attempts_count,
     archived_attempts_delete,
-    attempt_day_purge,
-    attempt_days_count,
-    days_to_purge,
+    attempt_partition_purge,
+    attempt_partitions_count,
+    partitions_to_purge,
 )
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
 
-# With a time budget and attempts stored by day, the share of it deleting deliveries may use.
+# With a time budget and attempts in partitions, the share of it deleting deliveries may use.
 DELIVERIES_SHARE = 2 / 3
 
 
@@ -108,15 +107,15 @@ def retention_purge(
     then False). With `dry_run`, nothing is written: one count per category says what a run
     would do now. Never deletes a failed or pending delivery.
     """
-    by_day = attempts_by_day()
+    partitioned = attempts_partitioned()
     if dry_run:
-        counts = _retention_count(before, by_day=by_day)
+        counts = _retention_count(before, partitioned=partitioned)
     else:
         purge = _Purge(before, batch_size, deadline, on_batch)
         succeeded = Delivery.Status.SUCCEEDED
-        if by_day:
-            purge.deliveries(succeeded, attempts_by_day=True, share=DELIVERIES_SHARE)
-            purge.attempt_days()
+        if partitioned:
+            purge.deliveries(succeeded, attempts_partitioned=True, share=DELIVERIES_SHARE)
+            purge.attempt_partitions()
         else:
             purge.deliveries(succeeded) and purge.attempt_captures()
         steps = (purge.inbox_requests, purge.replay_jobs, purge.orphaned_events)
@@ -219,10 +218,13 @@ class _Purge:
         if self.on_batch is not None and count:
             self.on_batch(category, count)
 
-    def deliveries(self, status: str, *, attempts_by_day: bool = False, share: float = 1.0) -> bool:
+    def deliveries(
+        self, status: str, *, attempts_partitioned: bool = False, share: float = 1.0
+    ) -> bool:
         """Delete deliveries of `status` finished before the cutoff, their events once left
-        without deliveries, and their attempts; with `attempts_by_day`, only their archived
-        attempts: the others go with their day (attempt_days). Stops at `share` of the budget."""
+        without deliveries, and their attempts; with `attempts_partitioned`, only their
+        archived attempts: the others go with their partition (retention_partitions). Stops at
+        `share` of the budget."""
         # The walk follows delivery_status_idx (status, id DESC); a delivery finishes after it
         # is created, so the walk can end at the first one created after the cutoff.
         for batch in self._batches(_deliveries_by_id(status), "created_at", share=share):
@@ -232,7 +234,7 @@ class _Purge:
                 id__lte=batch.last_id,
                 finished_at__lt=self.before,
             )
-            deliveries, attempts, events = _deliveries_delete(doomed, attempts_by_day)
+            deliveries, attempts, events = _deliveries_delete(doomed, attempts_partitioned)
             self._count("attempts", attempts)
             self._count("deliveries", deliveries)
             self._count("events", events)
@@ -250,16 +252,17 @@ class _Purge:
                 BLANKED_ATTEMPTS.remember(batch)
         return self.counts.complete
 
-    def attempt_days(self) -> bool:
-        """Drop each day of attempts that ends by the cutoff, its kept attempts archived first
-        (operations.attempt_days), oldest first; a day in use stops the step until next run."""
+    def attempt_partitions(self) -> bool:
+        """Drop each partition of attempts that ends by the cutoff, its kept attempts archived
+        first (operations.retention_partitions), oldest first; one in use stops the step until
+        the next run."""
         if self._out_of_time():
             return False
-        _partitions_ensure()  # rows waiting in the default partition go to their day first
-        for day in days_to_purge(self.before):
+        _partitions_ensure()  # rows waiting in the default partition go to theirs first
+        for partition in partitions_to_purge(self.before):
             if self._out_of_time():
                 return False
-            purged = attempt_day_purge(day, before=self.before)
+            purged = attempt_partition_purge(partition, before=self.before)
             if purged is None:
                 self.counts.complete = False
                 return False
@@ -315,10 +318,10 @@ def _deliveries_by_id(status: str) -> QuerySet[Delivery]:
 
 
 def _deliveries_delete(
-    doomed: QuerySet[Delivery], attempts_by_day: bool = False
+    doomed: QuerySet[Delivery], attempts_partitioned: bool = False
 ) -> tuple[int, int, int]:
-    """Delete these deliveries with their attempts (with `attempts_by_day`, their archived ones
-    only), then their events left without deliveries."""
+    """Delete these deliveries with their attempts (with `attempts_partitioned`, their archived
+    ones only), then their events left without deliveries."""
     with transaction.atomic():
         # Locked: a replay that put one back in the queue since the walk read it has it out of
         # `doomed`, and one that comes now waits for this commit. One locked elsewhere waits for
@@ -327,9 +330,9 @@ def _deliveries_delete(
         if not rows:
             return 0, 0, 0
         ids = [row[0] for row in rows]
-        if attempts_by_day:
+        if attempts_partitioned:
             attempts = archived_attempts_delete(ids)
-            # Not the ORM's delete, which would look for their attempts in every day.
+            # Not the ORM's delete, which would look for their attempts in every partition.
             with connection.cursor() as cursor:
                 cursor.execute(sql_with_names(_DELIVERIES_DELETE_SQL, Delivery), [ids])
                 deliveries = cursor.rowcount
@@ -389,14 +392,14 @@ def _deliveries_count(status: str, before: datetime) -> PurgeCounts:
     )
 
 
-def _retention_count(before: datetime, *, by_day: bool) -> PurgeCounts:
+def _retention_count(before: datetime, *, partitioned: bool) -> PurgeCounts:
     succeeded = Delivery.Status.SUCCEEDED
     counts = _deliveries_count(succeeded, before)
     kept = Delivery.objects.filter(event_id=OuterRef("pk")).exclude(_doomed(succeeded, before))
     # Events that lose their last delivery, and those that had none.
     counts.events = Event.objects.filter(created_at__lt=before).exclude(Exists(kept)).count()
-    if by_day:
-        deleted, counts.attempts_blanked = attempt_days_count(before)
+    if partitioned:
+        deleted, counts.attempts_blanked = attempt_partitions_count(before)
         doomed = Delivery.objects.filter(_doomed(succeeded, before))
         counts.attempts = deleted + archived_attempts_count(doomed)
     else:

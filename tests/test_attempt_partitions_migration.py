@@ -15,7 +15,11 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from deliveries.attempt_partitions import DayPartition, attempts_partitioned
+from deliveries.attempt_partitions import (
+    AttemptPartition,
+    attempt_partitions,
+    attempts_partitioned,
+)
 from deliveries.bulk import attempts_insert
 from deliveries.models import Attempt, Delivery
 
@@ -104,8 +108,18 @@ def test_an_upgrade_moves_every_attempt_into_its_day_and_the_ids_go_on():
         assert attempts_partitioned()
         assert _rows() == before
         stored_in = _stored_in()
+        partitions = attempt_partitions()
         for row in before:
-            assert stored_in[row[0]] == DayPartition(row[4].astimezone(UTC).date()).name
+            day = row[4].astimezone(UTC).date()
+            (partition,) = [p for p in partitions if p.covers(day)]
+            assert stored_in[row[0]] == partition.name
+        # What is older than the retention window (30 days here) shares one partition, which
+        # the first purge drops; then a day each, without a gap, to the week ahead.
+        today = NOW.date()
+        assert partitions[0] == AttemptPartition(STARTS[0].date(), today - timedelta(days=30))
+        assert [(p.first_day, p.end_day) for p in partitions[1:]] == [
+            (today + timedelta(days=n), today + timedelta(days=n + 1)) for n in range(-30, 8)
+        ]
         delivery = Delivery.objects.order_by("id").last()
         added = Attempt.objects.create(
             delivery=delivery, number=3, started_at=timezone.now(), duration_ms=1.0, url="x"

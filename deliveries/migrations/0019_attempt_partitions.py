@@ -3,13 +3,15 @@
     deliveries_attempt            LIST (archived)
       deliveries_attempt_archive    archived = true: kept past the retention window, blanked
       deliveries_attempt_live       archived = false, RANGE (started_at)
-        deliveries_attempt_pYYYYMMDD  one UTC day each
-        deliveries_attempt_default    whatever no day takes (moved out when its day is created)
+        deliveries_attempt_pYYYYMMDD  from that UTC day on, for a day (or a few: see below)
+        deliveries_attempt_default    whatever no other takes (moved out when its own is created)
 
 The rows move in one transaction: the old table is renamed, the partitioned one created with the
-same columns, a day partition created for every day that holds attempts (and the week ahead),
-the rows copied, the indexes built, and the old table dropped. The ids go on from the old
-table's sequence. The primary key becomes (id, archived, started_at), as PostgreSQL requires of a
+same columns and its partitions, the rows copied, the indexes built, and the old table dropped.
+The ids go on from the old table's sequence. The attempts older than the retention window share
+one partition, which the first purge drops (archiving what it keeps first); the window and the
+week ahead are cut in partitions of a day, or of more with a retention over 59 days or none (the
+rule of deliveries.attempt_partitions.partition_span, as it was when this was written). The primary key becomes (id, archived, started_at), as PostgreSQL requires of a
 partitioned table; Django still addresses attempts by id. Other databases keep the plain table:
 the model's state is the same on both. Backwards, the rows move into a plain table again.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import migrations
 
 DAYS_AHEAD = 7
@@ -30,18 +33,27 @@ def _quote(schema_editor, name):
     return schema_editor.connection.ops.quote_name(name)
 
 
-def _days_with_rows(cursor, table):
-    """Each UTC day on which some attempt started, one index probe per day."""
-    days = []
-    cursor.execute(f"SELECT min(started_at) FROM {table}")
-    first = cursor.fetchone()[0]
-    while first is not None:
-        day = first.astimezone(UTC).date()
-        days.append(day)
-        following = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-        cursor.execute(f"SELECT min(started_at) FROM {table} WHERE started_at >= %s", [following])
-        first = cursor.fetchone()[0]
-    return days
+def _span(retention_days):
+    return 30 if retention_days <= 0 else max(1, retention_days // 30)
+
+
+def _ranges(first_row, today, retention_days):
+    """(first day, end day) of each partition: one for what is older than the retention window,
+    then spans up to the week ahead."""
+    day = min(first_row.astimezone(UTC).date(), today) if first_row else today
+    ranges = []
+    window = today - timedelta(days=retention_days) if retention_days > 0 else None
+    if window is not None and day < window:
+        ranges.append((day, window))
+        day = window
+    while day <= today + timedelta(days=DAYS_AHEAD):
+        ranges.append((day, day + timedelta(days=_span(retention_days))))
+        day = ranges[-1][1]
+    return ranges
+
+
+def _midnight(day):
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
 
 
 def _set_aside(cursor, schema_editor, table, suffix):
@@ -88,7 +100,8 @@ def partition(apps, schema_editor):
     q = lambda name: _quote(schema_editor, name)  # noqa: E731
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {q(table)} IN ACCESS EXCLUSIVE MODE")
-        days = _days_with_rows(cursor, q(table))
+        cursor.execute(f"SELECT min(started_at) FROM {q(table)}")
+        ranges = _ranges(cursor.fetchone()[0], datetime.now(UTC).date(), settings.WEBHOOKS_RETENTION_DAYS)
         aside = _set_aside(cursor, schema_editor, table, "unpartitioned")
         cursor.execute(
             f"CREATE TABLE {q(table)} (LIKE {q(aside)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
@@ -105,13 +118,10 @@ def partition(apps, schema_editor):
             f"PARTITION BY RANGE (started_at)"
         )
         cursor.execute(f"CREATE TABLE {q(table + '_default')} PARTITION OF {live} DEFAULT")
-        today = datetime.now(UTC).date()
-        ahead = [today + timedelta(days=n) for n in range(DAYS_AHEAD + 1)]
-        for day in sorted(set(days) | set(ahead)):
-            lower = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for first, end in ranges:
             cursor.execute(
-                f"CREATE TABLE {q(f'{table}_p{day:%Y%m%d}')} PARTITION OF {live} "
-                f"FOR VALUES FROM ('{lower.isoformat()}') TO ('{(lower + timedelta(days=1)).isoformat()}')"
+                f"CREATE TABLE {q(f'{table}_p{first:%Y%m%d}')} PARTITION OF {live} "
+                f"FOR VALUES FROM ('{_midnight(first)}') TO ('{_midnight(end)}')"
             )
         _copy_rows_and_sequence(cursor, schema_editor, table, aside)
         _add_indexes(schema_editor, model)

@@ -18,12 +18,12 @@ from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from deliveries import attempt_partitions
+from deliveries import attempt_partitions as partitioning
 from deliveries.attempt_partitions import (
     DAYS_AHEAD,
-    DayPartition,
+    AttemptPartition,
+    attempt_partitions,
     attempt_partitions_ensure,
-    day_partitions,
 )
 from deliveries.bulk import attempts_insert
 from deliveries.models import Attempt, Delivery
@@ -39,7 +39,7 @@ FAR = datetime(2031, 3, 14, 15, 9, tzinfo=UTC)  # no partition is made this far 
 @pytest.fixture(autouse=True)
 def fresh_horizon(monkeypatch):
     """Each test starts as a new worker process: no day known to exist yet."""
-    monkeypatch.setattr(attempt_partitions, "_horizon", attempt_partitions._Horizon())
+    monkeypatch.setattr(partitioning, "_horizon", partitioning._Horizon())
 
 
 @pytest.fixture
@@ -69,7 +69,16 @@ def stored_in(attempt_id: int) -> str:
 
 
 def days() -> set[date]:
-    return {partition.day for partition in day_partitions()}
+    """Every day some partition covers."""
+    return {
+        partition.first_day + timedelta(days=n)
+        for partition in attempt_partitions()
+        for n in range((partition.end_day - partition.first_day).days)
+    }
+
+
+def one_day(day: date) -> AttemptPartition:
+    return AttemptPartition(day, day + timedelta(days=1))
 
 
 @contextlib.contextmanager
@@ -98,7 +107,7 @@ def test_a_stored_attempt_lands_in_its_own_day(delivery):
     attempts_insert([new_attempt(delivery, now)])
 
     stored = Attempt.objects.get(delivery=delivery)
-    assert stored_in(stored.id) == DayPartition(now.astimezone(UTC).date()).name
+    assert stored_in(stored.id) == one_day(now.astimezone(UTC).date()).name
     assert Attempt.objects.get(id=stored.id).response_body == "ok"  # read back by id alone
 
 
@@ -108,7 +117,7 @@ def test_a_worker_storing_past_the_last_day_creates_that_day_and_the_week_after(
 
     attempts_insert([new_attempt(delivery, later)])
 
-    assert stored_in(Attempt.objects.get(delivery=delivery).id) == DayPartition(later.date()).name
+    assert stored_in(Attempt.objects.get(delivery=delivery).id) == one_day(later.date()).name
     assert {later.date() + timedelta(days=n) for n in range(DAYS_AHEAD + 1)} <= days()
 
 
@@ -119,8 +128,8 @@ def test_an_attempt_without_its_day_waits_in_the_default_partition_then_moves_in
 
     created = attempt_partitions_ensure()
 
-    assert DayPartition(FAR.date()) in created
-    assert stored_in(attempt.id) == DayPartition(FAR.date()).name
+    assert one_day(FAR.date()) in created
+    assert stored_in(attempt.id) == one_day(FAR.date()).name
     moved = Attempt.objects.get(id=attempt.id)
     assert (moved.started_at, moved.request_headers, moved.response_body) == (
         FAR,
@@ -147,7 +156,7 @@ def test_creating_days_gives_up_on_busy_attempts_and_changes_nothing(delivery):
 
 
 def test_a_worker_stores_its_attempts_even_when_days_cannot_be_created(delivery, monkeypatch):
-    monkeypatch.setattr(attempt_partitions, "LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(partitioning, "LOCK_TIMEOUT", "200ms")
     with attempts_read_elsewhere():
         attempts_insert([new_attempt(delivery, FAR)])
         # It does not try again at once: the next batch does not wait on the lock either.
@@ -188,12 +197,12 @@ def test_the_beat_task_creates_the_missing_days(delivery):
     from deliveries.tasks import create_attempt_partitions
 
     today = timezone.now().astimezone(UTC).date()
-    coming = DayPartition(today + timedelta(days=DAYS_AHEAD))
+    coming = one_day(today + timedelta(days=DAYS_AHEAD))
     with connection.cursor() as cursor:
         cursor.execute(f'DROP TABLE "{coming.name}"')
 
     assert create_attempt_partitions() == [coming.name]
-    assert coming.day in days()
+    assert coming in attempt_partitions()
 
 
 def test_the_command_creates_days_from_a_date_and_lists_them():
@@ -204,7 +213,7 @@ def test_the_command_creates_days_from_a_date_and_lists_them():
 
     assert {since + timedelta(days=n) for n in range(3)} <= days()
     assert "Created 3 partition(s)." in output.getvalue()
-    assert DayPartition(since).name in output.getvalue()
+    assert one_day(since).name in output.getvalue()
     assert f"{TABLE}_archive" in output.getvalue()
 
 
@@ -225,3 +234,14 @@ def test_the_command_refuses_bad_arguments_and_creates_nothing(args, message):
         call_command("attempt_partitions", *args, stdout=io.StringIO())
 
     assert days() == before
+
+
+def test_with_a_long_retention_a_partition_spans_several_days(delivery, settings):
+    settings.WEBHOOKS_RETENTION_DAYS = 365
+    attempt = new_attempt(delivery, FAR)
+    attempt.save()
+
+    (created, *_) = attempt_partitions_ensure()
+
+    assert created == AttemptPartition(FAR.date(), FAR.date() + timedelta(days=12))
+    assert stored_in(attempt.id) == created.name

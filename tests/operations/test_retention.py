@@ -58,7 +58,7 @@ def no_remembered_position():
 def plain_attempts():
     """For the walk that blanks attempts one batch after another: there only when attempts are a
     plain table. Stored by day (PostgreSQL), they are blanked as their day goes
-    (tests/operations/test_attempt_days.py)."""
+    (tests/operations/test_retention_partitions.py)."""
     if attempts_partitioned():
         pytest.skip("attempts are stored a day a partition here: no blanking walk")
 

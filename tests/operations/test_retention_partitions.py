@@ -1,5 +1,5 @@
-"""Retention of attempts stored a day a partition (PostgreSQL): days dropped whole, the attempts
-of kept deliveries archived first. The behaviour shared with a plain table is in
+"""Retention of attempts stored in partitions by day (PostgreSQL): partitions dropped whole, the
+attempts of kept deliveries archived first. The behaviour shared with a plain table is in
 test_retention.py, which runs on both."""
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deliveries import attempt_partitions
-from deliveries.attempt_partitions import DayPartition, attempt_partitions_ensure, day_partitions
+from deliveries import attempt_partitions as partitioning
+from deliveries.attempt_partitions import (
+    AttemptPartition,
+    attempt_partitions,
+    attempt_partitions_ensure,
+)
 from deliveries.models import Attempt, Delivery
 from operations import retention
 from operations.retention import dead_letters_purge, retention_purge
@@ -29,7 +33,7 @@ TABLE = Attempt._meta.db_table
 NOW = timezone.now().astimezone(UTC)
 CUTOFF = NOW - timedelta(days=30)
 OLD = (NOW - timedelta(days=40)).replace(hour=9, minute=0, second=0, microsecond=0)
-OLD_DAY = DayPartition(OLD.date())
+OLD_DAY = AttemptPartition(OLD.date(), OLD.date() + timedelta(days=1))
 RECENT = NOW - timedelta(hours=1)
 SUCCEEDED, FAILED, PENDING = (
     Delivery.Status.SUCCEEDED,
@@ -131,7 +135,7 @@ def test_a_past_day_is_dropped_whole_and_the_attempts_kept_move_to_the_archive(o
     with CaptureQueriesContext(connection) as queries:
         counts = retention_purge(before=CUTOFF, batch_size=2)
 
-    assert OLD_DAY.day not in {partition.day for partition in day_partitions()}
+    assert OLD_DAY not in attempt_partitions()
     for delivery in kept:
         assert timeline(delivery) == timelines[delivery.id]
     archived = Attempt.objects.filter(started_at__lt=CUTOFF)
@@ -171,7 +175,7 @@ def test_kept_attempts_are_blanked_only_once_their_whole_day_is_past_the_cutoff(
 
 
 def test_a_day_in_use_is_left_whole_for_the_next_run(old_day, monkeypatch):
-    monkeypatch.setattr(attempt_partitions, "LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(partitioning, "LOCK_TIMEOUT", "200ms")
     # By id alone: the default order joins the delivery, and hides attempts without one.
     stored = Attempt.objects.order_by("id").values_list("id", "archived", "response_body")
     before = list(stored)
@@ -180,7 +184,7 @@ def test_a_day_in_use_is_left_whole_for_the_next_run(old_day, monkeypatch):
         counts = retention_purge(before=CUTOFF, batch_size=2)
 
     assert (counts.attempts, counts.attempts_blanked, counts.complete) == (0, 0, False)
-    assert OLD_DAY.day in {partition.day for partition in day_partitions()}
+    assert OLD_DAY in attempt_partitions()
     # Its doomed deliveries went; their attempts wait for the day, which takes them next run.
     assert list(stored) == before
     again = retention_purge(before=CUTOFF, batch_size=2)
@@ -207,7 +211,7 @@ def test_an_archived_attempt_goes_with_its_delivery_and_the_others_with_their_da
     assert not Delivery.objects.filter(id=replayed.id).exists()
     assert not Attempt.objects.filter(delivery_id=replayed.id, archived=True).exists()
     assert counts.attempts == 1  # today is not over: its replay's attempt waits for its day
-    today = DayPartition(RECENT.date())
+    today = AttemptPartition(RECENT.date(), RECENT.date() + timedelta(days=1))
     assert Attempt.objects.filter(delivery_id=replayed.id).get().started_at == RECENT
 
     retention_purge(before=today.upper, batch_size=2)
@@ -220,15 +224,15 @@ def test_a_backlog_of_deliveries_to_delete_leaves_time_for_the_days(old_day, mon
     monkeypatch.setattr(retention, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
     deleting = retention._deliveries_delete
 
-    def slow_delete(doomed, attempts_by_day=False):
+    def slow_delete(doomed, attempts_partitioned=False):
         clock.now += 1.0  # each batch of deliveries takes a second
-        return deleting(doomed, attempts_by_day)
+        return deleting(doomed, attempts_partitioned)
 
     monkeypatch.setattr(retention, "_deliveries_delete", slow_delete)
     counts = retention_purge(before=CUTOFF, batch_size=1, deadline=clock.now + 3.0)
 
     # Two of three seconds on deliveries, one batch each; then the day went all the same.
     assert counts.deliveries == 2
-    assert OLD_DAY.day not in {partition.day for partition in day_partitions()}
+    assert OLD_DAY not in attempt_partitions()
     assert counts.complete is False
     assert Delivery.objects.filter(id__in=[d.id for d in old_day.doomed]).count() == 1

@@ -1,36 +1,41 @@
-"""Retention of attempts stored a day a partition (PostgreSQL): each day goes whole.
+"""Retention of attempts stored in partitions by day (PostgreSQL): each partition goes whole.
 
-A day whose partition ends by the cutoff goes in one transaction (operations.retention runs it
-after deleting the deliveries it purges):
+A partition that ends by the cutoff goes in one transaction (operations.retention runs this after
+deleting the deliveries it purges):
 
 1. Its attempts that must stay are copied into the archive partition, blanked: those of a
    delivery that retention keeps (failed, pending, or finished since the cutoff). Their number,
    trigger, time, status and error stay in the delivery's timeline.
-2. The day's partition is dropped, with however many millions of rows it holds, in one
-   statement: no row is deleted one by one.
+2. The partition is dropped, with however many millions of rows it holds, in one statement: no
+   row is deleted one by one.
 
-Readers see the day or the archived copies, never both: they appear as the day goes, at commit.
-Retention's cutoff is kept to the day: an attempt goes, or is blanked, once the whole of its UTC
-day is older than the cutoff, up to a day later than on a plain table.
+Readers see the partition or the archived copies, never both: the copies appear as it goes, at
+commit. Retention's cutoff is kept to the partition: an attempt goes, or is blanked, once the
+whole of its partition (a UTC day with the usual retention: deliveries.attempt_partitions) is
+older than the cutoff, up to a day later than on a plain table.
 
-A delivery deleted (with its attempts) while its day is being copied may leave its archived
+A delivery deleted (with its attempts) while its partition is being copied may leave archived
 copies behind, which no one reads; a delivery replayed then, after retention found it doomed,
-keeps its row but loses the attempts of that day, which retention was deleting.
+keeps its row but loses the attempts of that partition, which retention was deleting.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from deliveries.attempt_partitions import (
-    DayPartition,
+    AttemptPartition,
     PartitionInUse,
     archive_table,
     attempt_partition_drop,
-    day_partitions,
+    attempt_partitions,
+    days_in_default,
+    partition_span,
+    partitions_planned,
 )
 from deliveries.models import Attempt, Delivery
 from deliveries.sql_names import sql_with_names
@@ -39,32 +44,35 @@ from deliveries.sql_names import sql_with_names
 BLANK_CAPTURE = {"request_headers": {}, "response_headers": {}, "response_body": ""}
 
 
-def days_to_purge(before: datetime) -> list[DayPartition]:
-    """The day partitions that end by `before`, oldest first."""
-    return [day for day in day_partitions() if day.upper <= before]
+def partitions_to_purge(before: datetime) -> list[AttemptPartition]:
+    """The partitions that end by `before`, oldest first."""
+    return [partition for partition in attempt_partitions() if partition.upper <= before]
 
 
-def attempt_day_purge(day: DayPartition, *, before: datetime) -> tuple[int, int] | None:
-    """Archive the attempts of `day` that retention keeps, then drop the day, in one
-    transaction. Returns (attempts deleted, attempts archived), or None, having changed
-    nothing, when the day is in use (PartitionInUse): the next run tries again."""
+def attempt_partition_purge(
+    partition: AttemptPartition, *, before: datetime
+) -> tuple[int, int] | None:
+    """Archive the attempts of `partition` that retention keeps, then drop it, in one
+    transaction. Returns (attempts deleted, attempts archived), or None, having changed nothing,
+    when it is in use (PartitionInUse): the next run tries again."""
     try:
         with transaction.atomic():
-            archived = _archive_kept(day, before)
-            return attempt_partition_drop(day) - archived, archived
+            archived = _archive_kept(partition, before)
+            return attempt_partition_drop(partition) - archived, archived
     except PartitionInUse:
         return None
 
 
-def _archive_kept(day: DayPartition, before: datetime) -> int:
-    name = connection.ops.quote_name(day.name)
+def _archive_kept(partition: AttemptPartition, before: datetime) -> int:
+    name = connection.ops.quote_name(partition.name)
     with connection.cursor() as cursor:
         cursor.execute(sql_with_names(_BOUNDS_SQL, Attempt).replace("<day>", name))
         first, last = cursor.fetchone()
         if last is None:
-            return 0  # an empty day
-        # The deliveries created that day are a range of ids: read it, not the whole table.
-        # Attempts of older deliveries (retries past midnight, replays) are looked up one by one.
+            return 0  # an empty partition
+        # The deliveries whose first attempt is in it are a range of ids: read that range, not
+        # the whole table. Attempts of older deliveries (retries past midnight, replays) are
+        # looked up one by one.
         params = {"first": last + 1 if first is None else first, "last": last,
                   "succeeded": Delivery.Status.SUCCEEDED, "before": before}  # fmt: skip
         sql = sql_with_names(_ARCHIVE_SQL, Attempt, Delivery)
@@ -97,12 +105,20 @@ _ARCHIVE_SQL = (
 )
 
 
-def attempt_days_count(before: datetime) -> tuple[int, int]:
-    """What purging the days that end by `before` would do now: (attempts deleted, attempts
-    archived), counting the attempts still waiting for their day in the default partition."""
-    # A day ends by `before` when it ends by the start of `before`'s own day.
-    first_kept_day = before.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    past = Attempt.objects.filter(archived=False, started_at__lt=first_kept_day)
+def attempt_partitions_count(before: datetime) -> tuple[int, int]:
+    """What purging the partitions that end by `before` would do now: (attempts deleted,
+    attempts archived), counting the attempts waiting in the default partition by the partition
+    they will be moved to first."""
+    existing = attempt_partitions()
+    with connection.cursor() as cursor:
+        waiting = days_in_default(cursor)
+    span = partition_span(settings.WEBHOOKS_RETENTION_DAYS)
+    partitions = [*existing, *partitions_planned(existing, waiting, span)]
+    in_purged = Q(pk__in=[])
+    for partition in partitions:
+        if partition.upper <= before:
+            in_purged |= Q(started_at__gte=partition.lower, started_at__lt=partition.upper)
+    past = Attempt.objects.filter(in_purged, archived=False)
     kept_delivery = Delivery.objects.filter(id=OuterRef("delivery_id")).exclude(
         status=Delivery.Status.SUCCEEDED, finished_at__lt=before
     )
