@@ -211,7 +211,7 @@ def archive_table() -> str:
 
 
 class _Horizon:
-    """How far ahead this process knows attempts have their day, per database."""
+    """How far ahead this process knows attempts have a partition, per database."""
 
     def __init__(self) -> None:
         self.until: dict[str, datetime] = {}
@@ -227,11 +227,11 @@ _horizon = _Horizon()
 
 
 def attempts_covered(latest: datetime) -> None:
-    """Before storing attempts that started up to `latest`: make sure their day exists.
+    """Before storing attempts that started up to `latest`: make sure they have a partition.
 
-    Costs nothing while `latest` is before the last day this process saw. Past it, creates the
-    days ahead (attempt_partitions_ensure); if that fails, the attempts still go in (to the
-    default partition) and this process tries again after RETRY_SECONDS.
+    Costs nothing while `latest` is before the end of the last partition this process saw. Past
+    it, creates the partitions ahead (attempt_partitions_ensure); if that fails, the attempts
+    still go in (to the default partition) and this process tries again after RETRY_SECONDS.
     """
     key = connection.settings_dict["NAME"]
     if _horizon.covers(key, latest):
@@ -259,9 +259,10 @@ def _create(cursor: CursorWrapper, partition: AttemptPartition) -> None:
         f"CREATE TABLE {name} (LIKE {_quoted()} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
         "INCLUDING STORAGE)"
     )
+    started_at = _started_at()
     cursor.execute(
-        f"WITH moved AS (DELETE FROM {_quoted('default')} WHERE started_at >= %s "  # noqa: S608
-        f"AND started_at < %s RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+        f"WITH moved AS (DELETE FROM {_quoted('default')} WHERE {started_at} >= %s "  # noqa: S608
+        f"AND {started_at} < %s RETURNING *) INSERT INTO {name} SELECT * FROM moved",
         [partition.lower, partition.upper],
     )
     cursor.execute(
@@ -296,7 +297,8 @@ def _default_has_rows(cursor: CursorWrapper) -> bool:
 def days_in_default(cursor: CursorWrapper) -> set[date]:
     """The UTC days of the rows waiting in the default partition."""
     cursor.execute(
-        f"SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM {_quoted('default')}"  # noqa: S608
+        f"SELECT DISTINCT ({_started_at()} AT TIME ZONE 'UTC')::date "  # noqa: S608
+        f"FROM {_quoted('default')}"
     )
     return {row[0] for row in cursor.fetchall()}
 
@@ -316,6 +318,10 @@ def _sqlstate(error: DatabaseError) -> str | None:
 
 def _table() -> str:
     return Attempt._meta.db_table
+
+
+def _started_at() -> str:
+    return connection.ops.quote_name(str(Attempt._meta.get_field("started_at").column))
 
 
 def _quoted(part: str = "") -> str:
