@@ -62,8 +62,8 @@ class Options:
     scenario: str = ""  # "", "slow-endpoint", "failing-endpoint" or "noisy-neighbour"
     prefill: int = 0
     ordered: int = 0  # the ordered variant's number of ordering keys (0: not run)
-    transform: bool = False  # also drain backlogs with a transformation on every endpoint
     history: int = 0  # attempts to store for the history variant (0: not run)
+    transform: bool = False  # also drain backlogs with a transformation on every endpoint
 
 
 @dataclass

@@ -22,7 +22,8 @@ until replayed, or until an operator deletes old dead letters with `dead_letters
 Every batch is a short transaction over at most `batch_size` rows chosen by primary key. The
 rows are found by walking an index in id order (the primary key, or `delivery_status_idx` for
 deliveries) from the oldest, and since ids grow with time, the walk ends at the first row
-younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do). A
+younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do, and
+on PostgreSQL, a partition of attempts is read once as it is dropped). A
 purge cut short by its time budget resumes where it stopped: what it deleted is gone, and the
 walks over attempts and events start from positions kept in the cache (`_Resume`). With a time
 budget and attempts in partitions, deleting deliveries stops at two thirds of it, so that a
@@ -116,8 +117,8 @@ def retention_purge(
         if partitioned:
             purge.deliveries(succeeded, attempts_partitioned=True, share=DELIVERIES_SHARE)
             purge.attempt_partitions()
-        else:
-            purge.deliveries(succeeded) and purge.attempt_captures()
+        elif purge.deliveries(succeeded):
+            purge.attempt_captures()
         steps = (purge.inbox_requests, purge.replay_jobs, purge.orphaned_events)
         counts = purge.counts
         # all() stops at the first cut short.
