@@ -31,6 +31,7 @@ from django.utils import timezone
 from benchmarks.costs import Meter, per_thousand
 from benchmarks.emitting import EVENT_TYPE, emit_batches, emit_burst, emit_steady
 from benchmarks.filtered import fan_out_filtered
+from benchmarks.history import history_figures, partitioned_capacity
 from benchmarks.noisy import (
     NOISY_BACKLOG,
     QUIET_PATH,
@@ -64,6 +65,7 @@ class Options:
     scenario: str = ""  # "", "slow-endpoint", "failing-endpoint" or "noisy-neighbour"
     prefill: int = 0
     ordered: int = 0  # the ordered variant's number of ordering keys (0: not run)
+    history: int = 0  # attempts to store for the history variant (0: not run)
     transform: bool = False  # also drain backlogs with a transformation on every endpoint
     otel: bool = False  # also drain backlogs with fresh workers, untraced and traced
 
@@ -224,6 +226,12 @@ def _backlog(
     run.expected += expected
 
 
+def _phase(run: Run, tenant: Tenant, healthy: list[int], name: str) -> float:
+    """A backlog phase named `name`; returns its deliveries per second."""
+    _backlog(run, tenant, healthy, name)
+    return run.figures[f"{name}_per_s"]
+
+
 def _burst(run: Run, tenant: Tenant, healthy: list[int], batched: bool = False) -> None:
     """One process emits a burst while the workers deliver: end to end, with latency. Batched,
     with send_events, 100 events a call."""
@@ -378,12 +386,10 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
                 1,
             )
         if options.transform:
-
-            def backlog(name: str) -> float:
-                _backlog(run, tenant, healthy, name)
-                return run.figures[f"{name}_per_s"]
-
-            transformed_backlog(healthy, backlog, run.figures)
+            transformed_backlog(healthy, lambda name: _phase(run, tenant, healthy, name),
+                                run.figures)  # fmt: skip
+        if options.history:
+            partitioned_capacity(lambda name: _phase(run, tenant, healthy, name), run.figures)
         if options.prefill and options.scenario != "noisy-neighbour" and not options.ordered:
             started = time.monotonic()
             prefill_finished_deliveries(tenant=tenant, count=options.prefill)
@@ -411,6 +417,8 @@ def _measure(options: Options, receiver: Receiver, workdir: Path) -> dict:
     )
     run.figures["queries_per_event"] = round(emit_queries, 2)
     run.figures["queries_per_delivery"] = round(delivery_queries, 3)
+    if options.history:  # last: its fill would slow every phase after it
+        run.figures.update(history_figures(options.history))
     records = receiver.stop()
     return _summary(run, records)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import connection
+from django.utils import timezone
 
 from benchmarks.emitting import EVENT_TYPE
+from deliveries.attempt_partitions import attempt_partitions_ensure
 from deliveries.models import Attempt, Delivery
 from deliveries.sql_names import sql_with_names
 from subscriptions.models import Endpoint, EventType, Tenant
@@ -47,6 +51,9 @@ def prefill_finished_deliveries(*, tenant: Tenant, count: int) -> None:
 
     They are finished: no claim or sweep should ever read them, which is what this measures.
     """
+    # Their attempts go back `count` seconds: into partitions of their own, as a running
+    # installation's would be, not all into the default one.
+    attempt_partitions_ensure(since=(timezone.now() - timedelta(seconds=count)).date())
     archive = tenant_create(slug=f"{tenant.slug}-archive", name="Finished deliveries")
     endpoint = Endpoint.objects.create(tenant=archive, url="https://archive.invalid/hook")
     event_type = EventType.objects.get(name=EVENT_TYPE)

@@ -11,6 +11,9 @@ from config.tracing import tracing_flush
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+# How often beat makes sure the coming days of attempts have their partitions.
+ATTEMPT_PARTITIONS_INTERVAL = 3600.0
+
 app = Celery("hookline")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -30,6 +33,12 @@ def schedule_periodic_tasks(sender: Celery, **_: object) -> None:
         settings.WEBHOOKS_RETENTION_INTERVAL,
         sender.signature("deliveries.tasks.purge_expired"),
         name="purge expired data",
+    )
+    # Does nothing unless a day is missing: days are created a week ahead (PostgreSQL only).
+    sender.add_periodic_task(
+        ATTEMPT_PARTITIONS_INTERVAL,
+        sender.signature("deliveries.tasks.create_attempt_partitions"),
+        name="create attempt partitions",
     )
 
 

@@ -19,6 +19,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from deliveries.attempt_partitions import attempts_covered
 from deliveries.fair import fair_lease_due, sharing
 from deliveries.models import Attempt, Delivery
 from deliveries.ordering import DEEP_HEAD_SQL, deep_heads_capped, deep_heads_per_claim
@@ -151,6 +152,8 @@ def attempts_insert(attempts: list[Attempt]) -> None:
     if connection.vendor != "postgresql":
         Attempt.objects.bulk_create(attempts)
         return
+    if attempts:
+        attempts_covered(max(attempt.started_at for attempt in attempts))
     copy_sql = sql_with_names(_ATTEMPTS_COPY_SQL, Attempt)
     with connection.cursor() as cursor:
         try:

@@ -143,7 +143,17 @@ class Attempt(models.Model):
         INTERNAL = "internal"
         TRANSFORM = "transform"
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # No constraint in the database: on PostgreSQL the attempts are partitioned by day
+    # (deliveries.attempt_partitions), and a constraint would make each deleted delivery probe
+    # every partition. Django still deletes a delivery's attempts with it. No index of its own:
+    # attempt_delivery_idx starts with it.
+    delivery = models.ForeignKey(
+        Delivery,
+        on_delete=models.CASCADE,
+        related_name="attempts",
+        db_constraint=False,
+        db_index=False,
+    )
     number = models.PositiveIntegerField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULED)
     started_at = models.DateTimeField()
@@ -155,6 +165,10 @@ class Attempt(models.Model):
     response_body = models.TextField(blank=True, default="", help_text="The start of the body.")
     error_kind = models.CharField(max_length=32, choices=ErrorKind.choices, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
+    # Kept past the retention window for its delivery's timeline, with its captured headers and
+    # body blanked (operations.retention). On PostgreSQL this moves it out of its day's partition
+    # into the archive, so that the day can be dropped whole.
+    archived = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["delivery", "number"]

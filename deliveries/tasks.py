@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.signals import send_robustly
+from deliveries.attempt_partitions import attempt_partitions_ensure
 from deliveries.batch import deliver_until_idle
 from deliveries.dispatch import (
     DELIVER_DUE,
@@ -77,3 +78,12 @@ def sweep_due_deliveries() -> bool:
         wake_workers()
     send_robustly(deliveries_swept, sender=Delivery, at=now, anything_due=due)
     return due
+
+
+@shared_task(name="deliveries.tasks.create_attempt_partitions")
+def create_attempt_partitions() -> list[str]:
+    """Create the attempt partitions of today and the days ahead (deliveries.attempt_partitions);
+    returns the names created. Does nothing where attempts are a plain table. If the partitions
+    are busy, raises OperationalError and creates nothing: the next run tries again, and no
+    attempt is refused meanwhile."""
+    return [partition.name for partition in attempt_partitions_ensure()]

@@ -3,13 +3,15 @@
 `retention_purge` (run by the beat task `deliveries.tasks.purge_expired` and by
 `manage.py purge`) removes, for a cutoff T:
 
-- succeeded deliveries finished before T, with their attempts;
+- succeeded deliveries finished before T, with their attempts (on PostgreSQL, attempts are stored
+  in partitions by day, and go with their partition: operations.retention_partitions);
 - events created before T that have no delivery left: those whose deliveries it purged, those
   that never had one (no endpoint was subscribed), and those whose endpoint was deleted;
 - the captured request headers, response headers and response body of every attempt started
   before T that is kept (attempts of pending and failed deliveries, and the early attempts of a
   delivery replayed since): blanked, not deleted, so the timeline of numbers, triggers, times,
-  statuses and errors stays;
+  statuses and errors stays (the attempt is marked `archived`; on PostgreSQL, it moves to the
+  archive partition, and its own partition is dropped);
 - test-inbox requests received before T;
 - bulk replay jobs that finished before T.
 
@@ -20,9 +22,12 @@ until replayed, or until an operator deletes old dead letters with `dead_letters
 Every batch is a short transaction over at most `batch_size` rows chosen by primary key. The
 rows are found by walking an index in id order (the primary key, or `delivery_status_idx` for
 deliveries) from the oldest, and since ids grow with time, the walk ends at the first row
-younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do). A
+younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do, and
+on PostgreSQL, a partition of attempts is read once as it is dropped). A
 purge cut short by its time budget resumes where it stopped: what it deleted is gone, and the
-walks over attempts and events start from positions kept in the cache (`_Resume`).
+walks over attempts and events start from positions kept in the cache (`_Resume`). With a time
+budget and attempts in partitions, deleting deliveries stops at two thirds of it, so that a
+backlog of deliveries never keeps the partitions of attempts, the bulk of the data, from going.
 """
 
 from __future__ import annotations
@@ -34,18 +39,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from deliveries.attempt_partitions import attempt_partitions_ensure, attempts_partitioned
 from deliveries.models import Attempt, Delivery, ReplayJob
+from deliveries.sql_names import sql_with_names
 from inbox.models import InboxRequest
+from operations.retention_partitions import (
+    BLANK_CAPTURE,
+    archived_attempts_count,
+    archived_attempts_delete,
+    attempt_partition_purge,
+    attempt_partitions_count,
+    partitions_to_purge,
+)
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
 
-# What an attempt keeps of its request and response once blanked.
-BLANK_CAPTURE = {"request_headers": {}, "response_headers": {}, "response_body": ""}
+# With a time budget and attempts in partitions, the share of it deleting deliveries may use.
+DELIVERIES_SHARE = 2 / 3
 
 
 @dataclass
@@ -93,19 +108,21 @@ def retention_purge(
     then False). With `dry_run`, nothing is written: one count per category says what a run
     would do now. Never deletes a failed or pending delivery.
     """
+    partitioned = attempts_partitioned()
     if dry_run:
-        counts = _retention_count(before)
+        counts = _retention_count(before, partitioned=partitioned)
     else:
         purge = _Purge(before, batch_size, deadline, on_batch)
-        steps = (
-            lambda: purge.deliveries(Delivery.Status.SUCCEEDED),
-            purge.attempt_captures,
-            purge.inbox_requests,
-            purge.replay_jobs,
-            purge.orphaned_events,
-        )
+        succeeded = Delivery.Status.SUCCEEDED
+        if partitioned:
+            purge.deliveries(succeeded, attempts_partitioned=True, share=DELIVERIES_SHARE)
+            purge.attempt_partitions()
+        elif purge.deliveries(succeeded):
+            purge.attempt_captures()
+        steps = (purge.inbox_requests, purge.replay_jobs, purge.orphaned_events)
         counts = purge.counts
-        counts.complete = all(step() for step in steps)  # all() stops at the first cut short
+        # all() stops at the first cut short.
+        counts.complete = counts.complete and all(step() for step in steps)
     _log(counts, before=before, dry_run=dry_run, what="Retention purge")
     return counts
 
@@ -171,9 +188,21 @@ class _Purge:
     ) -> None:
         self.before, self.batch_size = before, batch_size
         self.deadline, self.on_batch = deadline, on_batch
+        self.started = time.monotonic()
         self.counts = PurgeCounts()
 
-    def _batches(self, rows: QuerySet, age_field: str, after_id: int = 0) -> Iterator[_Batch]:
+    def _out_of_time(self, share: float = 1.0) -> bool:
+        """Whether the budget, or `share` of it, is spent; if so, the purge is incomplete."""
+        if self.deadline is None:
+            return False
+        if time.monotonic() < self.started + share * (self.deadline - self.started):
+            return False
+        self.counts.complete = False
+        return True
+
+    def _batches(
+        self, rows: QuerySet, age_field: str, after_id: int = 0, share: float = 1.0
+    ) -> Iterator[_Batch]:
         for batch in _walk(
             rows,
             age_field=age_field,
@@ -181,8 +210,7 @@ class _Purge:
             batch_size=self.batch_size,
             after_id=after_id,
         ):
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                self.counts.complete = False
+            if self._out_of_time(share):
                 return
             yield batch
 
@@ -191,31 +219,57 @@ class _Purge:
         if self.on_batch is not None and count:
             self.on_batch(category, count)
 
-    def deliveries(self, status: str) -> bool:
+    def deliveries(
+        self, status: str, *, attempts_partitioned: bool = False, share: float = 1.0
+    ) -> bool:
+        """Delete deliveries of `status` finished before the cutoff, their events once left
+        without deliveries, and their attempts; with `attempts_partitioned`, only their
+        archived attempts: the others go with their partition (retention_partitions). Stops at
+        `share` of the budget."""
         # The walk follows delivery_status_idx (status, id DESC); a delivery finishes after it
         # is created, so the walk can end at the first one created after the cutoff.
-        for batch in self._batches(_deliveries_by_id(status), "created_at"):
+        for batch in self._batches(_deliveries_by_id(status), "created_at", share=share):
             doomed = Delivery.objects.filter(
                 status=status,
                 id__gte=batch.first_id,
                 id__lte=batch.last_id,
                 finished_at__lt=self.before,
             )
-            deliveries, attempts, events = _deliveries_delete(doomed)
+            deliveries, attempts, events = _deliveries_delete(doomed, attempts_partitioned)
             self._count("attempts", attempts)
             self._count("deliveries", deliveries)
             self._count("events", events)
         return self.counts.complete
 
     def attempt_captures(self) -> bool:
+        """Blank the kept attempts started before the cutoff, on a plain table of attempts."""
         start = BLANKED_ATTEMPTS.start()
         for batch in self._batches(_by_id(Attempt), "started_at", after_id=start):
             captured = Attempt.objects.filter(
                 id__gte=batch.first_id, id__lte=batch.last_id, started_at__lt=self.before
             ).exclude(**BLANK_CAPTURE)
-            self._count("attempts_blanked", captured.update(**BLANK_CAPTURE))
+            self._count("attempts_blanked", captured.update(archived=True, **BLANK_CAPTURE))
             if not batch.ends_walk:
                 BLANKED_ATTEMPTS.remember(batch)
+        return self.counts.complete
+
+    def attempt_partitions(self) -> bool:
+        """Drop each partition of attempts that ends by the cutoff, its kept attempts archived
+        first (operations.retention_partitions), oldest first; one in use stops the step until
+        the next run."""
+        if self._out_of_time():
+            return False
+        _partitions_ensure()  # rows waiting in the default partition go to theirs first
+        for partition in partitions_to_purge(self.before):
+            if self._out_of_time():
+                return False
+            purged = attempt_partition_purge(partition, before=self.before)
+            if purged is None:
+                self.counts.complete = False
+                return False
+            deleted, archived = purged
+            self._count("attempts_blanked", archived)
+            self._count("attempts", deleted)
         return self.counts.complete
 
     def inbox_requests(self) -> bool:
@@ -264,8 +318,11 @@ def _deliveries_by_id(status: str) -> QuerySet[Delivery]:
     return Delivery.objects.filter(status__in=[status, ""]).order_by("-status", "id")
 
 
-def _deliveries_delete(doomed: QuerySet[Delivery]) -> tuple[int, int, int]:
-    """Delete these deliveries with their attempts, then their events left without deliveries."""
+def _deliveries_delete(
+    doomed: QuerySet[Delivery], attempts_partitioned: bool = False
+) -> tuple[int, int, int]:
+    """Delete these deliveries with their attempts (with `attempts_partitioned`, their archived
+    ones only), then their events left without deliveries."""
     with transaction.atomic():
         # Locked: a replay that put one back in the queue since the walk read it has it out of
         # `doomed`, and one that comes now waits for this commit. One locked elsewhere waits for
@@ -273,16 +330,32 @@ def _deliveries_delete(doomed: QuerySet[Delivery]) -> tuple[int, int, int]:
         rows = list(doomed.select_for_update(skip_locked=True).values_list("id", "event_id"))
         if not rows:
             return 0, 0, 0
-        # The ORM's delete follows every relation to a delivery: attempts first.
-        deleted = Delivery.objects.filter(id__in=[row[0] for row in rows]).only("id").delete()[1]
+        ids = [row[0] for row in rows]
+        if attempts_partitioned:
+            attempts = archived_attempts_delete(ids)
+            # Not the ORM's delete, which would look for their attempts in every partition.
+            with connection.cursor() as cursor:
+                cursor.execute(sql_with_names(_DELIVERIES_DELETE_SQL, Delivery), [ids])
+                deliveries = cursor.rowcount
+        else:
+            # The ORM's delete follows every relation to a delivery: attempts first.
+            deleted = Delivery.objects.filter(id__in=ids).only("id").delete()[1]
+            deliveries = deleted.get(Delivery._meta.label, 0)
+            attempts = deleted.get(Attempt._meta.label, 0)
         events = _events_delete(
             _without_deliveries(Event.objects.filter(id__in={row[1] for row in rows}))
         )
-    return (
-        deleted.get(Delivery._meta.label, 0),
-        deleted.get(Attempt._meta.label, 0),
-        events,
-    )
+    return deliveries, attempts, events
+
+
+_DELIVERIES_DELETE_SQL = "DELETE FROM {Delivery.table} WHERE {Delivery.id} = ANY(%s)"
+
+
+def _partitions_ensure() -> None:
+    try:
+        attempt_partitions_ensure()
+    except OperationalError:  # busy: days that exist are purged all the same
+        logger.warning("Could not create attempt partitions before purging", exc_info=True)
 
 
 def _without_deliveries(events: QuerySet[Event]) -> QuerySet[Event]:
@@ -320,18 +393,23 @@ def _deliveries_count(status: str, before: datetime) -> PurgeCounts:
     )
 
 
-def _retention_count(before: datetime) -> PurgeCounts:
+def _retention_count(before: datetime, *, partitioned: bool) -> PurgeCounts:
     succeeded = Delivery.Status.SUCCEEDED
     counts = _deliveries_count(succeeded, before)
     kept = Delivery.objects.filter(event_id=OuterRef("pk")).exclude(_doomed(succeeded, before))
     # Events that lose their last delivery, and those that had none.
     counts.events = Event.objects.filter(created_at__lt=before).exclude(Exists(kept)).count()
-    counts.attempts_blanked = (
-        Attempt.objects.filter(id__gt=BLANKED_ATTEMPTS.start(), started_at__lt=before)
-        .exclude(**BLANK_CAPTURE)
-        .exclude(_doomed(succeeded, before, "delivery__"))
-        .count()
-    )
+    if partitioned:
+        deleted, counts.attempts_blanked = attempt_partitions_count(before)
+        doomed = Delivery.objects.filter(_doomed(succeeded, before))
+        counts.attempts = deleted + archived_attempts_count(doomed)
+    else:
+        counts.attempts_blanked = (
+            Attempt.objects.filter(id__gt=BLANKED_ATTEMPTS.start(), started_at__lt=before)
+            .exclude(**BLANK_CAPTURE)
+            .exclude(_doomed(succeeded, before, "delivery__"))
+            .count()
+        )
     counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
     counts.replay_jobs = _replay_jobs_done(before).count()
     return counts

@@ -132,6 +132,15 @@ class Command(BaseCommand):
             help="measure the run twice, directly and through a PgBouncer in transaction mode "
             "that the benchmark starts (Debian: apt-get install pgbouncer), and compare",
         )
+        parser.add_argument(
+            "--history",
+            type=int,
+            default=0,
+            metavar="N",
+            help="also store N attempts (half of them on a day past the retention window), time "
+            "the delivery pages, lists and a claim, purge that day, and compare the backlog with "
+            "attempts partitioned and in a plain table",
+        )
         parser.add_argument("--inside", action="store_true", help="(internal)")
 
     def handle(self, *args: object, inside: bool, pgbouncer: bool, **options: Any) -> None:

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
 
+from benchmarks.pages import time_page
 from benchmarks.scratch import scratch_database
 from deliveries.models import Delivery
 from deliveries.sql_names import sql_with_names
@@ -95,7 +96,7 @@ class Command(BaseCommand):
         client.force_login(_staff_user())
         rows = []
         for name, path in PAGES.items():
-            timings = _time_page(client, path.format(endpoint=endpoint_id))
+            timings = time_page(client, path.format(endpoint=endpoint_id))
             rows.append({"page": name, "median_ms": round(statistics.median(timings), 1),
                          "max_ms": round(max(timings), 1)})  # fmt: skip
         self._report(rows, deliveries)
@@ -136,15 +137,3 @@ def _fill(deliveries: int, endpoints: int) -> int:
 
 def _staff_user() -> User:
     return get_user_model().objects.create_superuser("bench", "bench@example.com", "bench-pass")
-
-
-def _time_page(client: Client, path: str, runs: int = 7) -> list[float]:
-    client.get(path)  # warm caches, as a real server's would be
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        response = client.get(path)
-        timings.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise CommandError(f"{path} answered {response.status_code}")
-    return timings

@@ -1,0 +1,138 @@
+"""Retention of attempts stored in partitions by day (PostgreSQL): each partition goes whole.
+
+A partition that ends by the cutoff goes in one transaction (operations.retention runs this after
+deleting the deliveries it purges):
+
+1. Its attempts that must stay are copied into the archive partition, blanked: those of a
+   delivery that retention keeps (failed, pending, or finished since the cutoff). Their number,
+   trigger, time, status and error stay in the delivery's timeline.
+2. The partition is dropped, with however many millions of rows it holds, in one statement: no
+   row is deleted one by one.
+
+Readers see the partition or the archived copies, never both: the copies appear as it goes, at
+commit. Retention's cutoff is kept to the partition: an attempt goes, or is blanked, once the
+whole of its partition (a UTC day with the usual retention: deliveries.attempt_partitions) is
+older than the cutoff, up to a day later than on a plain table.
+
+A delivery deleted (with its attempts) while its partition is being copied may leave archived
+copies behind, which no one reads; a delivery replayed then, after retention found it doomed,
+keeps its row but loses the attempts of that partition, which retention was deleting.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from deliveries.attempt_partitions import (
+    AttemptPartition,
+    PartitionInUse,
+    archive_table,
+    attempt_partition_drop,
+    attempt_partitions,
+    days_in_default,
+    partition_span,
+    partitions_planned,
+)
+from deliveries.models import Attempt, Delivery
+from deliveries.sql_names import sql_with_names
+
+# What an attempt keeps of its request and response once blanked.
+BLANK_CAPTURE = {"request_headers": {}, "response_headers": {}, "response_body": ""}
+
+
+def partitions_to_purge(before: datetime) -> list[AttemptPartition]:
+    """The partitions that end by `before`, oldest first."""
+    return [partition for partition in attempt_partitions() if partition.upper <= before]
+
+
+def attempt_partition_purge(
+    partition: AttemptPartition, *, before: datetime
+) -> tuple[int, int] | None:
+    """Archive the attempts of `partition` that retention keeps, then drop it, in one
+    transaction. Returns (attempts deleted, attempts archived), or None, having changed nothing,
+    when it is in use (PartitionInUse): the next run tries again."""
+    try:
+        with transaction.atomic():
+            archived = _archive_kept(partition, before)
+            return attempt_partition_drop(partition) - archived, archived
+    except PartitionInUse:
+        return None
+
+
+def _archive_kept(partition: AttemptPartition, before: datetime) -> int:
+    name = connection.ops.quote_name(partition.name)
+    with connection.cursor() as cursor:
+        cursor.execute(sql_with_names(_BOUNDS_SQL, Attempt).replace("<day>", name))
+        first, last = cursor.fetchone()
+        if last is None:
+            return 0  # an empty partition
+        # The deliveries whose first attempt is in it are a range of ids: read that range, not
+        # the whole table. Attempts of older deliveries (retries past midnight, replays) are
+        # looked up one by one.
+        params = {"first": last + 1 if first is None else first, "last": last,
+                  "succeeded": Delivery.Status.SUCCEEDED, "before": before}  # fmt: skip
+        sql = sql_with_names(_ARCHIVE_SQL, Attempt, Delivery)
+        cursor.execute(sql.replace("<day>", name).replace("<archive>", archive_table()), params)
+        return cursor.rowcount
+
+
+_BOUNDS_SQL = """
+SELECT (SELECT min({Attempt.delivery_id}) FROM <day> WHERE {Attempt.number} = 1),
+       (SELECT max({Attempt.delivery_id}) FROM <day>)
+"""
+_COLUMNS = [field.attname for field in Attempt._meta.concrete_fields]
+_BLANKED = {"request_headers": "jsonb_build_object()", "response_headers": "jsonb_build_object()",
+            "response_body": "''", "archived": "true"}  # fmt: skip
+_KEPT = """(d.{Delivery.status} <> %(succeeded)s OR d.{Delivery.finished_at} IS NULL
+            OR d.{Delivery.finished_at} >= %(before)s)"""
+_ARCHIVE_SQL = (
+    "INSERT INTO <archive> ("
+    + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
+    + ") SELECT "
+    + ", ".join(_BLANKED.get(column, f"a.{{Attempt.{column}}}") for column in _COLUMNS)
+    + """ FROM <day> a WHERE a.{Attempt.delivery_id} IN (
+    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    WHERE d.{Delivery.id} BETWEEN %(first)s AND %(last)s AND <kept>
+    UNION ALL
+    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    WHERE d.{Delivery.id} IN (SELECT s.{Attempt.delivery_id} FROM <day> s
+                              WHERE s.{Attempt.delivery_id} < %(first)s)
+      AND <kept>)""".replace("<kept>", _KEPT)
+)
+
+
+def attempt_partitions_count(before: datetime) -> tuple[int, int]:
+    """What purging the partitions that end by `before` would do now: (attempts deleted,
+    attempts archived), counting the attempts waiting in the default partition by the partition
+    they will be moved to first."""
+    existing = attempt_partitions()
+    with connection.cursor() as cursor:
+        waiting = days_in_default(cursor)
+    span = partition_span(settings.WEBHOOKS_RETENTION_DAYS)
+    partitions = [*existing, *partitions_planned(existing, waiting, span)]
+    in_purged = Q(pk__in=[])
+    for partition in partitions:
+        if partition.upper <= before:
+            in_purged |= Q(started_at__gte=partition.lower, started_at__lt=partition.upper)
+    past = Attempt.objects.filter(in_purged, archived=False)
+    kept_delivery = Delivery.objects.filter(id=OuterRef("delivery_id")).exclude(
+        status=Delivery.Status.SUCCEEDED, finished_at__lt=before
+    )
+    archived = past.filter(Exists(kept_delivery)).count()
+    return past.count() - archived, archived
+
+
+def archived_attempts_delete(delivery_ids: list[int]) -> int:
+    """Delete the archived attempts of these deliveries; returns how many. Their other attempts
+    are left to their day, which drops them with it."""
+    attempts = Attempt.objects.filter(archived=True, delivery_id__in=delivery_ids)
+    return attempts.delete()[0]
+
+
+def archived_attempts_count(deliveries: QuerySet[Delivery]) -> int:
+    """How many archived attempts these deliveries have."""
+    return Attempt.objects.filter(archived=True, delivery__in=deliveries).count()
