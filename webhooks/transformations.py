@@ -24,12 +24,15 @@ the library's machinery, where the message allows (webhooks.direct_transformatio
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import gc
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 # jsonata-python ships no type information.
@@ -166,6 +169,11 @@ _per_thread = threading.local()
 
 
 def _compile(expression: str) -> tuple[Jsonata, Any, Evaluation | None]:
+    with _collection_deferred():
+        return _compile_now(expression)
+
+
+def _compile_now(expression: str) -> tuple[Jsonata, Any, Evaluation | None]:
     try:
         with _watchdog.watching(_Clock(COMPILE_BUDGET_SECONDS)):
             compiled = Jsonata(expression, _refuse_regex)
@@ -190,6 +198,20 @@ def _compile(expression: str) -> tuple[Jsonata, Any, Evaluation | None]:
     except RecursionError:
         direct = None
     return compiled, compiled.environment, direct
+
+
+@contextlib.contextmanager
+def _collection_deferred() -> Iterator[None]:
+    """No garbage collection while an expression compiles: a full collection in a process with
+    a large heap takes longer than the whole compile budget, and would count against it. What
+    compiling allocates is bounded by the expression's length."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _refuse_regex(pattern: str, flags: RegexFlags) -> Any:

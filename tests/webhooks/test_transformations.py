@@ -6,6 +6,7 @@ import contextlib
 import copy
 import gc
 import json
+import sys
 import threading
 import time
 
@@ -319,3 +320,28 @@ def test_a_scope_an_interrupted_run_left_behind_is_not_seen_by_the_next_run():
     compiled.environment = left_behind
 
     assert transform(expression, MESSAGE) == "none"
+
+
+def test_no_garbage_collection_runs_while_an_expression_compiles():
+    # A full collection in a large process can take longer than the compile budget.
+    during_parse = []
+
+    def count(phase, info):
+        frame = sys._getframe(1)
+        while frame is not None:
+            if phase == "start" and "/jsonata/" in frame.f_code.co_filename:
+                during_parse.append(info["generation"])
+                return
+            frame = frame.f_back
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1, 1, 1)  # a collection at nearly every allocation, were it enabled
+    gc.callbacks.append(count)
+    try:
+        transformations._compile("(" * 200 + '{"a": data.b & "c"}' + ")" * 200)
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+
+    assert during_parse == []
+    assert gc.isenabled()
