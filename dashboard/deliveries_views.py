@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from dashboard import stats
 from dashboard.access import Viewer, dashboard_login_required, viewer_for
 from dashboard.pages import htmx_of, render_page
 from dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
@@ -45,7 +46,7 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
     dead = viewer.deliveries().filter(status=Delivery.Status.FAILED)
     context = _list_context(request, viewer, dead, fixed_status="dead")
-    context["by_endpoint"] = _dead_by_endpoint(dead)
+    context["by_endpoint"] = _dead_by_endpoint(viewer)
     context["schedule"] = ", ".join(f"{delay:g} s" for delay in settings.WEBHOOKS_RETRY_SCHEDULE)
     context["jobs"] = viewer.replay_jobs().select_related("endpoint")[:10]
     return render_page(
@@ -240,13 +241,31 @@ def _page(
     return rows, newer, older
 
 
-def _dead_by_endpoint(dead: QuerySet[Delivery]) -> list[dict[str, Any]]:
-    summary = (
-        dead.values("endpoint_id", "endpoint__url", "endpoint__is_active")
-        .annotate(count=Count("id"), first=Min("created_at"), last=Max("finished_at"))
-        .order_by("-count")[:50]
+def _dead_by_endpoint(viewer: Viewer) -> list[dict[str, Any]]:
+    """The endpoints with dead letters, most first (counted up to the cap), each with when its
+    oldest and its newest dead letter were created and given up on."""
+    dead = Delivery.objects.filter(endpoint=OuterRef("pk"), status=Delivery.Status.FAILED)
+    endpoints = (
+        viewer.endpoints()
+        .annotate(
+            count=stats.dead_letters_capped(),
+            first=Subquery(dead.order_by("id").values("created_at")[:1]),
+            last=Subquery(dead.order_by("-id").values("finished_at")[:1]),
+        )
+        .filter(count__gt=0)
+        .order_by("-count", "url", "id")
     )
-    return [dict(row) for row in summary]
+    return [
+        {
+            "endpoint_id": e.id,
+            "endpoint__url": e.url,
+            "endpoint__is_active": e.is_active,
+            "count": e.count,
+            "first": e.first,
+            "last": e.last,
+        }  # fmt: skip
+        for e in endpoints[:50]
+    ]
 
 
 def _event_type_names() -> QuerySet:

@@ -21,7 +21,7 @@ from dashboard.charts import stacked_hour_bars
 from dashboard.pages import render_page
 from dashboard.status import delivery_pill, last_result
 from dashboard.transformation_views import transformation_panel
-from deliveries.models import Attempt
+from deliveries.models import Attempt, HourlyStat
 from deliveries.selectors import attempts_wait, challenge_pending_id
 from subscriptions.headers import masked_headers
 from subscriptions.models import (
@@ -46,8 +46,6 @@ RECOVER_PRESETS = {
     "7d": ("7 days", timedelta(days=7)),
     "30d": ("30 days", timedelta(days=30)),
 }
-# Recover counts stop here and say "1,000+".
-RECOVER_COUNT_CAP = 1000
 
 
 @dashboard_login_required
@@ -198,8 +196,7 @@ def _recent_deliveries(endpoint: Endpoint, now: datetime) -> list[tuple[Any, Any
 
 
 def _chart(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
-    attempts = Attempt.objects.filter(delivery__endpoint=endpoint)
-    buckets = stats.hourly_attempts(attempts, now)
+    buckets = stats.hourly_attempts(HourlyStat.objects.filter(endpoint=endpoint), now)
     return {
         "svg": stacked_hour_bars([(b.hour, b.succeeded, b.failed) for b in buckets]),
         "total": sum(b.succeeded + b.failed for b in buckets),
@@ -209,10 +206,9 @@ def _chart(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
 def _recover_choices(endpoint: Endpoint, now: datetime) -> dict[str, Any]:
     """The recover dialog's presets, each with its absolute start and how many it would replay."""
     moments = {key: now - delta for key, (_, delta) in RECOVER_PRESETS.items()}
-    counts = stats.dead_since_counts(endpoint, moments, RECOVER_COUNT_CAP)
+    counts = stats.dead_since_counts(endpoint, moments)
     presets = [
         {"value": key, "label": label, "since": moments[key], "count": counts[key]}
         for key, (label, _) in RECOVER_PRESETS.items()
     ]
-    dead_total = stats.dead_count(endpoint, RECOVER_COUNT_CAP)
-    return {"presets": presets, "cap": RECOVER_COUNT_CAP, "dead_total": dead_total}
+    return {"presets": presets, "cap": stats.DEAD_COUNT_CAP, "dead_total": counts["total"]}

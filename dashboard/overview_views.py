@@ -32,7 +32,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 def _overview_context(viewer: Viewer, now: datetime) -> dict[str, Any]:
     endpoints = stats.endpoints_by_trouble(viewer.endpoints().select_related("tenant"))
     shown = list(endpoints[:OVERVIEW_ENDPOINTS])
-    buckets = stats.hourly_attempts(stats.scope_attempts(viewer, now - stats.WINDOW), now)
+    buckets = stats.hourly_attempts(stats.scope_hours(viewer), now)
     return {
         "onboarding": False,
         "summary": stats.summary(viewer, now),
@@ -42,6 +42,5 @@ def _overview_context(viewer: Viewer, now: datetime) -> dict[str, Any]:
         "has_deliveries": viewer.deliveries().exists(),
         "chart": stacked_hour_bars([(b.hour, b.succeeded, b.failed) for b in buckets]),
         "chart_total": sum(b.succeeded + b.failed for b in buckets),
-        "latency_sample": stats.LATENCY_SAMPLE,
         "now": now,
     }

@@ -9,10 +9,8 @@ from django.shortcuts import render
 from django_htmx.middleware import HtmxDetails
 
 from dashboard.access import Viewer
+from dashboard.stats import DEAD_COUNT_CAP
 from deliveries.models import Delivery
-
-# The nav badge counts up to this many; past it, it says "1,000+" without a full COUNT(*).
-DEAD_BADGE_CAP = 1000
 
 
 def htmx_of(request: HttpRequest) -> HtmxDetails:
@@ -34,7 +32,7 @@ def render_page(
     if partial and htmx and not htmx.boosted:
         return render(request, partial, {"viewer": viewer, **context})
     dead = viewer.deliveries().filter(status=Delivery.Status.FAILED)
-    dead_count = len(dead.values_list("id", flat=True)[: DEAD_BADGE_CAP + 1])
+    dead_count = len(dead.values_list("id", flat=True)[: DEAD_COUNT_CAP + 1])
     return render(
         request,
         template,

@@ -1,41 +1,36 @@
 """Numbers for the overview and endpoint pages: counts, success rates, latency, the hourly chart
 and the backlog.
 
-Counting and grouping happen in the database; only latency percentiles are computed in Python, on
-a capped sample of attempt durations (see LATENCY_SAMPLE).
+What happened in the window is read from the hourly counts the workers keep
+(deliveries.hourly_stats): a few rows per endpoint and hour, however many attempts are stored.
+What is true now (retrying, pending, the backlog) is counted from the pending deliveries.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
 from dashboard.access import Viewer
-from dashboard.status import FILTERS, Pill
-from deliveries.models import Attempt, Delivery
+from dashboard.status import Pill
+from deliveries.hourly_stats import Tally, hour_of, tallies_by_endpoint, tallies_by_hour, tally_of
+from deliveries.models import Delivery, HourlyStat
 from deliveries.selectors import Backlog, backlogs_by_tenant
 from subscriptions.models import Endpoint
 
-WINDOW = timedelta(hours=24)
+# The window is the current hour and the 23 before it, the chart's hours.
 CHART_HOURS = 24
-# Percentiles are computed in Python from at most this many of the window's latest attempt
-# durations: enough for a stable p95, while a busy scope never loads every attempt into memory.
-# Per-endpoint percentiles come from the same sample, so a quiet endpoint whose attempts all
-# fall outside it shows "—" rather than a number computed from nothing.
-LATENCY_SAMPLE = 5000
-
-OK_ATTEMPT = Q(response_status__gte=200, response_status__lt=300, error_kind="")
-DELIVERED = Q(**FILTERS["delivered"])
-RETRYING = Q(**FILTERS["retrying"])
-PENDING = Q(**FILTERS["pending"])
-DEAD = Q(**FILTERS["dead"])
+# Dead letters are counted up to this, then shown as "1,000+".
+DEAD_COUNT_CAP = 1000
+# FILTERS' retrying and pending, without their `status`: they count rows already filtered to
+# pending ones, so that the partial index of pending deliveries answers alone.
+RETRYING = Q(attempt_count__gt=0, waiting_on_key=False)
+PENDING = Q(attempt_count=0, waiting_on_key=False)
 
 ACTIVE = Pill("Active", "●", "active", "Deliveries are being attempted as events arrive.")
 FAILING = Pill(
@@ -67,7 +62,8 @@ class Latency:
 
 @dataclass
 class Outcomes:
-    """Deliveries created in the window, by where they are now, and the window's attempts."""
+    """Deliveries delivered and given up on in the window, its attempts and their latency; those
+    retrying and pending now."""
 
     delivered: int = 0
     retrying: int = 0
@@ -124,50 +120,36 @@ def endpoint_pill(endpoint: Endpoint) -> tuple[Pill, str]:
     return ACTIVE, ACTIVE.meaning
 
 
-def percentile(values: Sequence[float], percent: float) -> float | None:
-    """Nearest-rank percentile of already sorted `values`; None when empty."""
-    if not values:
-        return None
-    rank = max(1, math.ceil(percent / 100 * len(values)))
-    return values[rank - 1]
+def window_start(now: datetime) -> datetime:
+    """The start of the window that ends at `now`: the current hour and the 23 before it."""
+    return hour_of(now) - timedelta(hours=CHART_HOURS - 1)
 
 
-def latency_of(durations: Iterable[float]) -> Latency:
-    ordered = sorted(durations)
-    return Latency(p50=percentile(ordered, 50), p95=percentile(ordered, 95))
+def scope_hours(viewer: Viewer) -> QuerySet[HourlyStat]:
+    """The hourly counts of the endpoints the viewer may see."""
+    return HourlyStat.objects.filter(endpoint__tenant__in=viewer.scope())
 
 
-def scope_attempts(viewer: Viewer, since: datetime) -> QuerySet[Attempt]:
-    """Attempts started since `since` on deliveries the viewer may see."""
-    return Attempt.objects.filter(
-        delivery__endpoint__tenant__in=viewer.scope(), started_at__gte=since
+def _outcomes(tally: Tally) -> Outcomes:
+    return Outcomes(
+        delivered=tally.succeeded,
+        dead=tally.dead,
+        attempts=tally.attempts,
+        ok_attempts=tally.succeeded,
+        latency=Latency(p50=tally.percentile_ms(50), p95=tally.percentile_ms(95)),
     )
 
 
 def summary(viewer: Viewer, now: datetime) -> Summary:
-    """The overview cards for the viewer's scope over the last 24 hours."""
-    since = now - WINDOW
-    counts = (
+    """The overview cards for the viewer's scope over the window."""
+    outcomes = _outcomes(tally_of(scope_hours(viewer).filter(hour__gte=window_start(now))))
+    live = (
         viewer.deliveries()
-        .filter(created_at__gte=since)
-        .aggregate(
-            delivered=Count("id", filter=DELIVERED),
-            retrying=Count("id", filter=RETRYING),
-            pending=Count("id", filter=PENDING),
-            dead=Count("id", filter=DEAD),
-        )
+        .filter(status=Delivery.Status.PENDING)
+        .aggregate(retrying=Count("id", filter=RETRYING), pending=Count("id", filter=PENDING))
     )
-    attempts = scope_attempts(viewer, since)
-    tally = attempts.aggregate(total=Count("id"), ok=Count("id", filter=OK_ATTEMPT))
-    sample = attempts.order_by("-started_at").values_list("duration_ms", flat=True)
-    outcomes = Outcomes(
-        **counts,
-        attempts=tally["total"],
-        ok_attempts=tally["ok"],
-        latency=latency_of(sample[:LATENCY_SAMPLE]),
-    )
-    retrying_now = viewer.deliveries().filter(RETRYING).count()
-    return Summary(outcomes=outcomes, retrying_now=retrying_now)
+    outcomes.retrying, outcomes.pending = live["retrying"], live["pending"]
+    return Summary(outcomes=outcomes, retrying_now=live["retrying"])
 
 
 def backlog(viewer: Viewer, now: datetime) -> Backlog:
@@ -176,24 +158,33 @@ def backlog(viewer: Viewer, now: datetime) -> Backlog:
     return sum(backlogs_by_tenant(tenants=viewer.scope(), at=now).values(), Backlog())
 
 
+class CappedCount(Subquery):
+    """How many rows a subquery returns, reading at most the `[:n]` it is sliced to: a count
+    that stops at a cap instead of reading every dead letter of an endpoint."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) AS capped)"
+    output_field = IntegerField()
+
+
+def dead_letters_capped() -> CappedCount:
+    """An endpoint's dead letters, counted up to DEAD_COUNT_CAP + 1 (shown as "1,000+"), on the
+    partial index of failed deliveries; for a query over endpoints."""
+    dead = Delivery.objects.filter(endpoint=OuterRef("pk"), status=Delivery.Status.FAILED)
+    return CappedCount(dead.order_by().values("id")[: DEAD_COUNT_CAP + 1])
+
+
 def endpoints_by_trouble(endpoints: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
-    """Failing first, then disabled, then active; within each, most dead letters first, then URL."""
-    dead = (
-        Delivery.objects.filter(endpoint=OuterRef("pk"), status=Delivery.Status.FAILED)
-        .order_by()
-        .values("endpoint")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
+    """Failing first, then disabled, then active; within each, most dead letters first (counted up
+    to the cap), then URL."""
     rank = Case(
         When(is_active=True, failing_since__isnull=False, then=Value(0)),
         When(is_active=False, then=Value(1)),
         default=Value(2),
         output_field=IntegerField(),
     )
-    return endpoints.annotate(
-        dead_total=Coalesce(Subquery(dead, output_field=IntegerField()), 0), trouble=rank
-    ).order_by("trouble", "-dead_total", "url", "id")
+    return endpoints.annotate(dead_total=dead_letters_capped(), trouble=rank).order_by(
+        "trouble", "-dead_total", "url", "id"
+    )
 
 
 def endpoint_rows(endpoints: Sequence[Endpoint], now: datetime) -> list[EndpointRow]:
@@ -218,76 +209,46 @@ def endpoint_rows(endpoints: Sequence[Endpoint], now: datetime) -> list[Endpoint
 
 
 def endpoint_outcomes(endpoint_ids: list[int], now: datetime) -> dict[int, Outcomes]:
-    """Per endpoint: deliveries created in the last 24 h by outcome, attempts, and latency."""
-    since = now - WINDOW
+    """Per endpoint: the window's outcomes and latency, and its deliveries retrying and pending."""
     result: defaultdict[int, Outcomes] = defaultdict(Outcomes)
     if not endpoint_ids:
         return result
-    deliveries = (
-        Delivery.objects.filter(endpoint_id__in=endpoint_ids, created_at__gte=since)
+    hours = HourlyStat.objects.filter(endpoint_id__in=endpoint_ids, hour__gte=window_start(now))
+    for endpoint_id, tally in tallies_by_endpoint(hours).items():
+        result[endpoint_id] = _outcomes(tally)
+    live = (
+        Delivery.objects.filter(endpoint_id__in=endpoint_ids, status=Delivery.Status.PENDING)
         .order_by()
         .values("endpoint_id")
-        .annotate(
-            delivered=Count("id", filter=DELIVERED),
-            retrying=Count("id", filter=RETRYING),
-            pending=Count("id", filter=PENDING),
-            dead=Count("id", filter=DEAD),
-        )
+        .annotate(retrying=Count("id", filter=RETRYING), pending=Count("id", filter=PENDING))
     )
-    for counts in deliveries:
+    for counts in live:
         outcome = result[counts["endpoint_id"]]
-        outcome.delivered, outcome.retrying = counts["delivered"], counts["retrying"]
-        outcome.pending, outcome.dead = counts["pending"], counts["dead"]
-    attempts = Attempt.objects.filter(delivery__endpoint_id__in=endpoint_ids, started_at__gte=since)
-    tallies = (
-        attempts.order_by()
-        .values("delivery__endpoint_id")
-        .annotate(total=Count("id"), ok=Count("id", filter=OK_ATTEMPT))
-    )
-    for row in tallies:
-        outcome = result[row["delivery__endpoint_id"]]
-        outcome.attempts, outcome.ok_attempts = row["total"], row["ok"]
-    durations: defaultdict[int, list[float]] = defaultdict(list)
-    sample = attempts.order_by("-started_at").values_list("delivery__endpoint_id", "duration_ms")
-    for endpoint_id, duration in sample[:LATENCY_SAMPLE]:
-        durations[endpoint_id].append(duration)
-    for endpoint_id, values in durations.items():
-        result[endpoint_id].latency = latency_of(values)
+        outcome.retrying, outcome.pending = counts["retrying"], counts["pending"]
     return result
 
 
-def hourly_attempts(attempts: QuerySet[Attempt], now: datetime) -> list[HourBucket]:
-    """Attempts per hour, succeeded vs failed: the current hour and the 23 before it."""
-    # Hours of the current time zone, as TruncHour groups them (they differ from UTC's hours
-    # only in zones with a fractional offset).
-    current = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
-    start = current - timedelta(hours=CHART_HOURS - 1)
-    grouped = (
-        attempts.filter(started_at__gte=start)
-        .annotate(hour=TruncHour("started_at"))
-        .order_by()
-        .values("hour")
-        .annotate(total=Count("id"), ok=Count("id", filter=OK_ATTEMPT))
-    )
-    counts = {row["hour"]: (row["ok"], row["total"] - row["ok"]) for row in grouped}
+def hourly_attempts(hours: QuerySet[HourlyStat], now: datetime) -> list[HourBucket]:
+    """Attempts per hour, succeeded vs failed: the current hour and the 23 before it, each
+    labelled with its start in the current time zone."""
+    start = window_start(now)
+    counts = tallies_by_hour(hours.filter(hour__gte=start))
     buckets = []
     for index in range(CHART_HOURS):
         hour = start + timedelta(hours=index)
-        succeeded, failed = counts.get(hour, (0, 0))
-        buckets.append(HourBucket(hour=hour, succeeded=succeeded, failed=failed))
+        tally = counts.get(hour, Tally())
+        buckets.append(
+            HourBucket(
+                hour=timezone.localtime(hour), succeeded=tally.succeeded, failed=tally.failed
+            )
+        )
     return buckets
 
 
-def dead_count(endpoint: Endpoint, cap: int) -> int:
-    """The endpoint's dead letters, counted up to `cap` + 1 (shown as "1,000+")."""
+def dead_since_counts(endpoint: Endpoint, moments: dict[str, datetime]) -> dict[str, int]:
+    """Dead letters of `endpoint` created since each moment, and "total", each counted up to
+    DEAD_COUNT_CAP + 1, from one read of its newest dead letters (ids grow with creation)."""
     dead = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.FAILED)
-    return len(dead.values_list("id", flat=True)[: cap + 1])
-
-
-def dead_since_counts(endpoint: Endpoint, moments: dict[str, datetime], cap: int) -> dict[str, int]:
-    """Dead letters of `endpoint` created since each moment, each counted up to `cap` + 1."""
-    dead = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.FAILED)
-    return {
-        key: len(dead.filter(created_at__gte=moment).values_list("id", flat=True)[: cap + 1])
-        for key, moment in moments.items()
-    }
+    newest = list(dead.order_by("-id").values_list("created_at", flat=True)[: DEAD_COUNT_CAP + 1])
+    counts = {key: sum(1 for created in newest if created >= at) for key, at in moments.items()}
+    return {**counts, "total": len(newest)}

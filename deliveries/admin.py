@@ -9,6 +9,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from config.admin_lists import QuickCheckboxMixin
 from deliveries.models import Attempt, DeadLetter, Delivery, ReplayJob
 from deliveries.ordering import delivery_blocked_by
 from deliveries.services import deliveries_replay
@@ -80,7 +81,7 @@ class WaitingOnKeyFilter(admin.SimpleListFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(QuickCheckboxMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_display = (
         "id",
@@ -136,7 +137,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeadLetterAdmin(QuickCheckboxMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_display = (
         "id",
@@ -165,7 +166,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AttemptAdmin(QuickCheckboxMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_display = (
         "id",

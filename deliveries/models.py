@@ -66,9 +66,11 @@ class Delivery(models.Model):
             # Lists page newest first by id, per endpoint or per status, without sorting.
             models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_idx"),
             # The fair claim finds each endpoint's pending deliveries, oldest due first
-            # (deliveries.fair).
+            # (deliveries.fair). The dashboard counts them by what they wait for from this index
+            # alone, hence the two columns it carries.
             models.Index(
                 fields=["endpoint", "next_attempt_at", "id"],
+                include=["attempt_count", "waiting_on_key"],
                 condition=models.Q(status="pending"),
                 name="delivery_endpoint_due_idx",
             ),
@@ -186,6 +188,49 @@ class Attempt(models.Model):
         # A 2xx with an error kind was still a failure: a challenge answered without its echo.
         ok = self.response_status is not None and 200 <= self.response_status < 300
         return ok and not self.error_kind
+
+
+class HourlyStat(models.Model):
+    """One endpoint's attempts in one hour, counted as they are recorded
+    (deliveries.hourly_stats): the dashboard's figures and charts and the stats API read these,
+    never the attempts themselves, however many are stored."""
+
+    endpoint = models.ForeignKey(
+        "subscriptions.Endpoint", on_delete=models.CASCADE, related_name="hourly_stats"
+    )
+    hour = models.DateTimeField(help_text="The hour's start, in UTC.")
+    succeeded = models.PositiveIntegerField(default=0, help_text="Attempts answered 2xx.")
+    dead = models.PositiveIntegerField(default=0, help_text="Deliveries given up on.")
+    status_1xx = models.PositiveIntegerField(default=0)
+    status_2xx = models.PositiveIntegerField(
+        default=0, help_text="Succeeded, plus the 2xx that were not (a challenge not echoed)."
+    )
+    status_3xx = models.PositiveIntegerField(default=0)
+    status_4xx = models.PositiveIntegerField(default=0)
+    status_5xx = models.PositiveIntegerField(default=0)
+    no_response = models.PositiveIntegerField(
+        default=0, help_text="Attempts without an answer: timeouts, refused, TLS, blocked."
+    )
+    latency = models.JSONField(
+        default=dict, help_text="Attempt durations as a histogram: bucket number to count."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "hour"], name="hourly_stat_endpoint_hour")
+        ]
+        # Every tenant's hours, for staff, and retention.
+        indexes = [models.Index(fields=["hour"], name="hourly_stat_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"endpoint {self.endpoint_id} at {self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def attempts(self) -> int:
+        return (
+            self.status_1xx + self.status_2xx + self.status_3xx + self.status_4xx
+            + self.status_5xx + self.no_response
+        )  # fmt: skip
 
 
 class ReadableDateTimeField(models.DateTimeField):

@@ -29,6 +29,7 @@ from deliveries.claims import Claim, Outcome
 from deliveries.dispatch import dispatch_replay_job, wake_workers
 from deliveries.fair import claim_counted, shared_batch_size, sharing
 from deliveries.holds import backlog_hold, backlog_resume
+from deliveries.hourly_stats import hourly_stats_add
 from deliveries.loading import deliveries_load
 from deliveries.models import Attempt, Delivery, ReplayJob
 from deliveries.ordering import followers_lease, keys_advance_and_wake
@@ -234,6 +235,7 @@ def _record_once(claim: Claim, outcomes: list[Outcome]) -> None:
         _update_endpoint_health(outcomes, now)
         endpoints_verify_echoed(outcomes, at=now)
         _check_dead_letters_on_commit(outcomes)
+        hourly_stats_add(outcomes)
 
 
 def _recorded_already(outcomes: list[Outcome]) -> bool:

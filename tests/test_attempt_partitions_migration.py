@@ -142,5 +142,6 @@ def test_an_upgrade_moves_every_attempt_into_its_day_and_the_ids_go_on():
             == max(row[0] for row in after) + 1
         )
     finally:
-        _migrate(PARTITIONED)
+        latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+        _migrate([node for node in latest if node[0] == "deliveries"])
     assert attempts_partitioned()

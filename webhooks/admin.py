@@ -5,6 +5,7 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from config.admin_lists import QuickCheckboxMixin
 from deliveries.admin import CappedCountPaginator
 from deliveries.models import Delivery
 from webhooks.models import Event
@@ -24,7 +25,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(QuickCheckboxMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_display = ("public_id", "tenant", "event_type", "created_at")
     list_select_related = ("tenant", "event_type")

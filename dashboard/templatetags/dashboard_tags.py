@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django import template
 
+from dashboard.stats import DEAD_COUNT_CAP
 from webhooks.payloads import pretty_json
 
 register = template.Library()
@@ -23,3 +24,11 @@ def short_duration(value: timedelta | None) -> str:
         return f"{minutes} min" + (f" {seconds} s" if seconds and minutes < 5 else "")
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+@register.filter
+def capped_count(value: int) -> str:
+    """A dead-letter count as the dashboard shows it: `142`, or `1,000+` once past the cap."""
+    if value > DEAD_COUNT_CAP:
+        return f"{DEAD_COUNT_CAP:,}+"
+    return f"{value:,}"
