@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from dashboard.access import Viewer
 from dashboard.status import Pill
-from deliveries.hourly_stats import Tally, hour_of, tallies_by_endpoint, tallies_by_hour, tally_of
+from deliveries import endpoint_figures
+from deliveries.hourly_stats import Tally, tallies_by_endpoint, tallies_by_hour, tally_of
 from deliveries.models import Delivery, HourlyStat
 from deliveries.selectors import Backlog, backlogs_by_tenant
 from subscriptions.models import Endpoint
@@ -29,8 +30,7 @@ CHART_HOURS = 24
 DEAD_COUNT_CAP = 1000
 # FILTERS' retrying and pending, without their `status`: they count rows already filtered to
 # pending ones, so that the partial index of pending deliveries answers alone.
-RETRYING = Q(attempt_count__gt=0, waiting_on_key=False)
-PENDING = Q(attempt_count=0, waiting_on_key=False)
+RETRYING, PENDING = endpoint_figures.RETRYING, endpoint_figures.NOT_TRIED
 
 ACTIVE = Pill("Active", "●", "active", "Deliveries are being attempted as events arrive.")
 FAILING = Pill(
@@ -122,7 +122,7 @@ def endpoint_pill(endpoint: Endpoint) -> tuple[Pill, str]:
 
 def window_start(now: datetime) -> datetime:
     """The start of the window that ends at `now`: the current hour and the 23 before it."""
-    return hour_of(now) - timedelta(hours=CHART_HOURS - 1)
+    return endpoint_figures.window_start(now, CHART_HOURS)
 
 
 def scope_hours(viewer: Viewer) -> QuerySet[HourlyStat]:

@@ -72,6 +72,11 @@ class Tally:
     def failed(self) -> int:
         return self.attempts - self.succeeded
 
+    @property
+    def success_rate(self) -> float | None:
+        """Attempts answered 2xx, in percent; None without attempts."""
+        return 100 * self.succeeded / self.attempts if self.attempts else None
+
     def count(self, attempt: Attempt, *, gave_up: bool) -> None:
         """Add one recorded attempt; `gave_up` when its delivery was given up on with it."""
         status = attempt.response_status

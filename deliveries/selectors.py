@@ -168,6 +168,13 @@ def backlogs_by_tenant(
     }
 
 
+def endpoint_backlog(*, endpoint_id: int, at: datetime) -> Backlog:
+    """One endpoint's backlog at `at`, on the partial pending index alone."""
+    counts = _backlog_counts(at)
+    pending = Delivery.objects.filter(status=Delivery.Status.PENDING, endpoint_id=endpoint_id)
+    return Backlog(**pending.aggregate(**counts))
+
+
 def dead_letters_count() -> int:
     """The size of the dead-letter queue: an index-only count of failed rows, never the table."""
     return Delivery.objects.filter(status=Delivery.Status.FAILED).count()

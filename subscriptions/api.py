@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, cast
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -19,6 +21,9 @@ from rest_framework.response import Response
 from config.api_errors import Conflict
 from config.api_types import JsonTypes
 from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJobSerializer
+from deliveries.endpoint_figures import WINDOWS, EndpointFigures, endpoint_figures
+from deliveries.hourly_stats import STATUS_CLASSES
+from deliveries.missing import MISSING_LIMIT, deliveries_create_missing
 from deliveries.selectors import attempts_wait, challenge_pending_id
 from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
@@ -329,6 +334,90 @@ class RecoverSerializer(JsonTypes, serializers.Serializer):
     )
 
 
+class StatsQuerySerializer(JsonTypes, serializers.Serializer):
+    window = serializers.ChoiceField(
+        choices=list(WINDOWS), default="24h",
+        help_text="The current hour and those before it: 1h, 24h (the default), 7d or 30d.",
+    )  # fmt: skip
+
+
+class LatencySerializer(serializers.Serializer):
+    p50 = serializers.FloatField(allow_null=True, help_text="Milliseconds, within 4.5 %.")
+    p95 = serializers.FloatField(allow_null=True, help_text="Milliseconds, within 4.5 %.")
+
+
+class StatusClassesSerializer(serializers.Serializer):
+    status_1xx = serializers.IntegerField()
+    status_2xx = serializers.IntegerField()
+    status_3xx = serializers.IntegerField()
+    status_4xx = serializers.IntegerField()
+    status_5xx = serializers.IntegerField()
+    no_response = serializers.IntegerField(
+        help_text="Timeouts, refused and reset connections, TLS."
+    )
+
+
+class BacklogSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    due = serializers.IntegerField(help_text="May go now (or going).")
+    scheduled = serializers.IntegerField(help_text="Retries waiting out their backoff.")
+    held = serializers.IntegerField(help_text="Behind the endpoint's open circuit.")
+    parked = serializers.IntegerField(help_text="The endpoint is disabled.")
+    waiting = serializers.IntegerField(
+        help_text="Behind an earlier delivery of their ordering key."
+    )
+    unverified = serializers.IntegerField(help_text="Until the endpoint echoes its challenge.")
+    retrying = serializers.IntegerField(help_text="Failed at least once, with another attempt due.")
+
+
+class EndpointStatsSerializer(serializers.Serializer):
+    window = serializers.CharField()
+    since = serializers.DateTimeField(help_text="The window's first hour.")
+    until = serializers.DateTimeField()
+    attempts = serializers.IntegerField()
+    succeeded = serializers.IntegerField(help_text="Attempts answered 2xx.")
+    failed = serializers.IntegerField()
+    success_rate = serializers.FloatField(
+        allow_null=True, help_text="Percent; null without attempts."
+    )
+    delivered = serializers.IntegerField(help_text="Deliveries delivered in the window.")
+    dead = serializers.IntegerField(help_text="Deliveries given up on in the window.")
+    latency_ms = LatencySerializer()
+    attempts_by_status_class = StatusClassesSerializer()
+    backlog = BacklogSerializer(help_text="The endpoint's pending deliveries now.")
+
+
+def _stats_body(window: str, figures: EndpointFigures) -> dict[str, Any]:
+    tally, backlog = figures.tally, figures.backlog
+    return {
+        "window": window, "since": figures.since, "until": figures.until,
+        "attempts": tally.attempts, "succeeded": tally.succeeded, "failed": tally.failed,
+        "success_rate": tally.success_rate,
+        "delivered": tally.succeeded, "dead": tally.dead,
+        "latency_ms": {"p50": tally.percentile_ms(50), "p95": tally.percentile_ms(95)},
+        "attempts_by_status_class": {name: getattr(tally, name) for name in STATUS_CLASSES}
+        | {"no_response": tally.no_response},
+        "backlog": {**asdict(backlog), "total": backlog.total, "retrying": figures.retrying},
+    }  # fmt: skip
+
+
+class ReplayMissingSerializer(JsonTypes, serializers.Serializer):
+    since = serializers.DateTimeField(
+        validators=[validate_replay_since],
+        help_text="Send the events created at or after this time (not in the future) that the "
+        "endpoint wants but never got a delivery of.",
+    )
+
+
+class ReplayMissingResultSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="Deliveries created, for the workers to send.")
+    more = serializers.BooleanField(
+        help_text=f"True when more than {MISSING_LIMIT:,} events were left to look at: call "
+        "again with `since` set to `next_since`."
+    )
+    next_since = serializers.DateTimeField(allow_null=True)
+
+
 class EndpointCursorPagination(DeliveryCursorPagination):
     # Oldest first, as the list always was; a tenant's endpoints are few (a setting caps them).
     ordering = "id"
@@ -426,6 +515,30 @@ class EndpointViewSet(viewsets.ModelViewSet):
             requested_by=f"API key {api_key_of(request).prefix}…",
         )
         return Response(ReplayJobSerializer(job, context={"request": request}).data, status=202)
+
+    @extend_schema(parameters=[StatsQuerySerializer], responses=EndpointStatsSerializer)
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str) -> Response:
+        """Attempts, success rate, latency and deliveries over a window of whole hours, and the
+        backlog now: the figures the dashboard's endpoint page draws."""
+        endpoint = self.get_object()
+        params = StatsQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        window = params.validated_data["window"]
+        figures = endpoint_figures(endpoint.id, hours=WINDOWS[window], now=timezone.now())
+        return Response(EndpointStatsSerializer(_stats_body(window, figures)).data)
+
+    @extend_schema(request=ReplayMissingSerializer, responses={202: ReplayMissingResultSerializer})
+    @action(detail=True, methods=["post"], url_path="replay-missing")
+    def replay_missing(self, request: Request, pk: str) -> Response:
+        """Send the endpoint every event since `since` that it wants (by its event types and
+        filter as they are now) but never got a delivery of: one that was disabled, or added
+        later. Failed deliveries are `recover`'s."""
+        endpoint = self.get_object()
+        params = ReplayMissingSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        missing = deliveries_create_missing(endpoint=endpoint, since=params.validated_data["since"])
+        return Response(ReplayMissingResultSerializer(missing).data, status=202)
 
     @extend_schema(
         request=None, responses={202: VerificationSerializer, 200: VerificationSerializer}
