@@ -1,0 +1,71 @@
+"""The receiver package's wheel, the Pythons it is tested on, and venvs that hold it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .pythons import Python, installed_pythons, new_venv, pip_install, unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+RECEIVER = ROOT / "receiver"
+
+
+@pytest.fixture(scope="session")
+def receiver_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """hookline-receiver's wheel, built by `pip wheel` from a copy of receiver/ (a build writes
+    into its source folder)."""
+    work = tmp_path_factory.mktemp("receiver-wheel")
+    source = work / "receiver"
+    shutil.copytree(
+        RECEIVER, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist")]
+        + [str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = (work / "dist").glob("*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def pythons() -> list[Python]:
+    return installed_pythons()
+
+
+@pytest.fixture(params=["oldest", "newest"])
+def python(request: pytest.FixtureRequest, pythons: list[Python]) -> Python:
+    """The oldest supported Python (3.9, or the test is skipped/failed), then the newest found."""
+    if not pythons or pythons[0].version != (3, 9):
+        unavailable("Python 3.9, the oldest the receiver package supports, was not found")
+    return pythons[0] if request.param == "oldest" else pythons[-1]
+
+
+@pytest.fixture
+def receiver_venv(python: Python, receiver_wheel: Path, tmp_path: Path) -> Callable[..., Path]:
+    """make(extra=None): a new venv of `python` holding the installed wheel (with its extra's
+    dependencies, resolved through the machine's package indexes); returns its interpreter."""
+
+    def make(*, extra: str | None = None) -> Path:
+        venv_python = new_venv(python, tmp_path / f"venv-{extra or 'bare'}")
+        if extra is None:
+            arguments = ["--no-index", "--no-deps", str(receiver_wheel)]
+        else:
+            arguments = ["--find-links", str(receiver_wheel.parent), f"hookline-receiver[{extra}]"]
+        installed = pip_install(python, venv_python, *arguments)
+        if installed.returncode != 0 and extra is not None:
+            # Django comes from a package index, which a machine may not reach.
+            unavailable(f"pip could not install {arguments[-1]}:\n{installed.stderr[-2000:]}")
+        assert installed.returncode == 0, installed.stderr
+        return venv_python
+
+    return make
