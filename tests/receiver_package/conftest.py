@@ -1,40 +1,13 @@
-"""The receiver package's wheel, the Pythons it is tested on, and venvs that hold it."""
+"""The Pythons the receiver package is tested on, and venvs that hold its wheel."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from .pythons import Python, installed_pythons, new_venv, pip_install, unavailable
-
-ROOT = Path(__file__).resolve().parents[2]
-RECEIVER = ROOT / "receiver"
-
-
-@pytest.fixture(scope="session")
-def receiver_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """hookline-receiver's wheel, built by `pip wheel` from a copy of receiver/ (a build writes
-    into its source folder)."""
-    work = tmp_path_factory.mktemp("receiver-wheel")
-    source = work / "receiver"
-    shutil.copytree(
-        RECEIVER, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
-    )
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist")]
-        + [str(source)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert built.returncode == 0, built.stdout + built.stderr
-    [wheel] = (work / "dist").glob("*.whl")
-    return wheel
 
 
 @pytest.fixture(scope="session")

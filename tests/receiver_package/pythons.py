@@ -12,11 +12,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+RECEIVER = ROOT / "receiver"
 OLDEST_SUPPORTED = (3, 9)
 NEWEST_LOOKED_FOR = (3, 20)
 _VERSION = re.compile(r"^3\.(\d+)\.\d+$")
@@ -119,3 +122,22 @@ def bare_env() -> dict[str, str]:
     kept = {name: os.environ[name] for name in keep if name in os.environ}
     pip_settings = {name: value for name, value in os.environ.items() if name.startswith("PIP_")}
     return kept | pip_settings | {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def build_receiver_wheel(work: Path) -> Path:
+    """hookline-receiver's wheel, built by `pip wheel` from a copy of receiver/ (a build writes
+    into its source folder)."""
+    source = work / "receiver"
+    shutil.copytree(
+        RECEIVER, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist")]
+        + [str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    [wheel] = (work / "dist").glob("*.whl")
+    return wheel

@@ -8,8 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .conftest import RECEIVER
-from .pythons import Python, bare_env
+from .pythons import RECEIVER, Python, bare_env
 
 TESTS = RECEIVER / "tests"
 DJANGO_TESTS = 9

@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .conftest import ROOT
+from .pythons import ROOT
 
 
 def top_level_names(wheel: Path) -> set[str]:
