@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from .pythons import ROOT
 
 
@@ -49,20 +51,37 @@ def test_the_receiver_wheel_requires_nothing_but_python_3_9_and_django_for_its_e
     assert requirements == ['django>=3.2; extra == "django"']
 
 
-def test_hooklines_wheel_from_a_fresh_clone_carries_the_receiver_package(tmp_path):
-    """What `pip install .` installs: the package comes from receiver/, one copy for both."""
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    clone = tmp_path / "clone"
-    for name in filter(None, tracked):
-        source = ROOT / name.decode()
-        if source.is_file():  # a file deleted in the work tree but not yet in git is skipped
-            (clone / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, clone / name.decode())
+def tracked_files() -> list[str]:
+    """What a fresh clone holds."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+    names = [name.decode() for name in listed.stdout.split(b"\0") if name]
+    return [name for name in names if (ROOT / name).is_file()]  # not deleted, uncommitted
+
+
+def docker_copied_files() -> list[str]:
+    """What the Dockerfile's COPY lines put in the image before `pip install .`."""
+    copied = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            *sources, _destination = line.split()[1:]
+            for source in sources:
+                path = ROOT / source
+                files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+                copied += [str(f.relative_to(ROOT)) for f in files if "__pycache__" not in f.parts]
+    return copied
+
+
+@pytest.mark.parametrize("files", [tracked_files, docker_copied_files], ids=["clone", "docker"])
+def test_hooklines_wheel_carries_the_receiver_package(files, tmp_path):
+    """What `pip install .` installs, from a fresh clone and in the Docker image: the package
+    comes from receiver/, one copy for both."""
+    tree = tmp_path / "tree"
+    for name in files():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, tree / name)
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "d")]
-        + [str(clone)],
+        + [str(tree)],
         capture_output=True,
         text=True,
         timeout=600,
