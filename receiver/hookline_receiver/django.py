@@ -7,7 +7,7 @@
         message = request.webhook  # a hookline_receiver.VerifiedMessage
         ...
 
-It needs Django (`pip install "hookline-receiver[django]"`, any Django from 3.2 on) and nothing
+It needs Django (`pip install "hookline-receiver[django]"`, Django 4.2 or newer) and nothing
 of Hookline's: no models, no settings.
 """
 

@@ -48,7 +48,7 @@ def test_the_receiver_wheel_requires_nothing_but_python_3_9_and_django_for_its_e
     assert fields["Requires-Python"] == ">=3.9"
     assert fields.get_all("Provides-Extra") == ["django"]
     requirements = fields.get_all("Requires-Dist")
-    assert requirements == ['django>=3.2; extra == "django"']
+    assert requirements == ['django>=4.2; extra == "django"']
 
 
 def tracked_files() -> list[str]:
