@@ -11,6 +11,8 @@ COPY dashboard ./dashboard
 COPY inbox ./inbox
 COPY operations ./operations
 COPY benchmarks ./benchmarks
+# hookline_receiver (signing and verification) is installed from the receiver package's folder.
+COPY receiver/hookline_receiver ./receiver/hookline_receiver
 COPY templates ./templates
 COPY manage.py ./
 RUN pip install --no-cache-dir . \

@@ -36,12 +36,14 @@ NO_SERVICES := DATABASE_URL=postgres://postgres@127.0.0.1:1/hookline \
 test-without-services: install
 	env -u REQUIRE_SERVICES $(NO_SERVICES) $(PY) -m pytest
 
-# Style, the import layers (pyproject's import-linter contracts) and the types.
+# Style, the import layers (pyproject's import-linter contracts) and the types; the receiver
+# package's types again under its own, stricter settings (receiver/pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	cd receiver && $(abspath $(VENV))/bin/mypy
 
 web: install
 	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:8000

@@ -12,6 +12,7 @@ from deliveries import fair
 from tests import pooling, rabbitmq
 from tests.brokers import SUITE_BROKER, lose_messages, using_broker
 from tests.receiver import Receiver
+from tests.receiver_package.pythons import build_receiver_wheel
 from tests.worker import CeleryWorker
 
 pytest_plugins: list[str] = []
@@ -21,6 +22,12 @@ pytest_plugins: list[str] = []
 hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def receiver_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """hookline-receiver's wheel, built once a session from receiver/."""
+    return build_receiver_wheel(tmp_path_factory.mktemp("receiver-wheel"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

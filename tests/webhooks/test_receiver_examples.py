@@ -1,10 +1,10 @@
 """The receiver examples of the README and docs/receiving.md work as written.
 
 The complete Django receiver of docs/receiving.md, copied into a fresh Django project, verifies a
-real delivery. The fresh project runs on an interpreter that sees the venv's Django but not
-Hookline (no editable-install hook), with `signing.py` and `receiving.py` copied in as the page
-says: if either imported anything of Hookline's, the server would not start. The README's short
-receiver and the Flask snippets run in-process.
+real delivery. The fresh project runs on an interpreter that sees the venv's Django and the
+installed `hookline-receiver` wheel, but not Hookline (no editable-install hook): if the package
+imported anything of Hookline's, the server would not start. The README's short receivers and
+the Flask snippets run in-process.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import ast
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -46,7 +45,7 @@ EXAMPLE = re.compile(
     r"<!-- receiver-example: (?P<path>\S+) -->\n```python\n(?P<code>.*?)\n```", re.S
 )
 SHORT_EXAMPLE = re.compile(r"<!-- short-receiver-example -->\n```python\n(.*?)\n```", re.S)
-HELPERS = ("signing.py", "receiving.py")
+PLAIN_EXAMPLE = re.compile(r"<!-- plain-receiver-example -->\n```python\n(.*?)\n```", re.S)
 ROUTE = "webhooks/hookline/"
 
 
@@ -59,8 +58,8 @@ def test_the_receiving_page_marks_the_receiver_example_and_its_other_snippets_pa
     assert set(documented_examples()) == {"receiver/views.py"}
     section = RECEIVING.read_text().split("## Verifying a message", 1)[1].split("\n## ", 1)[0]
     snippets = re.findall(r"```python\n(.*?)\n```", section, re.S)
-    # the Django view, Flask with Hookline's helper, standardwebhooks, XML and form bodies
-    assert len(snippets) == 4
+    # plain Python, the Django view, Flask with hookline-receiver, standardwebhooks, XML and form
+    assert len(snippets) == 5
     for snippet in snippets:
         ast.parse(snippet)
 
@@ -99,7 +98,26 @@ def test_the_readme_short_receiver_accepts_a_signed_message_and_refuses_others(m
     assert view(RequestFactory().get("/")).status_code == 405
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["hookline-verify", "standardwebhooks"])
+def test_the_readme_plain_receiver_accepts_refuses_and_echoes_the_challenge(monkeypatch):
+    match = PLAIN_EXAMPLE.search(README.read_text())
+    assert match, "the README lost its plain Python receiver example"
+    secret = generate_signing_secret()
+    monkeypatch.setenv("HOOKLINE_WEBHOOK_SECRET", secret)
+    namespace: dict = {}
+    exec(compile(match[1], "README.md", "exec"), namespace)
+    receive = namespace["receive"]
+    body = b'{"type":"order.paid","timestamp":"2026-11-29T10:58:36.643Z","data":{}}'
+    challenge = b'{"type":"hookline.verification","data":{"challenge":"chl_1"}}'
+    good = signed_headers(secret, body)
+
+    assert receive(good, body) == (202, {"status": "accepted", "type": "order.paid"})
+    assert receive(signed_headers(secret, challenge), challenge) == (200, {"challenge": "chl_1"})
+    assert receive(good, body + b" ")[0] == 401
+    assert receive(good | {"Webhook-Timestamp": str(int(time.time()) - 600)}, body)[0] == 401
+    assert receive({}, body)[0] == 400
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["hookline-receiver", "standardwebhooks"])
 def test_the_documented_flask_snippets_accept_a_signed_message_and_refuse_others(
     index, monkeypatch
 ):
@@ -141,28 +159,43 @@ class _FakeFlask:
 
 
 @pytest.fixture
-def bare_python(tmp_path: Path) -> Path:
-    """A Python that imports the venv's Django and nothing of Hookline."""
+def bare_python(tmp_path: Path, receiver_wheel: Path) -> Path:
+    """A Python that imports the venv's Django and the installed receiver package, and nothing of
+    Hookline."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     [site_packages] = venv.glob("lib/python*/site-packages")
     # A plain path line: the venv's .pth files, among them Hookline's editable hook, are not run.
     (site_packages / "venv_django.pth").write_text(str(Path(django.__file__).parent.parent) + "\n")
     python = venv / "bin" / "python"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+        + ["--no-index", "--no-deps", str(receiver_wheel)],
+        capture_output=True,
+        text=True,
+        env=_bare_env(),
+    )
+    assert installed.returncode == 0, installed.stderr
     isolated = subprocess.run(
-        [str(python), "-c", "import django; import deliveries"],
+        [
+            str(python),
+            "-c",
+            "import hookline_receiver; print(hookline_receiver.__file__); "
+            "import django; import deliveries",
+        ],
         env=_bare_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,
     )
     assert "No module named 'deliveries'" in isolated.stderr, "Hookline must not be importable"
+    assert isolated.stdout.startswith(str(venv)), "the receiver package is the installed wheel"
     return python
 
 
 @pytest.fixture
 def fresh_project(tmp_path: Path, bare_python: Path) -> Path:
-    """`django-admin startproject mysite`, with the documented view and Hookline's two helpers."""
+    """`django-admin startproject mysite`, with the documented view."""
     project = tmp_path / "mysite"
     project.mkdir()
     subprocess.run(
@@ -170,11 +203,6 @@ def fresh_project(tmp_path: Path, bare_python: Path) -> Path:
         check=True,
         env=_bare_env(),
     )
-    helpers = project / "webhooks"
-    helpers.mkdir()
-    (helpers / "__init__.py").write_text("")
-    for name in HELPERS:
-        shutil.copy(Path(settings.BASE_DIR) / "webhooks" / name, helpers / name)
     for relative, code in documented_examples().items():
         target = project / relative
         target.parent.mkdir(parents=True, exist_ok=True)

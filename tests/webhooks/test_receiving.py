@@ -156,10 +156,10 @@ def test_a_callable_picks_each_tenants_secret(client):
 
 def test_rejections_are_logged_as_warnings_without_secret_or_signature(client, caplog):
     headers = signed(BODY, msg_id="msg_logged") | {"webhook-timestamp": str(int(time.time()))}
-    with caplog.at_level(logging.WARNING, logger="webhooks.receiving"):
+    with caplog.at_level(logging.WARNING, logger="hookline_receiver.django"):
         post(client, "/hooks/", b"{}", headers)
 
-    [record] = [r for r in caplog.records if r.name == "webhooks.receiving"]
+    [record] = [r for r in caplog.records if r.name == "hookline_receiver.django"]
     assert record.levelno == logging.WARNING
     logged = record.getMessage()
     assert "401" in logged
