@@ -159,7 +159,7 @@ class EventCursorPagination(DeliveryCursorPagination):
         cursor = super(DeliveryCursorPagination, self).decode_cursor(request)
         if cursor is not None and cursor.position is not None:
             try:
-                valid = parse_datetime(cursor.position) is not None
+                valid = parse_datetime(str(cursor.position)) is not None
             except ValueError:  # the right shape, out of range
                 valid = False
             if not valid:
