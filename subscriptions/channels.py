@@ -53,9 +53,16 @@ def channels_reach(event_channels: Collection[str], endpoint_channels: Collectio
     return not event_channels or not set(event_channels).isdisjoint(endpoint_channels)
 
 
-def channels_api_field(**kwargs: Any) -> serializers.ListField:
-    """The REST API's field for channels, as its schema states them (CHANNEL_RULE)."""
-    return serializers.ListField(
+class ChannelsField(serializers.ListField):
+    """Channels in the REST API, as its schema states them (CHANNEL_RULE); each kept once."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return channels_checked(super().to_internal_value(data))
+
+
+def channels_api_field(**kwargs: Any) -> ChannelsField:
+    """The REST API's field for channels."""
+    return ChannelsField(
         child=serializers.RegexField(
             CHANNEL_PATTERN, max_length=MAX_CHANNEL_LENGTH, trim_whitespace=False,
             error_messages={"invalid": CHANNEL_RULE},

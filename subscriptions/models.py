@@ -223,6 +223,8 @@ class Endpoint(models.Model):
 
     def clean(self) -> None:
         self.filter = (self.filter or "").strip()
+        if isinstance(self.channels, list) and len(set(self.channels)) < len(self.channels):
+            self.channels = list(dict.fromkeys(self.channels))  # each once, as the API keeps them
         problems = {
             "filter": filter_problem(self.filter),
             "transformation": transformation_problem(self.transformation),
