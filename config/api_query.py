@@ -4,7 +4,9 @@ A typo such as `?stauts=failed` would otherwise list every delivery, and the cal
 the wrong rows. The parameters each operation takes are read from the OpenAPI schema, built once
 per process, so the schema and the server cannot drift apart. A parameter whose names are open
 (an object exploded into the query, such as `data.<path>=<value>`) states its names' pattern in
-`propertyNames`, and names that match it are known.
+`propertyNames`, and names that match it are known. OpenAPI 3.0 validates with JSON Schema draft
+4, which has no `propertyNames`: to a 3.0 tool, any name is allowed there, so the 400 for a name
+that breaks the pattern says what the names are (tests/test_api_fuzz.py knows it).
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ class _Known:
         for name in sorted(names - self.names):
             if any(open_names.pattern.fullmatch(name) for open_names in self.open_names):
                 continue
+            # The name may have been meant as one of the open names: say what those are.
             rules = [o.rule for o in self.open_names if name.startswith(o.prefix) and o.rule]
+            rules = rules or [f"Unknown query parameter. {o.rule}" for o in self.open_names]
             unknown[name] = rules[0] if rules else "Unknown query parameter."
         return unknown
 

@@ -57,6 +57,9 @@ class ChannelsField(serializers.ListField):
     """Channels in the REST API, as its schema states them (CHANNEL_RULE); each kept once."""
 
     def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, list) and self.max_length is not None and len(data) > self.max_length:
+            # Counted as sent, as the schema's maxItems counts, before repeats are dropped.
+            self.fail("max_length", max_length=self.max_length)
         return channels_checked(super().to_internal_value(data))
 
 
