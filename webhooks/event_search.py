@@ -6,7 +6,7 @@ JSON number, `true`, `false` or `null` it spells, if it spells one: `data.custom
 `{"customer": {"id": 42}}` and `{"customer": {"id": "42"}}`.
 
 On PostgreSQL each alternative is a containment test (`payload @> '{"customer": {"id": 42}}'`)
-that the GIN index on the payload (`jsonb_path_ops`, webhooks migration 0005) answers, however
+that the GIN index on the payload (`jsonb_path_ops`, webhooks migration 0006) answers, however
 many events a tenant has. Other databases compare the value at the path, without an index.
 """
 

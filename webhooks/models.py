@@ -54,7 +54,7 @@ class Event(models.Model):
     class Meta:
         ordering = ["-id"]
         # The API's list of a tenant's events, newest first, all of them or of one type. Created
-        # concurrently on PostgreSQL (migration 0005), with a GIN index on the payload for its
+        # concurrently on PostgreSQL (migration 0006), with a GIN index on the payload for its
         # payload search that only PostgreSQL has, and so is left out here.
         indexes = [
             models.Index(fields=["tenant", "created_at", "id"], name="event_tenant_created_idx"),

@@ -1,4 +1,4 @@
-"""Event channels, and the indexes of the API's event list and payload search.
+"""The indexes of the API's event list and payload search.
 
 The events table can be large, so on PostgreSQL the indexes are built CONCURRENTLY: writes go
 on while they are built (the migration is not atomic, and an interrupted build leaves an INVALID
@@ -50,19 +50,10 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("webhooks", "0004_event_traceparent"),
+        ("webhooks", "0005_event_channels"),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="event",
-            name="channels",
-            field=models.JSONField(
-                blank=True,
-                db_default=models.Value([], output_field=models.JSONField()),
-                default=list,
-            ),
-        ),
         migrations.SeparateDatabaseAndState(
             state_operations=[
                 migrations.AddIndex(model_name="event", index=index) for index in LIST_INDEXES
