@@ -194,10 +194,33 @@ def test_an_empty_long_or_second_payload_filter_is_a_400(api, tenant_a, query, f
 
 
 @pytest.mark.parametrize(
-    "query", ["data.a=%00", "data.a%00=1", "created_after=2026-13-01", "event_type=", "stauts=x"]
+    "query",
+    [
+        "data.a=%00",
+        "data.a%00=1",
+        "created_after=2026-13-01",
+        "created_before=99999-01-01T00:00:00Z",
+        "event_type=",
+        "stauts=x",
+        "idempotency_key=" + "k" * 256,
+        "limit=99999999999999999999",
+    ],
 )
 def test_other_bad_queries_are_400s(api, tenant_a, query):
-    assert api.get(f"/api/v1/events/?{query}").status_code == 400
+    response = api.get(f"/api/v1/events/?{query}")
+
+    assert response.status_code == 400
+    assert_error_body(response)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["data.a=%ED%A0%80", "data.a=%FF", "idempotency_key=%ED%A0%80", "event_type=%F0%9F%98%80"],
+)
+def test_undecodable_or_odd_text_finds_nothing_and_is_no_500(api, tenant_a, order_paid, query):
+    store(tenant_a, order_paid, {"a": "x"}, key="k")
+
+    assert ids(api.get(f"/api/v1/events/?{query}")) == []
 
 
 def test_a_huge_number_is_matched_as_text_only(api, tenant_a, order_paid):
