@@ -90,7 +90,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
 
 class DeliveryCursorPagination(CursorPagination):
     # Keyset pagination on the primary key: no COUNT(*), constant cost at any depth.
-    ordering = "-id"
+    ordering: str | tuple[str, ...] = "-id"
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200

@@ -16,6 +16,7 @@ statement whether or not the tenant filters, once its filtered endpoints are kno
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,7 @@ class NewEvent:
     payload_text: str
     idempotency_key: str | None
     ordering_key: str  # "" for none
+    channels: tuple[str, ...] = ()  # checked; none: every subscribed endpoint
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def events_insert_with_deliveries(
     *, tenant: Tenant, events: Sequence[NewEvent], traceparent: str = ""
 ) -> StoredBatch:
     """Store `events` for `tenant`, in order, each with a pending delivery per subscribed active
-    endpoint, atomically. An event whose idempotency key the tenant already used is skipped.
+    endpoint (that shares one of its channels, for an event with channels), atomically. An
+    event whose idempotency key the tenant already used is skipped.
     Every event keeps `traceparent`, the batch's emit span when tracing is on (config.spans).
 
     Deliveries of events with an ordering key wait, per endpoint, behind a pending delivery of
@@ -94,6 +97,7 @@ def events_insert_with_deliveries(
         "payload_texts": [event.payload_text for event in events],
         "idempotency_keys": [event.idempotency_key for event in events],
         "ordering_keys": [event.ordering_key for event in events],
+        "channels": [json.dumps(event.channels) for event in events],
         "tenant_id": tenant.id, "now": now, "traceparent": traceparent,
         "event_table": Event._meta.db_table, "event_id": Event._meta.pk.column,
         "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
@@ -209,9 +213,9 @@ WITH item AS (
     FROM unnest(%(public_ids)s::text[], %(event_type_ids)s::bigint[],
                 %(event_type_names)s::text[], %(payloads)s::text[],
                 %(payload_texts)s::text[], %(idempotency_keys)s::text[],
-                %(ordering_keys)s::text[])
+                %(ordering_keys)s::text[], %(channels)s::jsonb[])
         WITH ORDINALITY AS i(public_id, event_type_id, event_type_name, payload, payload_text,
-                             idempotency_key, ordering_key, n)
+                             idempotency_key, ordering_key, channels, n)
 ), kinds AS (
     SELECT NOT EXISTS (
         SELECT 1 FROM item WHERE NOT EXISTS (
@@ -242,21 +246,22 @@ WITH item AS (
     INSERT INTO {Event.table}
         ({Event.id}, {Event.public_id}, {Event.tenant_id}, {Event.event_type_id},
          {Event.payload}, {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key},
-         {Event.created_at}, {Event.traceparent})
+         {Event.created_at}, {Event.traceparent}, {Event.channels})
     SELECT item.event_id, item.public_id, %(tenant_id)s, item.event_type_id, item.payload::jsonb,
-           item.payload_text, item.idempotency_key, item.ordering_key, %(now)s, %(traceparent)s
+           item.payload_text, item.idempotency_key, item.ordering_key, %(now)s, %(traceparent)s,
+           item.channels
     FROM item WHERE (SELECT current FROM kinds) AND (SELECT current FROM filters)
     ORDER BY item.idempotency_key, item.n
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
         WHERE {Event.idempotency_key} IS NOT NULL DO NOTHING
     RETURNING {Event.id}
 ), stored AS (
-    SELECT item.event_id, item.n, item.event_type_id, item.ordering_key
+    SELECT item.event_id, item.n, item.event_type_id, item.ordering_key, item.channels
     FROM event JOIN item ON item.event_id = event.{Event.id}
 ), target AS (
     -- Eligibility: the endpoints each stored event goes to, all in this one place. An endpoint
-    -- of the tenant, active, that wants the event's type (one with no types wants all), and
-    -- has no filter or one that matched the event.
+    -- of the tenant, active, that wants the event's type (one with no types wants all), shares
+    -- one of the event's channels if it has any, and has no filter or one that matched it.
     SELECT stored.event_id, stored.n, stored.ordering_key, endpoint.{Endpoint.id} AS endpoint_id,
            endpoint.{Endpoint.circuit_open_until} AS circuit_open_until
     FROM stored JOIN {Endpoint.table} AS endpoint
@@ -266,6 +271,8 @@ WITH item AS (
            OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
                       WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id}
                         AND wanted.{Wanted.eventtype_id} = stored.event_type_id))
+      AND (stored.channels = '[]'::jsonb OR endpoint.{Endpoint.channels} ?| ARRAY(
+               SELECT jsonb_array_elements_text(stored.channels)))
       AND (endpoint.{Endpoint.filter} = ''
            OR EXISTS (SELECT 1 FROM matched
                       WHERE matched.n = stored.n AND matched.endpoint_id = endpoint.{Endpoint.id}))
@@ -342,7 +349,7 @@ def _insert_orm(tenant: Tenant, events: Sequence[NewEvent], traceparent: str) ->
                 tenant=tenant, event_type=event.event_type, payload=event.payload,
                 payload_json=event.payload_json, payload_text=event.payload_text,
                 idempotency_key=event.idempotency_key, ordering_key=event.ordering_key,
-                traceparent=traceparent,
+                channels=event.channels, traceparent=traceparent,
             )  # fmt: skip
             if stored.event is None:
                 items.append(None)

@@ -9,7 +9,7 @@ Table and column names come from the models (deliveries.sql_names).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -25,11 +25,13 @@ from deliveries.models import Attempt, Delivery
 from deliveries.ordering import DEEP_HEAD_SQL, deep_heads_capped, deep_heads_per_claim
 from deliveries.selectors import (
     deliveries_flowing,
+    endpoint_channels_of,
     endpoint_filters_subscribed,
     endpoint_ids_to_probe,
     endpoint_pauses_subscribed,
 )
 from deliveries.sql_names import sql_with_names
+from subscriptions.channels import channels_reach
 from subscriptions.filters import FilterContext, endpoints_matching, filter_context
 from subscriptions.models import Endpoint, EventType, Tenant
 from webhooks.models import Event
@@ -276,10 +278,12 @@ class StoredEvent:
 
 def event_insert_with_deliveries(
     *, tenant: Tenant, event_type: EventType, payload: dict, payload_json: str,
-    payload_text: str, idempotency_key: str | None, ordering_key: str = "", traceparent: str = "",
+    payload_text: str, idempotency_key: str | None, ordering_key: str = "",
+    channels: Sequence[str] = (), traceparent: str = "",
 ) -> StoredEvent:  # fmt: skip
     """Store an event and a pending delivery per subscribed active endpoint whose filter, if it
-    has one, matches the event (subscriptions.filters), atomically.
+    has one, matches the event (subscriptions.filters), atomically. An event with `channels`
+    (already checked) goes only to the endpoints that share one (subscriptions.channels).
 
     `payload_json` (the parsed payload serialised) fills the `jsonb` column; `payload_text` is
     kept as it is, to be sent. With an `ordering_key`, a delivery to an endpoint that has a
@@ -296,8 +300,8 @@ def event_insert_with_deliveries(
     now = timezone.now()
     event = Event(
         tenant=tenant, event_type=event_type, payload=payload, payload_text=payload_text,
-        idempotency_key=idempotency_key, ordering_key=ordering_key, created_at=now,
-        traceparent=traceparent,
+        idempotency_key=idempotency_key, ordering_key=ordering_key, channels=list(channels),
+        created_at=now, traceparent=traceparent,
     )  # fmt: skip
     if connection.vendor != "postgresql":
         return _event_insert_orm(event)
@@ -306,7 +310,8 @@ def event_insert_with_deliveries(
         "event_type_id": event_type.id, "event_type_name": event_type.name,
         "payload": payload_json, "payload_text": payload_text,
         "idempotency_key": idempotency_key, "ordering_key": ordering_key, "now": now,
-        "traceparent": traceparent,
+        "traceparent": traceparent, "channels": list(channels),
+        "channels_json": json.dumps(list(channels)),
         "pending": Delivery.Status.PENDING, "trigger": Attempt.Trigger.SCHEDULED,
     }  # fmt: skip
     inserted = _insert_evaluating_filters(event, params)
@@ -374,7 +379,7 @@ def _insert_evaluating_filters(event: Event, params: dict[str, Any]) -> _Inserte
             after_evaluating, {**params, "evaluated": filtered.digest, "matched": matched}
         )
 
-    seen = (event.tenant_id, event.event_type_id)
+    seen = (event.tenant_id, event.event_type_id, tuple(event.channels))
     evaluated = _filtered_seen.get(seen)
     if evaluated is None:
         evaluated, inserted = Filtered(), _insert(first, params)
@@ -418,8 +423,8 @@ class FilteredSeen(Generic[K, V]):
         self._seen[key] = filtered
 
 
-# By tenant and event type.
-_filtered_seen: FilteredSeen[tuple[int, int], Filtered] = FilteredSeen(256)
+# By tenant, event type and channels.
+_filtered_seen: FilteredSeen[tuple[int, int, tuple[str, ...]], Filtered] = FilteredSeen(256)
 
 
 def _insert(sql: str, params: dict[str, Any]) -> _Inserted:
@@ -442,9 +447,12 @@ def event_filter_context(event: Event) -> FilterContext:
 # The table that says which event types an endpoint wants (none: all of them).
 _ENDPOINT_TYPES = Endpoint.event_types.through
 
-# An endpoint with no event types wants them all.
+# An endpoint with no event types wants them all; an event with channels goes only to endpoints
+# that share one (subscriptions.channels).
 _SUBSCRIBED = """
       endpoint.{Endpoint.tenant_id} = %(tenant_id)s AND endpoint.{Endpoint.is_active}
+      AND (cardinality(%(channels)s::text[]) = 0
+           OR endpoint.{Endpoint.channels} ?| %(channels)s::text[])
       AND (NOT EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
                        WHERE wanted.{Wanted.endpoint_id} = endpoint.{Endpoint.id})
            OR EXISTS (SELECT 1 FROM {Wanted.table} AS wanted
@@ -469,9 +477,9 @@ WITH kind AS (
     INSERT INTO {Event.table}
         ({Event.public_id}, {Event.tenant_id}, {Event.event_type_id}, {Event.payload},
          {Event.payload_text}, {Event.idempotency_key}, {Event.ordering_key}, {Event.created_at},
-         {Event.traceparent})
+         {Event.traceparent}, {Event.channels})
     SELECT %(public_id)s, %(tenant_id)s, kind.{EventType.id}, %(payload)s::jsonb, %(payload_text)s,
-           %(idempotency_key)s, %(ordering_key)s, %(now)s, %(traceparent)s
+           %(idempotency_key)s, %(ordering_key)s, %(now)s, %(traceparent)s, %(channels_json)s::jsonb
     FROM kind
     WHERE <as-evaluated>
     ON CONFLICT ({Event.tenant_id}, {Event.idempotency_key})
@@ -585,10 +593,14 @@ def _event_insert_orm(event: Event) -> StoredEvent:
 
 
 def _pauses_of_endpoints_matching(event: Event) -> dict[int, datetime | None]:
-    """The subscribed endpoints without a filter or whose filter matches `event`, each with the
-    end of its circuit's pause."""
+    """The subscribed endpoints that share one of `event`'s channels if it has any, without a
+    filter or whose filter matches `event`, each with the end of its circuit's pause."""
     kind = {"tenant_id": event.tenant_id, "event_type_id": event.event_type_id}
     pauses = endpoint_pauses_subscribed(**kind)
+    if event.channels:
+        listening = endpoint_channels_of(endpoint_ids=list(pauses))
+        pauses = {endpoint_id: until for endpoint_id, until in pauses.items()
+                  if channels_reach(event.channels, listening[endpoint_id])}  # fmt: skip
     filtered = endpoint_filters_subscribed(**kind)
     if not filtered:
         return pauses

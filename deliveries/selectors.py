@@ -24,6 +24,11 @@ def endpoint_pauses_subscribed(*, tenant_id: int, event_type_id: int) -> dict[in
     )
 
 
+def endpoint_channels_of(*, endpoint_ids: list[int]) -> dict[int, list[str]]:
+    """The channels each of these endpoints listens on."""
+    return dict(Endpoint.objects.filter(id__in=endpoint_ids).values_list("id", "channels"))
+
+
 def endpoint_filters_subscribed(*, tenant_id: int, event_type_id: int) -> dict[int, str]:
     """The filters of a tenant's active endpoints that want an event type and have one."""
     return dict(

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
-from config.api_types import JsonTypes
+from config.api_types import JsonObjectField, JsonTypes
 from deliveries.api import AttemptSerializer, DeliveryCursorPagination, ReplayJobSerializer
 from deliveries.endpoint_figures import WINDOWS, EndpointFigures, endpoint_figures
 from deliveries.hourly_stats import STATUS_CLASSES
@@ -28,6 +28,7 @@ from deliveries.selectors import attempts_wait, challenge_pending_id
 from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
 from subscriptions.authentication import api_key_of
+from subscriptions.channels import CHANNEL_RULE, channels_api_field
 from subscriptions.filters import MAX_FILTER_LENGTH, filter_problem
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import Endpoint, EventType, Tenant
@@ -40,8 +41,10 @@ from subscriptions.services import (
 from subscriptions.validators import (
     MAX_HEADER_VALUE,
     MAX_HEADERS,
+    MAX_METADATA_BYTES,
     SIGNING_SECRET_PATTERN,
     validate_endpoint_headers,
+    validate_endpoint_metadata,
     validate_signing_secret,
 )
 from subscriptions.verification import (
@@ -221,6 +224,18 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
         help_text="A JSONata expression that reshapes the body before it is encoded, signed and "
         'sent, such as {"text": "Order " & data.order_id & " paid"}; empty for none.',
     )
+    metadata = JsonObjectField(
+        required=False,
+        validators=[validate_endpoint_metadata],
+        help_text="Your own data about the endpoint, such as your ids for it: a JSON object of "
+        f"at most {MAX_METADATA_BYTES} bytes as compact JSON. Stored and returned, never sent.",
+    )
+    channels = channels_api_field(
+        required=False,
+        help_text="The channels it listens on. An event sent with channels reaches only the "
+        "endpoints that share one of them; an event without channels reaches it whatever it "
+        f"lists. {CHANNEL_RULE}",
+    )
 
     class Meta:
         model = Endpoint
@@ -237,6 +252,8 @@ class EndpointSerializer(JsonTypes, serializers.ModelSerializer):
             "payload_format",
             "filter",
             "transformation",
+            "metadata",
+            "channels",
             "verification",
             "verified_at",
             "created_at",

@@ -12,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from subscriptions.channels import validate_channels
 from subscriptions.encryption import (
     EncryptedJSONField,
     EncryptedTextField,
@@ -21,6 +22,7 @@ from subscriptions.encryption import (
 from subscriptions.filters import filter_problem
 from subscriptions.validators import (
     validate_endpoint_headers,
+    validate_endpoint_metadata,
     validate_endpoint_url,
     validate_signing_secret,
 )
@@ -180,6 +182,22 @@ class Endpoint(models.Model):
         help_text="A JSONata expression that reshapes the body before it is signed and sent. "
         "Empty: the body as Hookline builds it.",
     )
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_endpoint_metadata],
+        help_text="The host's own data about the endpoint (its ids): a JSON object of at most "
+        "4 KB, never sent.",
+    )
+    # Defaulted in the database too, for rows inserted by SQL that does not name it.
+    channels = models.JSONField(
+        default=list,
+        db_default=models.Value([], output_field=models.JSONField()),
+        blank=True,
+        validators=[validate_channels],
+        help_text="Channels it listens on: an event sent with channels reaches only endpoints "
+        "that share one of them. Events without channels reach it whatever it lists.",
+    )
     # Ownership verification: when it applies, an endpoint receives nothing but its challenge
     # until it has echoed it (None: not yet). Endpoints saved while it does not apply are trusted
     # from the start.
@@ -205,6 +223,8 @@ class Endpoint(models.Model):
 
     def clean(self) -> None:
         self.filter = (self.filter or "").strip()
+        if isinstance(self.channels, list) and len(set(self.channels)) < len(self.channels):
+            self.channels = list(dict.fromkeys(self.channels))  # each once, as the API keeps them
         problems = {
             "filter": filter_problem(self.filter),
             "transformation": transformation_problem(self.transformation),

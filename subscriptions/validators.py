@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.http.request import validate_host
 
 from subscriptions.addresses import BlockedAddressError, resolve_allowed
+from webhooks.payloads import contains_nul
 
 MAX_URL_LENGTH = 2048
 
@@ -116,6 +118,29 @@ def _check_header_name_allowed(name: str) -> None:
         raise ValidationError(
             f"Header {name!r} is a hop-by-hop or framing header and cannot be set on an endpoint."
         )
+
+
+MAX_METADATA_BYTES = 4096
+
+
+def validate_endpoint_metadata(metadata: object) -> None:
+    """The host's own data about an endpoint: a JSON object of at most MAX_METADATA_BYTES as
+    compact UTF-8 JSON, storable as `jsonb` (no NUL, no unpaired surrogate, finite numbers)."""
+    if not isinstance(metadata, dict):
+        raise ValidationError("Metadata must be a JSON object.")
+    try:
+        text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationError(
+            "Metadata must hold JSON text only: no unpaired surrogate, NaN or Infinity."
+        ) from None
+    if size > MAX_METADATA_BYTES:
+        raise ValidationError(
+            f"Metadata is {size} bytes as compact JSON; the limit is {MAX_METADATA_BYTES}."
+        )
+    if contains_nul(metadata):
+        raise ValidationError("Metadata cannot contain the NUL character (\\u0000).")
 
 
 _B64 = "[A-Za-z0-9+/]"

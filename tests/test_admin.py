@@ -527,3 +527,33 @@ def test_a_tenants_delivery_weight_is_edited_in_the_admin_from_1_to_100(
     assert page.status_code == status  # 200: the form again, with the error
     tenant.refresh_from_db()
     assert tenant.delivery_weight == saved
+
+
+def test_admin_shows_and_edits_an_endpoints_metadata_and_channels(admin_client):
+    endpoint = EndpointFactory(metadata={"customer": "cus_42"}, channels=["eu"])
+    page = f"/admin/subscriptions/endpoint/{endpoint.pk}/change/"
+    form = {"tenant": endpoint.tenant.pk, "url": endpoint.url, "headers": "{}",
+            "payload_format": "json", "created_at_0": "2026-11-29", "created_at_1": "10:00:00",
+            "metadata": '{"customer": "cus_43"}'}  # fmt: skip
+
+    shown = admin_client.get(page).content.decode()
+    refused = admin_client.post(page, {**form, "channels": '["e u"]'})
+    saved = admin_client.post(page, {**form, "channels": '["us", "us"]'})
+
+    assert "cus_42" in shown
+    assert "&quot;eu&quot;" in shown
+    assert refused.status_code == 200
+    assert "is not a channel" in refused.content.decode()
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    endpoint.refresh_from_db()
+    assert (endpoint.metadata, endpoint.channels) == ({"customer": "cus_43"}, ["us"])
+
+
+def test_admin_shows_an_events_channels(admin_client):
+    EndpointFactory(tenant=TenantFactory(slug="acme"))
+    EventTypeFactory(name="order.paid")
+    event = send_event("acme", "order.paid", {"order_id": "o-1"}, channels=["eu-west"])
+
+    page = admin_client.get(f"/admin/webhooks/event/{event.pk}/change/")
+
+    assert "eu-west" in page.content.decode()

@@ -21,8 +21,10 @@ def send_event(
     *,
     idempotency_key: str | None = None,
     ordering_key: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> Event:
-    """Emit an event to every endpoint of `tenant` subscribed to `event_type`.
+    """Emit an event to every endpoint of `tenant` subscribed to `event_type` (with `channels`,
+    to those of them that share one of the channels).
 
     See `webhooks.services.event_send`, which this forwards to.
     """
@@ -35,6 +37,7 @@ def send_event(
         payload=payload,
         idempotency_key=idempotency_key,
         ordering_key=ordering_key,
+        channels=channels,
     )
 
 
@@ -44,7 +47,8 @@ def send_events(
     """Emit up to 500 events in one transaction; returns a result per item, in order.
 
     Each item is `(event_type, payload)` or `(event_type, payload, {"idempotency_key": …,
-    "ordering_key": …})`. See `webhooks.batches.events_send`, which this forwards to.
+    "ordering_key": …, "channels": […]})`. See `webhooks.batches.events_send`, which this
+    forwards to.
     """
     from webhooks.batches import events_send
 

@@ -37,6 +37,7 @@ class EventAdmin(QuickCheckboxMixin, admin.ModelAdmin):
         "event_type",
         "payload_as_sent",
         "idempotency_key",
+        "channels",
         "created_at",
     )
     fields = readonly_fields  # the parsed `payload` would otherwise show as an editable field

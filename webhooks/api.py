@@ -1,27 +1,41 @@
-"""REST API for emitting events and reading them back."""
+"""REST API for emitting events, listing and searching them, and reading one back."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api_errors import Conflict
 from config.api_parsers import JSONParser
+from config.api_schema import NO_NUL
 from config.api_types import JsonObjectField, JsonTypes
-from deliveries.api import DeliverySerializer
+from deliveries.api import DeliveryCursorPagination, DeliverySerializer
 from subscriptions.authentication import api_key_of
+from subscriptions.channels import channels_api_field
 from webhooks.batch_api import (
     EventBatchCreateSerializer,
     EventBatchParser,
     EventBatchSerializer,
     events_batch_response,
     members_as_written,
+)
+from webhooks.event_search import (
+    MAX_VALUE_LENGTH,
+    PARAMETER_PATTERN,
+    PATH_RULE,
+    PayloadFilterError,
+    events_matching,
+    payload_match_parsed,
+    payload_parameters,
 )
 from webhooks.models import Event
 from webhooks.ordering_keys import (
@@ -71,6 +85,11 @@ class EventCreateSerializer(JsonTypes, serializers.Serializer):
         help_text="Deliveries to each endpoint of events with the same key are attempted one at a "
         "time, in the order the events were emitted. 1 to 128 visible ASCII characters.",
     )
+    channels = channels_api_field(
+        required=False,
+        help_text="The event reaches only the endpoints that share one of these channels; "
+        "none: every subscribed endpoint.",
+    )
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -82,7 +101,10 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "event_type", "payload", "idempotency_key", "ordering_key", "created_at"]
+        fields = [
+            "id", "event_type", "payload", "idempotency_key", "ordering_key", "channels",
+            "created_at",
+        ]  # fmt: skip
 
 
 class EventCreatedSerializer(EventSerializer):
@@ -99,22 +121,78 @@ class EventDetailSerializer(EventSerializer):
         fields = [*EventSerializer.Meta.fields, "deliveries"]
 
 
-class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Emit events for the calling key's tenant, and read one back with its deliveries."""
+class EventFilterSerializer(serializers.Serializer):
+    event_type = serializers.CharField(required=False, max_length=200)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    idempotency_key = serializers.CharField(required=False, max_length=MAX_IDEMPOTENCY_KEY)
+
+
+PAYLOAD_FILTER = OpenApiParameter(
+    "data",
+    {
+        "type": "object",
+        "maxProperties": 1,
+        "propertyNames": {"pattern": PARAMETER_PATTERN, "description": PATH_RULE},
+        "additionalProperties": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_VALUE_LENGTH,
+            "pattern": NO_NUL,
+        },  # fmt: skip
+    },
+    OpenApiParameter.QUERY,
+    style="form",
+    explode=True,
+    description="One payload value to look for, as `data.<path>=<value>` (such as "
+    "`data.order_id=ord_1001` or `data.customer.id=42`): the events whose payload holds it at "
+    "that path. The value matches as a JSON string, and also as the number, true, false or "
+    f"null it spells. {PATH_RULE}",
+)
+
+
+class EventCursorPagination(DeliveryCursorPagination):
+    # Newest first; the (tenant, created_at, id) indexes keep every page a short index scan.
+    ordering = ("-created_at", "-id")
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        cursor = super(DeliveryCursorPagination, self).decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(str(cursor.position)) is not None
+            except ValueError:  # the right shape, out of range
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+
+@extend_schema_view(list=extend_schema(parameters=[EventFilterSerializer, PAYLOAD_FILTER]))
+class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Emit events for the calling key's tenant, list and search them, and read one back with
+    its deliveries."""
 
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
-    serializer_class = EventDetailSerializer
     parser_classes = [EventBodyParser]
+    pagination_class = EventCursorPagination
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return EventSerializer if self.action == "list" else EventDetailSerializer
 
     def get_queryset(self) -> QuerySet[Event]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return Event.objects.none()
-        return (
-            Event.objects.filter(tenant=api_key_of(self.request).tenant)
-            .select_related("event_type")
-            .prefetch_related("deliveries__event__event_type")
-        )
+        events = Event.objects.filter(tenant=api_key_of(self.request).tenant)
+        events = events.select_related("event_type")
+        if self.action == "list":
+            return _filtered(events, self.request)
+        return events.prefetch_related("deliveries__event__event_type")
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The tenant's events, newest first, filtered by type, time, idempotency key and one
+        payload value (`data.<path>=<value>`)."""
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=EventCreateSerializer,
@@ -137,6 +215,7 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             payload_text=payload_text,
             idempotency_key=key,
             ordering_key=wanted.get("ordering_key"),
+            channels=wanted.get("channels"),
         )
         if not created:
             return _replayed(event, wanted, payload_text)
@@ -149,6 +228,31 @@ class EventViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         (created, duplicate of an earlier event with its idempotency key, or rejected with a
         code and why). A rejected item rejects nothing else, unless `atomic` is true."""
         return events_batch_response(request)
+
+
+def _filtered(events: QuerySet[Event], request: Request) -> QuerySet[Event]:
+    # A plain dict, not the QueryDict: an empty value is then a 400, not "left out".
+    params = EventFilterSerializer(data=request.query_params.dict())
+    params.is_valid(raise_exception=True)
+    wanted = params.validated_data
+    lookups = {
+        # Through the name: the catalog is global, and the same name is the same type for all.
+        "event_type": "event_type__name",
+        "created_after": "created_at__gte",
+        "created_before": "created_at__lt",
+        "idempotency_key": "idempotency_key",
+    }
+    events = events.filter(**{lookups[name]: value for name, value in wanted.items()})
+    searched = payload_parameters(list(request.query_params))
+    if not searched:
+        return events
+    if len(searched) > 1 or len(request.query_params.getlist(searched[0])) > 1:
+        raise serializers.ValidationError({"data": ["Give one payload filter at most."]})
+    try:
+        match = payload_match_parsed(searched[0], request.query_params[searched[0]])
+    except PayloadFilterError as error:
+        raise serializers.ValidationError({searched[0]: [str(error)]}) from None
+    return events_matching(events, match)
 
 
 def _idempotency_header(request: Request) -> str | None:
@@ -169,6 +273,7 @@ def _replayed(first: Event, wanted: dict, payload_text: str | None) -> Response:
     same = (
         first.event_type.name == wanted["event_type"]
         and first.ordering_key == (wanted.get("ordering_key") or "")
+        and sorted(first.channels) == sorted(set(wanted.get("channels") or []))
         and _same_payload(first, wanted["payload"], payload_text)
     )
     if not same:

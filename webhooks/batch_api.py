@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from config.api_parsers import JSONParser, refuse_lone_surrogates
 from config.api_types import JsonTypes
 from subscriptions.authentication import api_key_of
+from subscriptions.channels import channels_api_field
 from webhooks.batches import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     MAX_BATCH_EVENTS,
@@ -103,6 +104,11 @@ class EventBatchItemSerializer(JsonTypes, serializers.Serializer):
         error_messages={"invalid": ORDERING_KEY_RULE},
         help_text="Events with the same key reach each endpoint in the order of the batch.",
     )
+    channels = channels_api_field(
+        required=False,
+        help_text="The event reaches only the endpoints that share one of these channels; "
+        "none: every subscribed endpoint.",
+    )
 
 
 class EventBatchCreateSerializer(JsonTypes, serializers.Serializer):
@@ -165,7 +171,7 @@ def events_batch_response(request: Request) -> Response:
         EventItem(
             event_type=item["event_type"], payload=item["payload"],
             idempotency_key=item.get("idempotency_key"),
-            ordering_key=item.get("ordering_key") or None,
+            ordering_key=item.get("ordering_key") or None, channels=item.get("channels"),
             payload_text=texts[index] if index < len(texts) else None,
         )
         for index, item in enumerate(wanted["events"])

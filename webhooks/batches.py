@@ -25,10 +25,12 @@ from deliveries.batch_emit import NewEvent, StoredBatch, events_insert_with_deli
 from deliveries.dispatch import wake_workers
 from deliveries.ordering import keys_advance_and_wake
 from subscriptions.catalog import event_types_forget
+from subscriptions.channels import channels_checked
 from subscriptions.models import Tenant
 from webhooks.errors import (
     BatchTooLargeError,
     EventError,
+    InvalidChannelsError,
     InvalidIdempotencyKeyError,
     InvalidOrderingKeyError,
     InvalidPayloadError,
@@ -43,7 +45,7 @@ from webhooks.services import event_type_resolved, payload_checked, tenant_resol
 MAX_BATCH_EVENTS = 500
 IDEMPOTENCY_KEY_MAX_LENGTH = Event._meta.get_field("idempotency_key").max_length or 255
 EVENT_TYPE_MAX_LENGTH = 200
-ITEM_OPTIONS = frozenset({"idempotency_key", "ordering_key"})
+ITEM_OPTIONS = frozenset({"idempotency_key", "ordering_key", "channels"})
 EMIT_SPAN = "hookline.send_events"
 
 
@@ -60,6 +62,7 @@ class RejectionCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     INVALID_ORDERING_KEY = "invalid_ordering_key"
+    INVALID_CHANNELS = "invalid_channels"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"  # the key is taken by a different event
     NOT_STORED = "not_stored"  # an atomic batch in which another item was rejected
 
@@ -74,6 +77,7 @@ class EventItem:
     idempotency_key: str | None = None
     ordering_key: str | None = None
     payload_text: str | None = None
+    channels: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,12 @@ def events_send(
     """Send up to MAX_BATCH_EVENTS events in one transaction; returns a result per item, in order.
 
     Items are EventItems, or `(event_type, payload)` or `(event_type, payload, {"idempotency_key":
-    …, "ordering_key": …})` tuples. Each is checked as `event_send` checks an event. A rejected
-    item rejects nothing else unless `atomic`, in which case nothing is stored and every item
-    says why. Workers are woken once the transaction commits (a caller's own transaction
-    included). Raises UnknownTenantError or BatchTooLargeError (nothing stored) for the batch
-    as a whole, and UnknownEventTypeError in the unlikely case that event types keep changing
-    while the batch is stored (send it again).
+    …, "ordering_key": …, "channels": […]})` tuples. Each is checked as `event_send` checks an
+    event. A rejected item rejects nothing else unless `atomic`, in which case nothing is stored
+    and every item says why. Workers are woken once the transaction commits (a caller's own
+    transaction included). Raises UnknownTenantError or BatchTooLargeError (nothing stored) for
+    the batch as a whole, and UnknownEventTypeError in the unlikely case that event types keep
+    changing while the batch is stored (send it again).
     """
     tenant = tenant_resolved(tenant)
     if len(items) > MAX_BATCH_EVENTS:
@@ -161,6 +165,7 @@ class _Plan:
     new: NewEvent | None = None
     same_as: int | None = None
     ordering_key: str = ""
+    channels: tuple[str, ...] = ()
 
 
 def _send(tenant: Tenant, items: Sequence[Any], atomic: bool, traceparent: str) -> list[ItemResult]:
@@ -212,6 +217,7 @@ def _parsed_plan(index: int, raw: Any) -> _Plan:
         _check_event_type_text(item.event_type)
         _check_idempotency_key(item.idempotency_key)
         plan.ordering_key = _ordering_key(item.ordering_key)
+        plan.channels = _channels(item.channels)
     except ItemRejected as rejected:
         plan.result = _rejected(index, rejected.code, rejected.detail, rejected.field)
         return plan
@@ -231,17 +237,19 @@ def item_from_tuple(raw: Any) -> EventItem:
     if not isinstance(options, Mapping) or not set(options) <= ITEM_OPTIONS:
         raise ItemRejected(
             RejectionCode.INVALID_ITEM,
-            "An item's options are a dict with idempotency_key and ordering_key at most.",
+            "An item's options are a dict with idempotency_key, ordering_key and channels at most.",
         )
     return EventItem(
         event_type=raw[0], payload=raw[1],
         idempotency_key=options.get("idempotency_key"), ordering_key=options.get("ordering_key"),
+        channels=options.get("channels"),
     )  # fmt: skip
 
 
 def item_from_mapping(raw: Any, payload_text: str | None = None) -> EventItem:
     """An item written as the API's JSON object (`event_type`, `payload`, and optionally
-    `idempotency_key` and `ordering_key`) as an EventItem; raises ItemRejected otherwise."""
+    `idempotency_key`, `ordering_key` and `channels`) as an EventItem; raises ItemRejected
+    otherwise."""
     if not isinstance(raw, Mapping):
         raise ItemRejected(RejectionCode.INVALID_ITEM, "An item is a JSON object.")
     unknown = sorted(set(raw) - ITEM_OPTIONS - {"event_type", "payload"})
@@ -253,6 +261,7 @@ def item_from_mapping(raw: Any, payload_text: str | None = None) -> EventItem:
     return EventItem(
         event_type=raw["event_type"], payload=raw["payload"], payload_text=payload_text,
         idempotency_key=raw.get("idempotency_key"), ordering_key=raw.get("ordering_key"),
+        channels=raw.get("channels"),
     )  # fmt: skip
 
 
@@ -298,6 +307,13 @@ def _ordering_key(key: Any) -> str:
         ) from None
 
 
+def _channels(channels: Any) -> tuple[str, ...]:
+    try:
+        return tuple(channels_checked(channels))
+    except ValidationError as error:
+        raise ItemRejected(RejectionCode.INVALID_CHANNELS, error.messages[0], "channels") from None
+
+
 def _is_text(value: str) -> bool:
     try:
         value.encode()
@@ -320,7 +336,7 @@ def _check(plan: _Plan) -> None:
     plan.new = NewEvent(
         event_type=kind, payload=item.payload, payload_json=checked.serialized,
         payload_text=checked.text, idempotency_key=item.idempotency_key,
-        ordering_key=plan.ordering_key,
+        ordering_key=plan.ordering_key, channels=plan.channels,
     )  # fmt: skip
 
 
@@ -335,6 +351,8 @@ def _code_of(error: EventError) -> tuple[RejectionCode, str | None]:
         return RejectionCode.INVALID_ORDERING_KEY, "ordering_key"
     if isinstance(error, InvalidIdempotencyKeyError):
         return RejectionCode.INVALID_IDEMPOTENCY_KEY, "idempotency_key"
+    if isinstance(error, InvalidChannelsError):
+        return RejectionCode.INVALID_CHANNELS, "channels"
     return RejectionCode.INVALID_ITEM, None
 
 
@@ -352,6 +370,7 @@ def _duplicate_of_stored(plan: _Plan, first: Event) -> ItemResult:
     same = (
         first.event_type.name == plan.item.event_type
         and first.ordering_key == plan.ordering_key
+        and sorted(first.channels) == sorted(plan.channels)
         and _same_payload(first.payload, first.payload_text, plan.item)
     )
     if not same:
@@ -366,6 +385,7 @@ def _duplicate_in_batch(plan: _Plan, first: _Plan) -> None:
     same = (
         first.item.event_type == plan.item.event_type
         and first.ordering_key == plan.ordering_key
+        and sorted(first.channels) == sorted(plan.channels)
         and _same_payload(first.item.payload, first.new.payload_text, plan.item)
     )
     if same:

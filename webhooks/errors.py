@@ -29,6 +29,10 @@ class InvalidIdempotencyKeyError(EventError):
     pass
 
 
+class InvalidChannelsError(EventError):
+    pass
+
+
 class BatchTooLargeError(EventError):
     """A batch holds more events than one call may send; nothing was stored."""
 

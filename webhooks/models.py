@@ -44,8 +44,24 @@ class Event(models.Model):
         max_length=TRACEPARENT_MAX_LENGTH, blank=True, default="", db_default="", editable=False
     )
 
+    # The channels it was sent on ([] for none): it reached only the endpoints that share one
+    # (subscriptions.channels). Defaulted in the database too, for rows inserted by SQL that does
+    # not name it.
+    channels = models.JSONField(
+        default=list, db_default=models.Value([], output_field=models.JSONField()), blank=True
+    )
+
     class Meta:
         ordering = ["-id"]
+        # The API's list of a tenant's events, newest first, all of them or of one type. Created
+        # concurrently on PostgreSQL (migration 0006), with a GIN index on the payload for its
+        # payload search that only PostgreSQL has, and so is left out here.
+        indexes = [
+            models.Index(fields=["tenant", "created_at", "id"], name="event_tenant_created_idx"),
+            models.Index(
+                fields=["tenant", "event_type", "created_at", "id"], name="event_tenant_type_idx"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "idempotency_key"],

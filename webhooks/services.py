@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from deliveries.ordering import keys_advance_and_wake
 from deliveries.selectors import pending_test_sends_count
 from deliveries.services import delivery_create_test
 from subscriptions.catalog import event_type_by_name, event_types_forget
+from subscriptions.channels import channels_checked
 from subscriptions.models import (
     TEST_EVENT_TYPE,
     VERIFICATION_EVENT_TYPE,
@@ -31,6 +33,7 @@ from subscriptions.models import (
 )
 from webhooks.errors import (
     EndpointUnverifiedError,
+    InvalidChannelsError,
     InvalidOrderingKeyError,
     InvalidPayloadError,
     PayloadTooLargeError,
@@ -62,9 +65,11 @@ def event_send(
     payload_text: str | None = None,
     idempotency_key: str | None = None,
     ordering_key: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> Event:
     """Store an event and one pending delivery per subscribed active endpoint whose filter, if it
-    has one, matches the event (subscriptions.filters), in one transaction.
+    has one, matches the event (subscriptions.filters), in one transaction. With `channels`, only
+    the endpoints that share one of them are sent the event (subscriptions.channels).
 
     Receivers get the payload's JSON text as `data`: `payload_text` when given (the JSON text that
     `payload` was parsed from, as the host wrote it; whitespace between tokens is dropped, all
@@ -74,8 +79,9 @@ def event_send(
     Deliveries to one endpoint of events with the same `ordering_key` are attempted one at a
     time, in the order of their `send_event` calls (deliveries.ordering).
     Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, a
-    payload that is not a JSON object, fails the type's schema, or is over the size limit, or an
-    ordering key that is not 1 to 128 visible ASCII characters.
+    payload that is not a JSON object, fails the type's schema, or is over the size limit, an
+    ordering key that is not 1 to 128 visible ASCII characters, or channels that break
+    `subscriptions.channels.CHANNEL_RULE`.
     """
     event, _ = event_send_idempotent(
         tenant=tenant,
@@ -84,6 +90,7 @@ def event_send(
         payload_text=payload_text,
         idempotency_key=idempotency_key,
         ordering_key=ordering_key,
+        channels=channels,
     )
     return event
 
@@ -96,6 +103,7 @@ def event_send_idempotent(
     payload_text: str | None = None,
     idempotency_key: str | None = None,
     ordering_key: str | None = None,
+    channels: Sequence[str] | None = None,
 ) -> tuple[Event, bool]:
     """`event_send`, telling also whether this call stored the event.
 
@@ -105,7 +113,10 @@ def event_send_idempotent(
     with ON CONFLICT DO NOTHING), and every other one gets False and the winner's event.
     """
     spans = tracing.spans
-    arguments = _Emit(tenant, event_type, payload, payload_text, idempotency_key, ordering_key)
+    arguments = _Emit(
+        tenant, event_type, payload, payload_text, idempotency_key, ordering_key,
+        _channels_checked(channels),
+    )  # fmt: skip
     if spans is None:
         return _send_idempotent(arguments, traceparent="")
     tenant_name = tenant if isinstance(tenant, str) else tenant.slug
@@ -127,6 +138,7 @@ class _Emit:
     payload_text: str | None
     idempotency_key: str | None
     ordering_key: str | None
+    channels: list[str]
 
 
 def _send_idempotent(emit: _Emit, *, traceparent: str) -> tuple[Event, bool]:
@@ -157,6 +169,13 @@ def _send_idempotent(emit: _Emit, *, traceparent: str) -> tuple[Event, bool]:
     return stored.event, True
 
 
+def _channels_checked(channels: Any) -> list[str]:
+    try:
+        return channels_checked(channels)
+    except ValidationError as error:
+        raise InvalidChannelsError(error.messages[0]) from None
+
+
 def _ordering_key_checked(key: str | None) -> str:
     try:
         return ordering_key_checked(key)
@@ -175,6 +194,7 @@ def _store(tenant: Tenant, emit: _Emit, ordering_key: str, traceparent: str) -> 
         payload_text=checked.text,
         idempotency_key=emit.idempotency_key,
         ordering_key=ordering_key,
+        channels=emit.channels,
         traceparent=traceparent,
     )
 

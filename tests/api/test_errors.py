@@ -48,7 +48,7 @@ def test_an_invalid_body_that_is_not_an_object_is_400(api):
         ("get", "/api/v1/endpoints/not-a-number/", 404, "not_found"),
         ("get", "/api/v1/no-such-resource/", 404, "not_found"),
         ("delete", "/api/v1/event-types/order.paid/", 405, "method_not_allowed"),
-        ("get", "/api/v1/events/", 405, "method_not_allowed"),
+        ("put", "/api/v1/events/batch/", 405, "method_not_allowed"),
     ],
 )
 def test_other_errors_have_the_same_shape(staff_api, order_paid, method, path, status, code):

@@ -288,7 +288,13 @@ def test_the_schema_describes_the_request_the_results_and_the_413(anon):
     assert body["properties"]["events"]["maxItems"] == 500
     assert body["properties"]["atomic"] == {**body["properties"]["atomic"], "type": "boolean"}
     item = components[body["properties"]["events"]["items"]["$ref"].rsplit("/", 1)[-1]]
-    assert set(item["properties"]) == {"event_type", "payload", "idempotency_key", "ordering_key"}
+    assert set(item["properties"]) == {
+        "event_type",
+        "payload",
+        "idempotency_key",
+        "ordering_key",
+        "channels",
+    }
     assert item["required"] == ["event_type", "payload"]
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     result_list = components[answer.rsplit("/", 1)[-1]]

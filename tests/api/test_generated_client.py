@@ -128,5 +128,35 @@ def test_generated_client_gets_a_typed_error(hookline):
     assert "Unknown event type" in error.detail
 
 
+def test_generated_client_finds_events_by_a_payload_value_and_sends_channels(hookline, receiver):
+    api("v1_endpoints_create").sync(
+        client=hookline,
+        body=models().EndpointCreateRequest(
+            url=receiver.url("/hook"),
+            channels=["eu"],
+            metadata=models().EndpointCreateRequestMetadata.from_dict({"customer": "cus_1"}),
+        ),
+    )
+    for order_id, channels in (("ord_1", ["eu"]), ("ord_2", ["us"])):
+        payload = models().EventCreateRequestPayload.from_dict({"order_id": order_id})
+        api("v1_events_create").sync(
+            client=hookline,
+            body=models().EventCreateRequest(
+                event_type="order.paid", payload=payload, channels=channels
+            ),
+        )
+
+    search = models().V1EventsListData.from_dict({"data.order_id": "ord_1"})
+    page = api("v1_events_list").sync(client=hookline, data=search, event_type="order.paid")
+
+    [event] = page.results
+    assert event.payload.to_dict() == {"order_id": "ord_1"}
+    assert event.channels == ["eu"]
+    assert page.next_cursor is None
+    [endpoint] = api("v1_endpoints_list").sync(client=hookline).results
+    assert endpoint.metadata.to_dict() == {"customer": "cus_1"}
+    assert deliver_due_batch(limit=10) == 1  # ord_2, sent on "us", reached no endpoint
+
+
 def UNSET():  # noqa: N802 - the generated package's sentinel, imported once it exists
     return importlib.import_module("hookline_client.types").UNSET
