@@ -39,13 +39,17 @@ local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local cost = tonumber(ARGV[1])
 local drained_at = math.max(tonumber(redis.call('GET', KEYS[1]) or 0), now)
 local wait = drained_at + cost - now - math.max(1, cost)
-if wait > 0 then
+if wait > tonumber(ARGV[2]) then
     return tostring(wait)
 end
 local ttl_ms = math.ceil((drained_at + cost - now) * 1000) + 1000
 redis.call('SET', KEYS[1], tostring(drained_at + cost), 'PX', ttl_ms)
 return '0'
 """
+
+# Seconds since the epoch are about 1.8e9, where a float's step is 2.4e-7 s: adding up costs
+# drifts by a few steps, and a tenant exactly at its quota must not be refused for it.
+ROUNDING_SLACK = 1e-6
 
 # Seconds since the epoch by the database's clock, the same all through one statement.
 _NOW = {
@@ -93,7 +97,7 @@ def _take(tenant_id: int, cost: float) -> float:
         return _database_take(tenant_id, cost)
     key = f"hookline:emit-quota:{connection.settings_dict['NAME']}:{tenant_id}"
     try:
-        return float(client.take(keys=[key], args=[repr(cost)]))
+        return float(client.take(keys=[key], args=[repr(cost), repr(ROUNDING_SLACK)]))
     except redis.RedisError:
         logger.warning(
             "Could not reach the emit quota in Redis: tenant %s emits unchecked", tenant_id
@@ -105,7 +109,7 @@ def _database_take(tenant_id: int, cost: float) -> float:
     """The same in the `EmitQuota` table, one upsert; inside a caller's transaction, the
     tenant's row stays locked until that transaction ends (its other emits wait for it)."""
     vendor = connection.vendor
-    params = {"tenant": tenant_id, "cost": cost, "allowance": max(1.0, cost)}
+    params = {"tenant": tenant_id, "cost": cost, "allowance": max(1.0, cost) + ROUNDING_SLACK}
     with connection.cursor() as cursor:
         cursor.execute(_sql(_TAKE_SQL, vendor), params)
         if cursor.fetchone() is not None:
