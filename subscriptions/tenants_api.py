@@ -37,6 +37,7 @@ MANAGING_TENANTS = (
 )
 # What staff API keys could do before organisation keys existed, and still may.
 STAFF_KEY_ACTIONS = frozenset({"list", "retrieve", "update", "partial_update"})
+STAFF_KEY_SETTINGS = frozenset({"delivery_weight", "verify_endpoints"})
 
 
 class IsOrganisationKey(permissions.BasePermission):
@@ -96,16 +97,12 @@ class TenantCreateSerializer(TenantSerializer):
         return tenant_create(**validated_data)
 
 
-class StaffTenantSerializer(JsonTypes, serializers.ModelSerializer):
-    """A tenant as a staff API key sees it: only the weight and verification can change."""
+class StaffTenantSerializer(TenantSerializer):
+    """A tenant as a staff API key sees it: the same fields, of which only the weight and
+    verification can change (others sent are ignored, as they always were)."""
 
-    class Meta:
-        model = Tenant
-        fields = ["slug", "name", "is_active", "delivery_weight", "verify_endpoints", "created_at"]
-        read_only_fields = ["slug", "name", "is_active", "created_at"]
-
-    def update(self, instance: Tenant, validated_data: dict[str, Any]) -> Tenant:
-        return tenant_update(tenant=instance, changes=validated_data)
+    class Meta(TenantSerializer.Meta):
+        read_only_fields = [f for f in TENANT_FIELDS if f not in STAFF_KEY_SETTINGS]
 
 
 @extend_schema_view(
