@@ -19,7 +19,12 @@ from dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_link_issue, port
 from deliveries.api import DeliveryCursorPagination
 from subscriptions.authentication import api_key_of
 from subscriptions.models import ApiKey, Tenant
-from subscriptions.tenants_api import IsOrganisationKey, active_tenant_in_path, tenant_in_path
+from subscriptions.tenants_api import (
+    TENANT_SLUG,
+    IsOrganisationKey,
+    active_tenant_in_path,
+    tenant_in_path,
+)
 
 
 class PortalLinkRequestSerializer(JsonTypes, serializers.Serializer):
@@ -129,6 +134,7 @@ def portal_link_response(request: Request, *, tenant: Tenant, issued_by: ApiKey 
     return Response(PortalLinkSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(parameters=[TENANT_SLUG])
 @extend_schema_view(
     destroy=extend_schema(description="Revoke the link; the session it opened ends too.")
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +34,9 @@ from subscriptions.services import (
 MANAGING_TENANTS = (
     "Managing tenants needs an organisation key; a staff API key may only read tenants and set "
     "their delivery_weight and verify_endpoints."
+)
+TENANT_SLUG = OpenApiParameter(
+    "tenant_slug", str, OpenApiParameter.PATH, description="The tenant's slug."
 )
 # What staff API keys could do before organisation keys existed, and still may.
 STAFF_KEY_ACTIONS = frozenset({"list", "retrieve", "update", "partial_update"})
@@ -177,6 +180,7 @@ def active_tenant_in_path(view: viewsets.GenericViewSet) -> Tenant:
     return tenant
 
 
+@extend_schema(parameters=[TENANT_SLUG])
 @extend_schema_view(
     destroy=extend_schema(description="Revoke the key: it is refused from now on."),
     create=extend_schema(
