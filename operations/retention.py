@@ -25,9 +25,10 @@ deliveries) from the oldest, and since ids grow with time, the walk ends at the 
 younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do, and
 on PostgreSQL, a partition of attempts is read once as it is dropped). A
 purge cut short by its time budget resumes where it stopped: what it deleted is gone, and the
-walks over attempts and events start from positions kept in the cache (`_Resume`). With a time
-budget and attempts in partitions, deleting deliveries stops at two thirds of it, so that a
-backlog of deliveries never keeps the partitions of attempts, the bulk of the data, from going.
+walks over attempts and events start from positions kept in the cache
+(operations.retention_resume). With a time budget and attempts in partitions, deleting
+deliveries stops at two thirds of it, so that a backlog of deliveries never keeps the partitions
+of attempts, the bulk of the data, from going.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -55,6 +55,7 @@ from operations.retention_partitions import (
     attempt_partitions_count,
     partitions_to_purge,
 )
+from operations.retention_resume import BLANKED_ATTEMPTS, CHECKED_EVENTS
 from operations.retention_tenants import (
     RetentionCutoffs,
     TenantCutoff,
@@ -318,7 +319,7 @@ class _Purge:
             ).exclude(**BLANK_CAPTURE)
             self._count("attempts_blanked", captured.update(archived=True, **BLANK_CAPTURE))
             if not batch.ends_walk:
-                BLANKED_ATTEMPTS.remember(batch)
+                BLANKED_ATTEMPTS.remember(last_id=batch.last_id)
         return self.counts.complete
 
     def attempt_partitions(self) -> bool:
@@ -371,7 +372,7 @@ class _Purge:
             )
             self._count("events", _events_delete(_without_deliveries(old)))
             if not batch.ends_walk:
-                CHECKED_EVENTS.remember(batch)
+                CHECKED_EVENTS.remember(last_id=batch.last_id)
         return self.counts.complete
 
 
@@ -486,55 +487,6 @@ def _retention_count(before: datetime, *, partitioned: bool) -> PurgeCounts:
     counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
     counts.replay_jobs = _replay_jobs_done(before).count()
     return counts
-
-
-@dataclass(frozen=True)
-class _Resume:
-    """Where a walk over `model` starts: every row up to the remembered id is done with.
-
-    So that an hourly run reads only the rows that aged since the last one, not all the kept
-    ones again. The id is remembered with the row's age: if that row is gone or different (the
-    database was restored or recreated), or `timeout` seconds went by, the walk starts from the
-    first row again.
-    """
-
-    name: str
-    model: type[Model]
-    age_field: str
-    timeout: float | None
-
-    def _key(self) -> str:
-        return f"hookline:retention:{connection.settings_dict['NAME']}:{self.name}"
-
-    def start(self) -> int:
-        remembered = cache.get(self._key())
-        if not remembered:
-            return 0
-        row_id, age = remembered
-        if not self.model._default_manager.filter(id=row_id, **{self.age_field: age}).exists():
-            return 0
-        return row_id
-
-    def remember(self, batch: _Batch) -> None:
-        """Remember `batch` as done: its last row still there, which the next start looks for."""
-        last_kept = (
-            self.model._default_manager.filter(id__lte=batch.last_id)
-            .order_by("-id")
-            .values_list("id", self.age_field)
-            .first()
-        )
-        if last_kept is not None:
-            cache.set(self._key(), last_kept, timeout=self.timeout)
-
-    def forget(self) -> None:
-        cache.delete(self._key())
-
-
-# Attempts are never written again once stored: once blanked, they stay blank.
-BLANKED_ATTEMPTS = _Resume("attempts-blanked-through", Attempt, "started_at", timeout=None)
-# An event checked while it had deliveries may lose them without this purge (its endpoint was
-# deleted): the walk starts over once a day to find those.
-CHECKED_EVENTS = _Resume("events-checked-through", Event, "created_at", timeout=24 * 3600)
 
 
 def _log(counts: PurgeCounts, *, before: datetime | None, dry_run: bool, what: str) -> None:
