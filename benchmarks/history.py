@@ -36,6 +36,7 @@ from deliveries.models import Attempt, Delivery
 from deliveries.services import deliveries_claim_due, deliveries_release
 from deliveries.sql_names import sql_with_names
 from operations.retention_partitions import attempt_partition_purge
+from operations.retention_tenants import RetentionCutoffs
 from subscriptions.models import Endpoint, EventType, Tenant
 from subscriptions.services import tenant_create
 from webhooks.models import Event
@@ -222,7 +223,7 @@ def history_day_purge(history: History) -> dict:
     """Purge the old day as retention does (archive its kept attempts, drop it); timed."""
     before = history.old_day.upper + timedelta(seconds=1)
     started = time.perf_counter()
-    purged = attempt_partition_purge(history.old_day, before=before)
+    purged = attempt_partition_purge(history.old_day, cutoffs=RetentionCutoffs(before=before))
     seconds = time.perf_counter() - started
     if purged is None:
         raise RuntimeError(f"{history.old_day.name} was in use: it could not be dropped.")

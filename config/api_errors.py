@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from webhooks.errors import (
+    EmitQuotaExceededError,
     EventError,
     InvalidOrderingKeyError,
     PayloadTooLargeError,
@@ -45,6 +46,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, EmitQuotaExceededError):
+        return exceptions.Throttled(wait=exc.retry_after, detail=str(exc))
     if isinstance(exc, PayloadTooLargeError):
         return PayloadTooLarge(str(exc))
     if isinstance(exc, UnknownEventTypeError):

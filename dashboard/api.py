@@ -1,11 +1,15 @@
-"""REST API for portal links: issue, list, read and revoke the links that open the dashboard."""
+"""REST API for portal links: issue, list, read and revoke the links that open the dashboard.
+
+A tenant's API key handles its own (/api/v1/portal-links/); the organisation key any tenant's
+(/api/v1/tenants/{slug}/portal-links/), through the same service.
+"""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,6 +18,13 @@ from dashboard.models import PortalLink
 from dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_link_issue, portal_links_revoke
 from deliveries.api import DeliveryCursorPagination
 from subscriptions.authentication import api_key_of
+from subscriptions.models import ApiKey, Tenant
+from subscriptions.tenants_api import (
+    TENANT_SLUG,
+    IsOrganisationKey,
+    active_tenant_in_path,
+    tenant_in_path,
+)
 
 
 class PortalLinkRequestSerializer(JsonTypes, serializers.Serializer):
@@ -97,21 +108,59 @@ class PortalLinkViewSet(
     @extend_schema(request=PortalLinkRequestSerializer, responses={201: PortalLinkSerializer})
     def create(self, request: Request) -> Response:
         """Issue a link. Its URL is shown only now; it opens the dashboard once."""
-        params = PortalLinkRequestSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        link, token = portal_link_issue(
-            tenant=api_key_of(request).tenant,
-            capabilities=params.validated_data["capabilities"],
-            lifetime=params.validated_data["expires_in"],
-            issued_by=api_key_of(request),
-        )
-        body = {
-            "id": link.id,
-            "url": request.build_absolute_uri(reverse("dashboard:portal", args=[token])),
-            "expires_at": link.expires_at,
-            "capabilities": link.capabilities,
-        }
-        return Response(PortalLinkSerializer(body).data, status=status.HTTP_201_CREATED)
+        api_key = api_key_of(request)
+        return portal_link_response(request, tenant=api_key.tenant, issued_by=api_key)
+
+    def perform_destroy(self, instance: PortalLink) -> None:
+        portal_links_revoke(links=PortalLink.objects.filter(id=instance.id))
+
+
+def portal_link_response(request: Request, *, tenant: Tenant, issued_by: ApiKey | None) -> Response:
+    """Issue a link for `tenant` as the request asks: 201 with its URL, shown only now."""
+    params = PortalLinkRequestSerializer(data=request.data)
+    params.is_valid(raise_exception=True)
+    link, token = portal_link_issue(
+        tenant=tenant,
+        capabilities=params.validated_data["capabilities"],
+        lifetime=params.validated_data["expires_in"],
+        issued_by=issued_by,
+    )
+    body = {
+        "id": link.id,
+        "url": request.build_absolute_uri(reverse("dashboard:portal", args=[token])),
+        "expires_at": link.expires_at,
+        "capabilities": link.capabilities,
+    }
+    return Response(PortalLinkSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[TENANT_SLUG])
+@extend_schema_view(
+    destroy=extend_schema(description="Revoke the link; the session it opened ends too.")
+)
+class TenantPortalLinkViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A tenant's portal links, newest first, for the organisation key: the same links as
+    /api/v1/portal-links/ issues. `issued_by` is null for links an organisation key issued."""
+
+    serializer_class = PortalLinkStateSerializer
+    pagination_class = PortalLinkCursorPagination
+    permission_classes = [permissions.IsAuthenticated, IsOrganisationKey]
+
+    def get_queryset(self) -> QuerySet[PortalLink]:
+        if getattr(self, "swagger_fake_view", False):  # OpenAPI generation names no tenant
+            return PortalLink.objects.none()
+        return PortalLink.objects.filter(tenant=tenant_in_path(self)).select_related("issued_by")
+
+    @extend_schema(request=PortalLinkRequestSerializer, responses={201: PortalLinkSerializer})
+    def create(self, request: Request, tenant_slug: str) -> Response:
+        """Issue a link opening the dashboard for this tenant. Its URL is shown only now; it
+        opens once. 409 while the tenant is deactivated."""
+        return portal_link_response(request, tenant=active_tenant_in_path(self), issued_by=None)
 
     def perform_destroy(self, instance: PortalLink) -> None:
         portal_links_revoke(links=PortalLink.objects.filter(id=instance.id))

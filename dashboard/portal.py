@@ -24,6 +24,7 @@ SESSION_KEY = "dashboard_portal"
 CAPABILITIES = ("view", "replay", "manage_endpoints")
 MAX_LIFETIME = 24 * 3600
 TOKEN_PREFIX = "hlp_"
+TENANT_DEACTIVATED = "This tenant's portal is closed: the tenant was deactivated."
 
 
 class PortalLinkRefused(Exception):
@@ -77,9 +78,12 @@ def portal_link_issue(
 
 def portal_link_open(*, token: str, client_address: str | None) -> PortalLink:
     """Use the link up and return it; raises PortalLinkRefused if it is unknown, expired, already
-    used or revoked. Of any number of concurrent opens of one link, exactly one succeeds."""
+    used or revoked, or its tenant is deactivated. Of any number of concurrent opens of one
+    link, exactly one succeeds."""
     token_hash = portal_token_hash(token)
     now = timezone.now()
+    if PortalLink.objects.filter(token_hash=token_hash, tenant__is_active=False).exists():
+        raise PortalLinkRefused(TENANT_DEACTIVATED)
     # One conditional UPDATE on the row's own columns: a second open waits for the first one's
     # row lock, then re-checks `opened_at IS NULL` against the committed row and updates nothing.
     opened = PortalLink.objects.filter(
@@ -98,12 +102,15 @@ def portal_link_open(*, token: str, client_address: str | None) -> PortalLink:
 
 def portal_link_check(*, link_id: int) -> PortalGrant | None:
     """The grant of a live portal session's link: None once it has expired or is gone; raises
-    PortalLinkRefused once it is revoked. One primary-key read, made on each dashboard request."""
-    link = PortalLink.objects.filter(id=link_id).first()
+    PortalLinkRefused once it is revoked or its tenant deactivated. One read by primary key
+    (with the tenant's row), made on each dashboard request."""
+    link = PortalLink.objects.select_related("tenant").filter(id=link_id).first()
     if link is None or link.expires_at <= timezone.now():
         return None
     if link.revoked_at is not None:
         raise PortalLinkRefused("This session has ended: its link was revoked.")
+    if not link.tenant.is_active:
+        raise PortalLinkRefused(TENANT_DEACTIVATED)
     return PortalGrant.of(link)
 
 

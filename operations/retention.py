@@ -25,9 +25,10 @@ deliveries) from the oldest, and since ids grow with time, the walk ends at the 
 younger than the cutoff: no statement of a purge reads a whole table (a dry run's counts do, and
 on PostgreSQL, a partition of attempts is read once as it is dropped). A
 purge cut short by its time budget resumes where it stopped: what it deleted is gone, and the
-walks over attempts and events start from positions kept in the cache (`_Resume`). With a time
-budget and attempts in partitions, deleting deliveries stops at two thirds of it, so that a
-backlog of deliveries never keeps the partitions of attempts, the bulk of the data, from going.
+walks over attempts and events start from positions kept in the cache
+(operations.retention_resume). With a time budget and attempts in partitions, deleting
+deliveries stops at two thirds of it, so that a backlog of deliveries never keeps the partitions
+of attempts, the bulk of the data, from going.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -55,7 +55,16 @@ from operations.retention_partitions import (
     attempt_partitions_count,
     partitions_to_purge,
 )
+from operations.retention_resume import BLANKED_ATTEMPTS, CHECKED_EVENTS
+from operations.retention_tenants import (
+    RetentionCutoffs,
+    TenantCutoff,
+    retention_cutoff,
+    retention_cutoffs,
+)
 from webhooks.models import Event
+
+__all__ = ["PurgeCounts", "dead_letters_purge", "retention_cutoff", "retention_purge"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,40 +93,34 @@ class PurgeCounts:
 OnBatch = Callable[[str, int], None]
 
 
-def retention_cutoff(*, days: int, now: datetime | None = None) -> datetime | None:
-    """The time before which data goes, for a retention of `days`; None when 0 (keep all)."""
-    if days <= 0:
-        return None
-    try:
-        return (now or timezone.now()) - timedelta(days=days)
-    except OverflowError:  # more days than the calendar holds: nothing is that old
-        return datetime.min.replace(tzinfo=UTC)
-
-
 def retention_purge(
     *,
-    before: datetime,
+    before: datetime | None,
     batch_size: int,
     dry_run: bool = False,
     deadline: float | None = None,
     on_batch: OnBatch | None = None,
 ) -> PurgeCounts:
-    """Delete or blank what is older than `before` (see the module's docstring), batch by batch.
+    """Delete or blank what is older than `before` (see the module's docstring), batch by batch;
+    for a tenant with its own `retention_days`, what is older than its own cutoff
+    (operations.retention_tenants). `before` None purges only those tenants' data.
 
     `deadline` is a `time.monotonic()` value after which no new batch starts (`complete` is
     then False). With `dry_run`, nothing is written: one count per category says what a run
-    would do now. Never deletes a failed or pending delivery.
+    would do now, by the global cutoff alone. Never deletes a failed or pending delivery.
     """
     partitioned = attempts_partitioned()
     if dry_run:
-        counts = _retention_count(before, partitioned=partitioned)
+        counts = _retention_count(before, partitioned=partitioned) if before else PurgeCounts()
     else:
-        purge = _Purge(before, batch_size, deadline, on_batch)
+        cutoffs = retention_cutoffs(before=before, now=timezone.now())
+        purge = _Purge(cutoffs, batch_size, deadline, on_batch)
         succeeded = Delivery.Status.SUCCEEDED
         if partitioned:
             purge.deliveries(succeeded, attempts_partitioned=True, share=DELIVERIES_SHARE)
+            purge.tenants(share=DELIVERIES_SHARE)
             purge.attempt_partitions()
-        elif purge.deliveries(succeeded):
+        elif purge.deliveries(succeeded) and purge.tenants():
             purge.attempt_captures()
         steps = (purge.inbox_requests, purge.replay_jobs, purge.orphaned_events)
         counts = purge.counts
@@ -140,7 +143,8 @@ def dead_letters_purge(
     if dry_run:
         counts = _deliveries_count(Delivery.Status.FAILED, before)
     else:
-        purge = _Purge(before, batch_size, None, on_batch)
+        # Dead letters go by the operator's time alone, whatever each tenant keeps.
+        purge = _Purge(RetentionCutoffs(before=before), batch_size, None, on_batch)
         purge.deliveries(Delivery.Status.FAILED)
         counts = purge.counts
     _log(counts, before=before, dry_run=dry_run, what="Dead-letter purge")
@@ -184,9 +188,15 @@ class _Purge:
     """
 
     def __init__(
-        self, before: datetime, batch_size: int, deadline: float | None, on_batch: OnBatch | None
+        self,
+        cutoffs: RetentionCutoffs,
+        batch_size: int,
+        deadline: float | None,
+        on_batch: OnBatch | None,
     ) -> None:
-        self.before, self.batch_size = before, batch_size
+        self.cutoffs, self.batch_size = cutoffs, batch_size
+        # The global cutoff; None when only tenants with their own retention are purged.
+        self.before = cutoffs.before
         self.deadline, self.on_batch = deadline, on_batch
         self.started = time.monotonic()
         self.counts = PurgeCounts()
@@ -201,14 +211,18 @@ class _Purge:
         return True
 
     def _batches(
-        self, rows: QuerySet, age_field: str, after_id: int = 0, share: float = 1.0
+        self,
+        rows: QuerySet,
+        age_field: str,
+        after_id: int = 0,
+        share: float = 1.0,
+        before: datetime | None = None,
     ) -> Iterator[_Batch]:
+        before = before or self.before
+        if before is None:
+            return
         for batch in _walk(
-            rows,
-            age_field=age_field,
-            before=self.before,
-            batch_size=self.batch_size,
-            after_id=after_id,
+            rows, age_field=age_field, before=before, batch_size=self.batch_size, after_id=after_id
         ):
             if self._out_of_time(share):
                 return
@@ -230,6 +244,7 @@ class _Purge:
         # is created, so the walk can end at the first one created after the cutoff.
         for batch in self._batches(_deliveries_by_id(status), "created_at", share=share):
             doomed = Delivery.objects.filter(
+                self.cutoffs.not_overridden("endpoint__tenant_id"),
                 status=status,
                 id__gte=batch.first_id,
                 id__lte=batch.last_id,
@@ -241,29 +256,83 @@ class _Purge:
             self._count("events", events)
         return self.counts.complete
 
+    def tenants(self, share: float = 1.0) -> bool:
+        """For each tenant with a retention of its own, endpoint by endpoint: delete the
+        succeeded deliveries finished before its cutoff, with all their attempts (wherever
+        they are stored) and their events once left without deliveries; blank the kept
+        deliveries' attempts started before it; delete its events without deliveries."""
+        for cutoff in self.cutoffs.tenants:
+            if cutoff.before is None:
+                continue  # kept for good
+            for endpoint_id in cutoff.endpoint_ids():
+                if not self._endpoint(endpoint_id, cutoff.before, share):
+                    return False
+            if not self._tenant_events(cutoff):
+                return False
+        return self.counts.complete
+
+    def _endpoint(self, endpoint_id: int, before: datetime, share: float) -> bool:
+        # The walk follows delivery_endpoint_idx (endpoint, id DESC): this endpoint's rows only.
+        rows = Delivery.objects.filter(endpoint_id=endpoint_id).order_by("id")
+        last_old = 0
+        for batch in self._batches(rows, "created_at", share=share, before=before):
+            doomed = Delivery.objects.filter(
+                endpoint_id=endpoint_id,
+                status=Delivery.Status.SUCCEEDED,
+                id__gte=batch.first_id,
+                id__lte=batch.last_id,
+                finished_at__lt=before,
+            )
+            deliveries, attempts, events = _deliveries_delete(doomed)
+            self._count("attempts", attempts)
+            self._count("deliveries", deliveries)
+            self._count("events", events)
+            last_old = batch.last_id
+        if last_old:
+            # What is left of the walked deliveries is kept: their old attempts are blanked.
+            old = Attempt.objects.filter(
+                delivery__endpoint_id=endpoint_id,
+                delivery_id__lte=last_old,
+                started_at__lt=before,
+            ).exclude(**BLANK_CAPTURE)
+            self._count("attempts_blanked", old.update(archived=True, **BLANK_CAPTURE))
+        return self.counts.complete
+
+    def _tenant_events(self, cutoff: TenantCutoff) -> bool:
+        rows = Event.objects.filter(tenant_id__in=cutoff.tenant_ids).order_by("id")
+        for batch in self._batches(rows, "created_at", before=cutoff.before):
+            old = rows.filter(
+                id__gte=batch.first_id, id__lte=batch.last_id, created_at__lt=cutoff.before
+            )
+            self._count("events", _events_delete(_without_deliveries(old)))
+        return self.counts.complete
+
     def attempt_captures(self) -> bool:
         """Blank the kept attempts started before the cutoff, on a plain table of attempts."""
         start = BLANKED_ATTEMPTS.start()
         for batch in self._batches(_by_id(Attempt), "started_at", after_id=start):
             captured = Attempt.objects.filter(
-                id__gte=batch.first_id, id__lte=batch.last_id, started_at__lt=self.before
+                self.cutoffs.not_overridden("delivery__endpoint__tenant_id"),
+                id__gte=batch.first_id,
+                id__lte=batch.last_id,
+                started_at__lt=self.before,
             ).exclude(**BLANK_CAPTURE)
             self._count("attempts_blanked", captured.update(archived=True, **BLANK_CAPTURE))
             if not batch.ends_walk:
-                BLANKED_ATTEMPTS.remember(batch)
+                BLANKED_ATTEMPTS.remember(last_id=batch.last_id)
         return self.counts.complete
 
     def attempt_partitions(self) -> bool:
         """Drop each partition of attempts that ends by the cutoff, its kept attempts archived
         first (operations.retention_partitions), oldest first; one in use stops the step until
         the next run."""
-        if self._out_of_time():
-            return False
+        if self.before is None or self._out_of_time():
+            return self.before is None
         _partitions_ensure()  # rows waiting in the default partition go to theirs first
         for partition in partitions_to_purge(self.before):
             if self._out_of_time():
                 return False
-            purged = attempt_partition_purge(partition, before=self.before)
+            purged = attempt_partition_purge(partition, cutoffs=self.cutoffs)
             if purged is None:
                 self.counts.complete = False
                 return False
@@ -281,6 +350,8 @@ class _Purge:
         return self.counts.complete
 
     def replay_jobs(self) -> bool:
+        if self.before is None:
+            return self.counts.complete
         for batch in self._batches(_by_id(ReplayJob), "created_at"):
             done = _replay_jobs_done(self.before).filter(
                 id__gte=batch.first_id, id__lte=batch.last_id
@@ -294,11 +365,14 @@ class _Purge:
         start = CHECKED_EVENTS.start()
         for batch in self._batches(_by_id(Event), "created_at", after_id=start):
             old = Event.objects.filter(
-                id__gte=batch.first_id, id__lte=batch.last_id, created_at__lt=self.before
+                self.cutoffs.not_overridden("tenant_id"),
+                id__gte=batch.first_id,
+                id__lte=batch.last_id,
+                created_at__lt=self.before,
             )
             self._count("events", _events_delete(_without_deliveries(old)))
             if not batch.ends_walk:
-                CHECKED_EVENTS.remember(batch)
+                CHECKED_EVENTS.remember(last_id=batch.last_id)
         return self.counts.complete
 
 
@@ -415,62 +489,13 @@ def _retention_count(before: datetime, *, partitioned: bool) -> PurgeCounts:
     return counts
 
 
-@dataclass(frozen=True)
-class _Resume:
-    """Where a walk over `model` starts: every row up to the remembered id is done with.
-
-    So that an hourly run reads only the rows that aged since the last one, not all the kept
-    ones again. The id is remembered with the row's age: if that row is gone or different (the
-    database was restored or recreated), or `timeout` seconds went by, the walk starts from the
-    first row again.
-    """
-
-    name: str
-    model: type[Model]
-    age_field: str
-    timeout: float | None
-
-    def _key(self) -> str:
-        return f"hookline:retention:{connection.settings_dict['NAME']}:{self.name}"
-
-    def start(self) -> int:
-        remembered = cache.get(self._key())
-        if not remembered:
-            return 0
-        row_id, age = remembered
-        if not self.model._default_manager.filter(id=row_id, **{self.age_field: age}).exists():
-            return 0
-        return row_id
-
-    def remember(self, batch: _Batch) -> None:
-        """Remember `batch` as done: its last row still there, which the next start looks for."""
-        last_kept = (
-            self.model._default_manager.filter(id__lte=batch.last_id)
-            .order_by("-id")
-            .values_list("id", self.age_field)
-            .first()
-        )
-        if last_kept is not None:
-            cache.set(self._key(), last_kept, timeout=self.timeout)
-
-    def forget(self) -> None:
-        cache.delete(self._key())
-
-
-# Attempts are never written again once stored: once blanked, they stay blank.
-BLANKED_ATTEMPTS = _Resume("attempts-blanked-through", Attempt, "started_at", timeout=None)
-# An event checked while it had deliveries may lose them without this purge (its endpoint was
-# deleted): the walk starts over once a day to find those.
-CHECKED_EVENTS = _Resume("events-checked-through", Event, "created_at", timeout=24 * 3600)
-
-
-def _log(counts: PurgeCounts, *, before: datetime, dry_run: bool, what: str) -> None:
+def _log(counts: PurgeCounts, *, before: datetime | None, dry_run: bool, what: str) -> None:
     logger.info(
         "%s%s before %s: deliveries=%s attempts=%s events=%s attempts_blanked=%s "
         "inbox_requests=%s replay_jobs=%s%s",
         what,
         " (dry run)" if dry_run else "",
-        before.isoformat(),
+        before.isoformat() if before else "(tenants' own retention only)",
         counts.deliveries,
         counts.attempts,
         counts.events,

@@ -5,7 +5,10 @@ deleting the deliveries it purges):
 
 1. Its attempts that must stay are copied into the archive partition, blanked: those of a
    delivery that retention keeps (failed, pending, or finished since the cutoff). Their number,
-   trigger, time, status and error stay in the delivery's timeline.
+   trigger, time, status and error stay in the delivery's timeline. A tenant with a retention
+   of its own (operations.retention_tenants) is judged by its own cutoff: a tenant that keeps
+   its data longer keeps its deliveries, and their attempts are copied whole, captured headers
+   and bodies included, while its own window holds them.
 2. The partition is dropped, with however many millions of rows it holds, in one statement: no
    row is deleted one by one.
 
@@ -39,6 +42,8 @@ from deliveries.attempt_partitions import (
 )
 from deliveries.models import Attempt, Delivery
 from deliveries.sql_names import sql_with_names
+from operations.retention_tenants import RetentionCutoffs
+from subscriptions.models import Endpoint
 
 # What an attempt keeps of its request and response once blanked.
 BLANK_CAPTURE = {"request_headers": {}, "response_headers": {}, "response_body": ""}
@@ -50,20 +55,21 @@ def partitions_to_purge(before: datetime) -> list[AttemptPartition]:
 
 
 def attempt_partition_purge(
-    partition: AttemptPartition, *, before: datetime
+    partition: AttemptPartition, *, cutoffs: RetentionCutoffs
 ) -> tuple[int, int] | None:
-    """Archive the attempts of `partition` that retention keeps, then drop it, in one
-    transaction. Returns (attempts deleted, attempts archived), or None, having changed nothing,
-    when it is in use (PartitionInUse): the next run tries again."""
+    """Archive the attempts of `partition` that retention keeps, by the global cutoff or their
+    tenant's own, then drop it, in one transaction. Returns (attempts deleted, attempts
+    archived), or None, having changed nothing, when it is in use (PartitionInUse): the next run
+    tries again."""
     try:
         with transaction.atomic():
-            archived = _archive_kept(partition, before)
+            archived = _archive_kept(partition, cutoffs)
             return attempt_partition_drop(partition) - archived, archived
     except PartitionInUse:
         return None
 
 
-def _archive_kept(partition: AttemptPartition, before: datetime) -> int:
+def _archive_kept(partition: AttemptPartition, cutoffs: RetentionCutoffs) -> int:
     name = connection.ops.quote_name(partition.name)
     with connection.cursor() as cursor:
         cursor.execute(sql_with_names(_BOUNDS_SQL, Attempt).replace("<day>", name))
@@ -74,8 +80,9 @@ def _archive_kept(partition: AttemptPartition, before: datetime) -> int:
         # the whole table. Attempts of older deliveries (retries past midnight, replays) are
         # looked up one by one.
         params = {"first": last + 1 if first is None else first, "last": last,
-                  "succeeded": Delivery.Status.SUCCEEDED, "before": before}  # fmt: skip
-        sql = sql_with_names(_ARCHIVE_SQL, Attempt, Delivery)
+                  "succeeded": Delivery.Status.SUCCEEDED, "before": cutoffs.before,
+                  **cutoffs.archive_params()}  # fmt: skip
+        sql = sql_with_names(_ARCHIVE_SQL, Attempt, Delivery, Endpoint)
         cursor.execute(sql.replace("<day>", name).replace("<archive>", archive_table()), params)
         return cursor.rowcount
 
@@ -86,22 +93,46 @@ SELECT (SELECT min({Attempt.delivery_id}) FROM <day> WHERE {Attempt.number} = 1)
 """
 _COLUMNS = [field.attname for field in Attempt._meta.concrete_fields]
 _BLANKED = {"request_headers": "jsonb_build_object()", "response_headers": "jsonb_build_object()",
-            "response_body": "''", "archived": "true"}  # fmt: skip
+            "response_body": "''"}  # fmt: skip
+# The delivery's cutoff: its tenant's own, else the global one. The tenants with their own come
+# as two arrays (RetentionCutoffs.archive_params).
+_TENANT_CUTOFF = """
+JOIN {Endpoint.table} e ON e.{Endpoint.id} = d.{Delivery.endpoint_id}
+LEFT JOIN unnest(%(tenant_ids)s::bigint[], %(tenant_cutoffs)s::timestamptz[]) AS r(tenant, cutoff)
+  ON r.tenant = e.{Endpoint.tenant_id}"""
+_CUTOFF = "COALESCE(r.cutoff, %(before)s)"
 _KEPT = """(d.{Delivery.status} <> %(succeeded)s OR d.{Delivery.finished_at} IS NULL
-            OR d.{Delivery.finished_at} >= %(before)s)"""
+            OR d.{Delivery.finished_at} >= <cutoff>)"""
+
+
+def _copied(column: str) -> str:
+    """An attempt's column in its archived copy: blanked once it started before its cutoff."""
+    if column == "archived":
+        return "true"
+    kept = f"a.{{Attempt.{column}}}"
+    if column not in _BLANKED:
+        return kept
+    return f"CASE WHEN a.{{Attempt.started_at}} >= k.cutoff THEN {kept} ELSE {_BLANKED[column]} END"
+
+
 _ARCHIVE_SQL = (
-    "INSERT INTO <archive> ("
-    + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
-    + ") SELECT "
-    + ", ".join(_BLANKED.get(column, f"a.{{Attempt.{column}}}") for column in _COLUMNS)
-    + """ FROM <day> a WHERE a.{Attempt.delivery_id} IN (
-    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    (
+        "INSERT INTO <archive> ("
+        + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
+        + ") SELECT "
+        + ", ".join(_copied(column) for column in _COLUMNS)
+        + """ FROM <day> a JOIN (
+    SELECT d.{Delivery.id} AS id, <cutoff> AS cutoff FROM {Delivery.table} d <tenant>
     WHERE d.{Delivery.id} BETWEEN %(first)s AND %(last)s AND <kept>
     UNION ALL
-    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    SELECT d.{Delivery.id}, <cutoff> FROM {Delivery.table} d <tenant>
     WHERE d.{Delivery.id} IN (SELECT s.{Attempt.delivery_id} FROM <day> s
                               WHERE s.{Attempt.delivery_id} < %(first)s)
-      AND <kept>)""".replace("<kept>", _KEPT)
+      AND <kept>) k ON k.id = a.{Attempt.delivery_id}"""
+    )
+    .replace("<kept>", _KEPT)
+    .replace("<tenant>", _TENANT_CUTOFF)
+    .replace("<cutoff>", _CUTOFF)
 )
 
 

@@ -25,7 +25,7 @@ from django.utils.safestring import SafeString
 from deliveries.models import Attempt
 from deliveries.selectors import Backlog, attempts_wait, backlogs_by_tenant
 from subscriptions.headers import headers_with_kept_values, masked_headers
-from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.models import ApiKey, Endpoint, EventType, OrganisationKey, Tenant
 from subscriptions.services import (
     api_key_create,
     endpoint_add,
@@ -33,6 +33,7 @@ from subscriptions.services import (
     endpoint_enable,
     endpoint_limit_check,
     endpoint_rotate_secret,
+    organisation_key_issue,
 )
 from subscriptions.verification import (
     EndpointVerifiedError,
@@ -128,7 +129,8 @@ class TenantChangeList(ChangeList):
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = (
-        "slug", "name", "is_active", "delivery_weight", "verify_endpoints", "backlog", "created_at",
+        "slug", "name", "is_active", "delivery_weight", "verify_endpoints",
+        "max_events_per_second", "retention_days", "backlog", "created_at",
     )  # fmt: skip
     readonly_fields = ("backlog",)
     search_fields = ("slug", "name")
@@ -215,6 +217,45 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(OrganisationKey)
+class OrganisationKeyAdmin(admin.ModelAdmin):
+    """Organisation keys: adding one shows the key once, on a page of its own."""
+
+    list_display = ("prefix", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
+        # A new key is given only its name; the rest is made when it is saved.
+        return self.fields if obj else ("name",)
+
+    def save_model(
+        self, request: HttpRequest, obj: OrganisationKey, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        request._shown_once = organisation_key_issue(organisation_key=obj)  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: OrganisationKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        return shown_once_page(
+            request,
+            title="New organisation key",
+            intro="The organisation key, shown only now: copy it. Hookline keeps only its hash.",
+            rows=[ShownOnce(label=obj.name, secret=request._shown_once)],  # type: ignore[attr-defined]
+            next_url=reverse("admin:subscriptions_organisationkey_changelist"),
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[OrganisationKey]) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} keys.", messages.SUCCESS)
 
 
 @admin.register(EventType)

@@ -27,11 +27,11 @@ from deliveries.missing import MISSING_LIMIT, deliveries_create_missing
 from deliveries.selectors import attempts_wait, challenge_pending_id
 from deliveries.services import replay_job_start
 from deliveries.validators import validate_replay_since
-from subscriptions.authentication import api_key_of
+from subscriptions.authentication import api_key_of, organisation_key_of
 from subscriptions.channels import CHANNEL_RULE, channels_api_field
 from subscriptions.filters import MAX_FILTER_LENGTH, filter_problem
 from subscriptions.headers import headers_with_kept_values, masked_headers
-from subscriptions.models import Endpoint, EventType, Tenant
+from subscriptions.models import Endpoint, EventType
 from subscriptions.services import (
     endpoint_add,
     endpoint_disable,
@@ -61,10 +61,12 @@ HTTP_URL = RegexValidator(r"^https?://", "URL must start with https://.")
 
 
 class IsStaffKeyOrReadOnly(permissions.BasePermission):
-    message = "Changing the event-type catalog needs a staff API key."
+    message = "Changing the event-type catalog needs an organisation key or a staff API key."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return request.method in permissions.SAFE_METHODS or api_key_of(request).is_staff
+        if request.method in permissions.SAFE_METHODS or organisation_key_of(request):
+            return True
+        return api_key_of(request).is_staff
 
 
 class EventTypeSerializer(JsonTypes, serializers.ModelSerializer):
@@ -91,48 +93,14 @@ class EventTypeViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The global event-type catalog. Reading is open to every key; changes need a staff key."""
+    """The global event-type catalog. Reading is open to every key; changes need an organisation
+    key or a staff API key."""
 
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.IsAuthenticated, IsStaffKeyOrReadOnly]
     lookup_field = "name"
     lookup_value_regex = r"[^/]+"
     queryset = EventType.objects.order_by("name")
-
-
-class IsStaffKey(permissions.BasePermission):
-    message = "Managing tenants needs a staff API key."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return api_key_of(request).is_staff
-
-
-class TenantCursorPagination(DeliveryCursorPagination):
-    ordering = "id"
-
-
-class TenantSerializer(JsonTypes, serializers.ModelSerializer):
-    class Meta:
-        model = Tenant
-        fields = ["slug", "name", "is_active", "delivery_weight", "verify_endpoints", "created_at"]
-        read_only_fields = ["slug", "name", "is_active", "created_at"]
-
-
-class TenantViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
-    """Every tenant, for staff keys: each one's `delivery_weight`, its share of delivery capacity
-    when several tenants have backlogs (1 to 100), and `verify_endpoints`, whether its new
-    endpoints must echo an ownership challenge (null follows WEBHOOKS_VERIFY_ENDPOINTS)."""
-
-    serializer_class = TenantSerializer
-    permission_classes = [permissions.IsAuthenticated, IsStaffKey]
-    pagination_class = TenantCursorPagination
-    lookup_field = "slug"
-    queryset = Tenant.objects.all()
 
 
 class EventTypeNameField(serializers.SlugRelatedField):

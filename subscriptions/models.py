@@ -36,6 +36,9 @@ MAX_PREVIOUS_SECRETS = 5
 # Sent by "send test event"; created by a migration, delivered only to the endpoint under test.
 TEST_EVENT_TYPE = "hookline.test"
 VERIFICATION_EVENT_TYPE = "hookline.verification"
+# Bounds of the per-tenant limits: far above any real use, small enough for every database.
+MAX_EVENTS_PER_SECOND = 1_000_000
+MAX_RETENTION_DAYS = 36_500
 
 
 def generate_signing_secret() -> str:
@@ -59,6 +62,20 @@ class Tenant(models.Model):
         blank=True,
         help_text="Whether a new endpoint, or one whose URL changed, must answer an ownership "
         "challenge before it receives anything; empty follows WEBHOOKS_VERIFY_ENDPOINTS.",
+    )
+    max_events_per_second = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_EVENTS_PER_SECOND)],
+        help_text="The most events this tenant may emit a second, over every process (a batch "
+        "counts each of its events); beyond it emits are refused with 429. Empty: no limit.",
+    )
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text="Days this tenant's events, deliveries and attempts are kept, in place of "
+        "WEBHOOKS_RETENTION_DAYS; 0 keeps them for good. Empty: the global setting.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -87,6 +104,46 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.tenant.slug})"
+
+
+class OrganisationKey(models.Model):
+    """A key for the host's own code, acting across tenants: it manages tenants, their API keys
+    and portal links through /api/v1/tenants/, and the event-type catalog. It belongs to no
+    tenant and reads no tenant's data: tenant paths answer it 403. Stored as a SHA-256 hash,
+    as API keys are; made by `manage.py createorgkey` or the admin, which show it once.
+    """
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, editable=False, help_text="The start of the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    # An organisation key is the request's principal in the REST API, as an API key is.
+    is_authenticated = True
+
+    class Meta:
+        verbose_name = "organisation key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+
+class EmitQuota(models.Model):
+    """Where no Redis holds it, the emit quota's state of a tenant with `max_events_per_second`.
+
+    Written only by subscriptions.emit_quota, one statement at a time. `drained_at` is the
+    moment (seconds since the epoch, by the database's clock) at which the tenant's emits so far
+    are paid for at its rate. On PostgreSQL the table is UNLOGGED: losing it in a crash only
+    forgives a second of emits, so its writes need no WAL, nor a flush at commit.
+    """
+
+    tenant_id = models.BigIntegerField(primary_key=True)
+    drained_at = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"emit quota of tenant {self.tenant_id} (drained at {self.drained_at})"
 
 
 event_type_name_validator = RegexValidator(

@@ -23,6 +23,7 @@ from subscriptions.models import (
     ApiKey,
     Endpoint,
     EventType,
+    OrganisationKey,
     Tenant,
     generate_signing_secret,
 )
@@ -31,6 +32,10 @@ from subscriptions.verification import endpoint_challenge, verification_applies
 from webhooks.transformations import transformation_problem
 
 API_KEY_PREFIX = "hl_"
+# Disjoint from API keys' ("hl_" is never followed by "o_"), so a key's kind shows in its text.
+ORGANISATION_KEY_PREFIX = "hlo_"
+# What a key's `prefix` keeps: its kind's prefix and 7 more characters.
+SHOWN_KEY_CHARACTERS = 7
 
 
 def hash_api_key(key: str) -> str:
@@ -38,25 +43,97 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def tenant_create(*, slug: str, name: str = "") -> Tenant:
-    """Create a tenant; raises ValidationError for a bad or taken slug."""
-    tenant = Tenant(slug=slug, name=name or slug)
+def _new_key(kind_prefix: str) -> tuple[str, str, str]:
+    """A new key of a kind: (the key, the prefix shown to people, its hash)."""
+    key = kind_prefix + secrets.token_urlsafe(32)
+    return key, key[: len(kind_prefix) + SHOWN_KEY_CHARACTERS], hash_api_key(key)
+
+
+def tenant_create(
+    *,
+    slug: str,
+    name: str = "",
+    is_active: bool = True,
+    delivery_weight: int = 1,
+    verify_endpoints: bool | None = None,
+    max_events_per_second: int | None = None,
+    retention_days: int | None = None,
+) -> Tenant:
+    """Create a tenant; raises ValidationError for a bad or taken slug or a value out of range."""
+    tenant = Tenant(
+        slug=slug,
+        name=name or slug,
+        is_active=is_active,
+        delivery_weight=delivery_weight,
+        verify_endpoints=verify_endpoints,
+        max_events_per_second=max_events_per_second,
+        retention_days=retention_days,
+    )
     tenant.full_clean()
     tenant.save()
     return tenant
 
 
+# What tenant_update may change: never the slug, which URLs and portal sessions name.
+TENANT_SETTINGS = frozenset(
+    {"name", "is_active", "delivery_weight", "verify_endpoints", "max_events_per_second",
+     "retention_days"}
+)  # fmt: skip
+
+
+def tenant_update(*, tenant: Tenant, changes: dict[str, Any]) -> Tenant:
+    """Change the tenant's settings named in `changes` (TENANT_SETTINGS), only those columns.
+
+    Raises ValidationError, changing nothing, for a value out of range or a field that is not a
+    setting. A new `max_events_per_second` applies from the next emit on; a new
+    `retention_days` from the next retention run.
+    """
+    unknown = set(changes) - TENANT_SETTINGS
+    if unknown:
+        raise ValidationError(f"Not a tenant setting: {', '.join(sorted(unknown))}.")
+    for field, value in changes.items():
+        setattr(tenant, field, value)
+    tenant.full_clean(exclude=["slug", "members"], validate_unique=False)
+    if changes:
+        tenant.save(update_fields=list(changes))
+    return tenant
+
+
+def tenant_deactivate(*, tenant: Tenant) -> None:
+    """Deactivate a tenant, deleting nothing: its API keys are refused, its portal links and
+    the sessions they opened end, and `send_event` refuses its events (TenantInactiveError).
+    Its pending deliveries still go. Setting `is_active` again undoes all of it."""
+    Tenant.objects.filter(id=tenant.id).update(is_active=False)
+    tenant.is_active = False
+
+
 def api_key_create(*, tenant: Tenant, name: str = "", is_staff: bool = False) -> tuple[ApiKey, str]:
     """Issue a new API key for `tenant`. Returns the row and the key, which is never stored."""
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key, prefix, key_hash = _new_key(API_KEY_PREFIX)
     api_key = ApiKey.objects.create(
-        tenant=tenant,
-        name=name,
-        prefix=key[:10],
-        key_hash=hash_api_key(key),
-        is_staff=is_staff,
+        tenant=tenant, name=name, prefix=prefix, key_hash=key_hash, is_staff=is_staff
     )
     return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> None:
+    """Revoke the key (once: a second call keeps the first time); it is refused from now on."""
+    ApiKey.objects.filter(id=api_key.id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key.refresh_from_db(fields=["revoked_at"])
+
+
+def organisation_key_issue(*, organisation_key: OrganisationKey) -> str:
+    """Give an unsaved organisation key its secret and store it. Returns the key, which is
+    never stored (only its hash)."""
+    key, organisation_key.prefix, organisation_key.key_hash = _new_key(ORGANISATION_KEY_PREFIX)
+    organisation_key.save()
+    return key
+
+
+def organisation_key_create(*, name: str) -> tuple[OrganisationKey, str]:
+    """Issue a new organisation key. Returns the row and the key, which is never stored."""
+    organisation_key = OrganisationKey(name=name)
+    return organisation_key, organisation_key_issue(organisation_key=organisation_key)
 
 
 def event_type_create(

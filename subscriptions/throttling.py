@@ -11,27 +11,34 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from config.throttle import client_address, client_group, failure_count_add, throttle_key
-from subscriptions.services import API_KEY_PREFIX
+from subscriptions.models import OrganisationKey
+from subscriptions.services import API_KEY_PREFIX, ORGANISATION_KEY_PREFIX, SHOWN_KEY_CHARACTERS
 
 # Refused keys per client address: past the limit, further refused keys get 429 until the
 # window ends. Valid keys are never counted nor held back (docs/security.md, "Throttles").
 API_KEY_FAILURE_LIMIT = 20
 API_KEY_FAILURE_WINDOW = 60
 # What a log line may show of a presented key: the part that ApiKey.prefix shows to people.
-_KEY_PREFIX = re.compile(re.escape(API_KEY_PREFIX) + r"[A-Za-z0-9_-]{7}")
+_KEY_PREFIX = re.compile(
+    f"(?:{re.escape(ORGANISATION_KEY_PREFIX)}|{re.escape(API_KEY_PREFIX)})"
+    f"[A-Za-z0-9_-]{{{SHOWN_KEY_CHARACTERS}}}"
+)
 
 logger = logging.getLogger(__name__)
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """WEBHOOKS_API_RATE_LIMIT requests per API key, counted in the shared cache."""
+    """WEBHOOKS_API_RATE_LIMIT requests per API key (or organisation key), counted in the shared
+    cache."""
 
     scope = "api_key"
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         if request.auth is None:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+        # The two kinds of key number their rows apart: each counts under a name of its own.
+        kind = "org-" if isinstance(request.auth, OrganisationKey) else ""
+        return self.cache_format % {"scope": self.scope, "ident": f"{kind}{request.auth.pk}"}
 
 
 def api_key_failure_record(*, request: Request, key: str) -> None:

@@ -16,7 +16,7 @@ from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from deliveries.models import Attempt, Delivery
-from subscriptions.models import ApiKey, Endpoint, EventType, Tenant
+from subscriptions.models import ApiKey, Endpoint, EventType, OrganisationKey, Tenant
 from subscriptions.services import endpoint_rotate_secret, hash_api_key
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.fetch_trap import FetchTrap
@@ -198,6 +198,7 @@ def test_admin_shows_an_events_payload_as_the_host_sent_it_and_read_only(admin_c
         "/admin/inbox/inbox/",
         "/admin/operations/operationalalert/",
         "/admin/dashboard/portallink/",
+        "/admin/subscriptions/organisationkey/",
     ],
 )
 @pytest.mark.pgbouncer
@@ -557,3 +558,47 @@ def test_admin_shows_an_events_channels(admin_client):
     page = admin_client.get(f"/admin/webhooks/event/{event.pk}/change/")
 
     assert "eu-west" in page.content.decode()
+
+
+def test_admin_adds_an_organisation_key_shown_once_and_revokes_it(admin_client):
+    response = admin_client.post(
+        "/admin/subscriptions/organisationkey/add/", {"name": "billing service"}
+    )
+
+    shown = seen_by_the_operator(admin_client, response)
+    key = re.search(r"hlo_[\w-]{20,}", shown).group(0)
+    stored = OrganisationKey.objects.get(name="billing service")
+    assert stored.key_hash == hash_api_key(key)
+    assert key not in stored_outside_the_page(response)
+    assert key not in admin_client.get("/admin/subscriptions/organisationkey/").content.decode()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api.get("/api/v1/tenants/").status_code == 200
+
+    admin_client.post(
+        "/admin/subscriptions/organisationkey/",
+        {"action": "revoke", "_selected_action": [stored.pk]},
+    )
+
+    assert api.get("/api/v1/tenants/").status_code == 401
+
+
+def test_admin_sets_a_tenants_emit_quota_and_retention(admin_client):
+    tenant = TenantFactory(slug="acme", name="Acme")
+    form = {"slug": "acme", "name": "Acme", "is_active": "on", "delivery_weight": "1",
+            "verify_endpoints": "unknown", "created_at_0": "2026-12-01", "created_at_1": "10:00:00",
+            "max_events_per_second": "25", "retention_days": "90",
+            "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}  # fmt: skip
+
+    response = admin_client.post(f"/admin/subscriptions/tenant/{tenant.pk}/change/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant.refresh_from_db()
+    assert (tenant.max_events_per_second, tenant.retention_days) == (25, 90)
+    refused = admin_client.post(
+        f"/admin/subscriptions/tenant/{tenant.pk}/change/",
+        {**form, "max_events_per_second": "0", "retention_days": "-3"},
+    )
+    assert refused.status_code == 200
+    tenant.refresh_from_db()
+    assert (tenant.max_events_per_second, tenant.retention_days) == (25, 90)

@@ -3,7 +3,8 @@
 The routes come from the URL resolver, so a new route is covered the day it is added: API
 routes with the path, query, header and body parameters their OpenAPI operation declares, pages
 with every parameter name the dashboard's code and templates read. The API is called with a
-staff API key; pages as a signed-in staff user and as a portal session. Every answer must be
+staff API key (those under /api/v1/tenants/ with an organisation key); pages as a signed-in
+staff user and as a portal session. Every answer must be
 under 500, and every API error JSON.
 
 Each route gets fixed attacks (every parameter of one place at once holding a NUL, a lone
@@ -35,7 +36,7 @@ from hypothesis import strategies as st
 from dashboard.portal import CAPABILITIES, portal_link_issue
 from deliveries.models import Delivery, ReplayJob
 from inbox.models import Inbox
-from subscriptions.services import api_key_create
+from subscriptions.services import api_key_create, organisation_key_create
 from subscriptions.throttling import ApiKeyRateThrottle
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks import send_event
@@ -189,7 +190,8 @@ def _targets() -> list:
             for method in methods:
                 fields = OPERATIONS[(route.shape, method)]
                 name = f"{method} {route.template}"
-                targets.append(pytest.param(route, method, "api", fields, id=name))
+                who = "org" if route.template.startswith("/api/v1/tenants/") else "api"
+                targets.append(pytest.param(route, method, who, fields, id=name))
         else:
             fields = {"query": PAGE_PARAMETERS, "header": [], "body": PAGE_PARAMETERS}
             for method in ("get", "post"):
@@ -204,9 +206,10 @@ TARGETS = _targets()
 
 def test_every_route_is_covered():
     """The enumeration finds the routes (a guard against it silently finding none)."""
-    api = {p.values[0].template for p in TARGETS if p.values[2] == "api"}
-    pages = {p.values[0].template for p in TARGETS if p.values[2] != "api"}
+    api = {p.values[0].template for p in TARGETS if p.values[0].is_api}
+    pages = {p.values[0].template for p in TARGETS if not p.values[0].is_api}
     assert {"/api/v1/endpoints/{pk}/test/", "/api/v1/portal-links/", "/api/v1/events/{id}/"} <= api
+    assert "/api/v1/tenants/{tenant_slug}/api-keys/{pk}/" in api
     assert {"/dashboard/portal/{token}/", "/dashboard/inbox/endpoint/", "/inbox/{token}/"} <= pages
     # Every API route the resolver knows is described by the schema, so its fields are known.
     described = {shape for shape, _ in OPERATIONS}
@@ -229,7 +232,9 @@ def world(monkeypatch):
     job = ReplayJob.objects.create(tenant=tenant, endpoint=endpoint, since=delivery.created_at)
     inbox = Inbox.objects.create(tenant=tenant)
     link, token = portal_link_issue(tenant=tenant, capabilities=CAPABILITIES, lifetime=3600)
+    tenant_key, _ = api_key_create(tenant=tenant, name="listed")
     by_resource = {
+        "api-keys": tenant_key.id,
         "endpoints": endpoint.id,
         "deliveries": delivery.id,
         "replay-jobs": job.id,
@@ -248,11 +253,12 @@ def world(monkeypatch):
 def clients(world):
     _, key = api_key_create(tenant=world["tenant"], name="fuzz", is_staff=True)
     api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    org = Client(HTTP_AUTHORIZATION=f"Bearer {organisation_key_create(name='fuzz')[1]}")
     staff = Client()
     staff.force_login(get_user_model().objects.create_user("fuzz-op", is_staff=True))
     portal = Client()
     assert portal.get(reverse("dashboard:portal", args=[world["portal"]])).status_code == 302
-    return {"api": api, "staff": staff, "portal": portal}
+    return {"api": api, "org": org, "staff": staff, "portal": portal}
 
 
 def valid_path_values(route: Route, by_resource: dict) -> dict[str, str]:

@@ -27,6 +27,7 @@ from deliveries.ordering import keys_advance_and_wake
 from subscriptions.catalog import event_types_forget
 from subscriptions.channels import channels_checked
 from subscriptions.models import Tenant
+from webhooks.emit_quota import emit_quota_take
 from webhooks.errors import (
     BatchTooLargeError,
     EventError,
@@ -112,9 +113,11 @@ def events_send(
     …, "ordering_key": …, "channels": […]})` tuples. Each is checked as `event_send` checks an
     event. A rejected item rejects nothing else unless `atomic`, in which case nothing is stored
     and every item says why. Workers are woken once the transaction commits (a caller's own
-    transaction included). Raises UnknownTenantError or BatchTooLargeError (nothing stored) for
-    the batch as a whole, and UnknownEventTypeError in the unlikely case that event types keep
-    changing while the batch is stored (send it again).
+    transaction included). Raises UnknownTenantError (TenantInactiveError for a deactivated
+    tenant), BatchTooLargeError or EmitQuotaExceededError (every item counts against the
+    tenant's `max_events_per_second`; webhooks.emit_quota), nothing stored, for the batch as a
+    whole, and UnknownEventTypeError in the unlikely case that event types keep changing while
+    the batch is stored (send it again).
     """
     tenant = tenant_resolved(tenant)
     if len(items) > MAX_BATCH_EVENTS:
@@ -122,6 +125,7 @@ def events_send(
             f"A batch holds at most {MAX_BATCH_EVENTS} events, not {len(items)}: "
             "split it into several."
         )
+    emit_quota_take(tenant=tenant, events=len(items))
     spans = tracing.spans
     if spans is None:
         return _send_atomically(tenant, items, atomic, traceparent="")

@@ -47,3 +47,16 @@ class TooManyTestSendsError(EventError):
 
 class EndpointUnverifiedError(EventError):
     """The endpoint has not echoed its ownership challenge: it receives nothing else, tests too."""
+
+
+class TenantInactiveError(UnknownTenantError):
+    """The tenant was deactivated: it emits nothing until it is active again."""
+
+
+class EmitQuotaExceededError(EventError):
+    """The tenant emitted its `max_events_per_second` already; nothing was stored. The emit may
+    be tried again after `retry_after` whole seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -31,12 +31,14 @@ from subscriptions.models import (
     EventType,
     Tenant,
 )
+from webhooks.emit_quota import emit_quota_take
 from webhooks.errors import (
     EndpointUnverifiedError,
     InvalidChannelsError,
     InvalidOrderingKeyError,
     InvalidPayloadError,
     PayloadTooLargeError,
+    TenantInactiveError,
     TooManyTestSendsError,
     UnknownEventTypeError,
     UnknownTenantError,
@@ -78,9 +80,11 @@ def event_send(
     `idempotency_key` for the same tenant returns the first event and creates nothing.
     Deliveries to one endpoint of events with the same `ordering_key` are attempted one at a
     time, in the order of their `send_event` calls (deliveries.ordering).
-    Raises an `EventError` subclass (nothing stored) for an unknown tenant or event type, a
-    payload that is not a JSON object, fails the type's schema, or is over the size limit, an
-    ordering key that is not 1 to 128 visible ASCII characters, or channels that break
+    Raises an `EventError` subclass (nothing stored) for an unknown or deactivated tenant
+    (TenantInactiveError), a tenant over its `max_events_per_second` (EmitQuotaExceededError,
+    with `retry_after`; webhooks.emit_quota), an unknown event type, a payload that is not a
+    JSON object, fails the type's schema, or is over the size limit, an ordering key that is
+    not 1 to 128 visible ASCII characters, or channels that break
     `subscriptions.channels.CHANNEL_RULE`.
     """
     event, _ = event_send_idempotent(
@@ -143,6 +147,7 @@ class _Emit:
 
 def _send_idempotent(emit: _Emit, *, traceparent: str) -> tuple[Event, bool]:
     tenant = tenant_resolved(emit.tenant)
+    emit_quota_take(tenant=tenant, events=1)
     key = _ordering_key_checked(emit.ordering_key)
     if emit.idempotency_key is not None:
         existing = _event_by_idempotency_key(tenant, emit.idempotency_key)
@@ -269,14 +274,16 @@ def _test_sends_reserve(tenant_id: int) -> None:
 
 
 def tenant_resolved(tenant: Tenant | str) -> Tenant:
-    """The active tenant `tenant` is or names; raises UnknownTenantError otherwise."""
-    if isinstance(tenant, Tenant):
-        if not tenant.is_active:
-            raise UnknownTenantError(f"Tenant {tenant.slug!r} is not active.")
-        return tenant
-    found = Tenant.objects.filter(slug=tenant, is_active=True).first()
+    """The active tenant `tenant` is or names; raises UnknownTenantError when there is none, and
+    TenantInactiveError when it was deactivated."""
+    found = tenant if isinstance(tenant, Tenant) else Tenant.objects.filter(slug=tenant).first()
     if found is None:
         raise UnknownTenantError(f"No active tenant with slug {tenant!r}.")
+    if not found.is_active:
+        raise TenantInactiveError(
+            f"Tenant {found.slug!r} is not active: it was deactivated, and accepts no events "
+            "until it is activated again."
+        )
     return found
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from deliveries.batch import deliver_due_batch
-from subscriptions.services import api_key_create
+from subscriptions.services import api_key_create, organisation_key_create
 from tests.factories import EventTypeFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,3 +160,29 @@ def test_generated_client_finds_events_by_a_payload_value_and_sends_channels(hoo
 
 def UNSET():  # noqa: N802 - the generated package's sentinel, imported once it exists
     return importlib.import_module("hookline_client.types").UNSET
+
+
+def test_generated_client_creates_a_tenant_and_its_key_with_an_organisation_key(
+    client_package, live_server, receiver
+):
+    EventTypeFactory(name="order.paid")
+    organisation = client_package.AuthenticatedClient(
+        base_url=live_server.url, token=organisation_key_create(name="generated client")[1]
+    )
+    body = models().TenantCreateRequest(slug="walk", name="Walk", max_events_per_second=100)
+
+    tenant = api("v1_tenants_create").sync(client=organisation, body=body)
+    assert isinstance(tenant, models().TenantCreate), tenant
+    assert (tenant.slug, tenant.max_events_per_second, tenant.retention_days) == ("walk", 100, None)
+    key = api("v1_tenants_api_keys_create").sync(
+        "walk", client=organisation, body=models().TenantApiKeyRequest(name="shop")
+    )
+    assert isinstance(key, models().TenantApiKeyCreated), key
+
+    as_tenant = client_package.AuthenticatedClient(base_url=live_server.url, token=key.key)
+    created = api("v1_endpoints_create").sync(
+        client=as_tenant, body=models().EndpointCreateRequest(url=receiver.url("/hook"))
+    )
+    assert isinstance(created, models().EndpointCreate), created
+    page = api("v1_tenants_list").sync(client=organisation)
+    assert [t.slug for t in page.results] == ["walk"]

@@ -15,6 +15,7 @@ from operations.retention import (
     retention_cutoff,
     retention_purge,
 )
+from operations.retention_tenants import tenants_with_own_retention
 
 # (field of PurgeCounts, what it counts, what happens to it)
 RETENTION_LINES = (
@@ -34,7 +35,8 @@ DEAD_LETTER_LINES = (
 
 class Command(BaseCommand):
     help = (
-        "Purge what is older than WEBHOOKS_RETENTION_DAYS (or --days): succeeded deliveries and "
+        "Purge what is older than WEBHOOKS_RETENTION_DAYS (or --days; a tenant with its own "
+        "retention_days, older than that): succeeded deliveries and "
         "their attempts, events left without deliveries, attempts' captured headers and bodies, "
         "test-inbox requests and finished replay jobs. Failed deliveries stay unless --failed "
         "--before is given."
@@ -79,15 +81,17 @@ class Command(BaseCommand):
             raise CommandError(f"--days must be at least 1, not {days}.")
         if days is None:
             days = settings.WEBHOOKS_RETENTION_DAYS
-            if days == 0:
+            if days == 0 and (dry_run or not tenants_with_own_retention()):
                 self.stdout.write(
                     "Retention is off (WEBHOOKS_RETENTION_DAYS=0): nothing purged. "
                     "Give --days N to purge once."
                 )
                 return
         before = retention_cutoff(days=days)
-        assert before is not None  # days >= 1
-        self._heading(f"Purging what is older than {days} days", before, dry_run)
+        if before is None:
+            self.stdout.write("Purging what is older than each tenant's own retention_days:")
+        else:
+            self._heading(f"Purging what is older than {days} days", before, dry_run)
         counts = retention_purge(
             before=before, batch_size=batch_size, dry_run=dry_run, on_batch=self._progress
         )
