@@ -19,6 +19,7 @@ from dashboard import stats
 from dashboard.access import dashboard_login_required, viewer_for
 from dashboard.charts import stacked_hour_bars
 from dashboard.pages import render_page
+from dashboard.secret_views import DEFAULT_OVERLAP, ROTATION_OVERLAPS
 from dashboard.status import delivery_pill, last_result
 from dashboard.transformation_views import transformation_panel
 from deliveries.models import Attempt
@@ -87,6 +88,8 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         "recover": _recover_choices(endpoint, now),
         "now": now,
         "transformation": transformation_panel(endpoint),
+        "rotation_overlaps": list(ROTATION_OVERLAPS.items()),
+        "default_overlap": DEFAULT_OVERLAP,
     }
     return render_page(
         request, viewer, "dashboard/endpoint_detail.html", context, section="endpoints"
