@@ -24,6 +24,7 @@ from dashboard.status import delivery_pill, last_result
 from dashboard.transformation_views import transformation_panel
 from deliveries.models import Attempt
 from deliveries.selectors import attempts_wait, challenge_pending_id
+from subscriptions.examples import schema_example
 from subscriptions.headers import masked_headers
 from subscriptions.models import (
     SECRET_PREFIX,
@@ -116,7 +117,7 @@ def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         messages.error(request, "Test event not sent: pick an event type from the list.")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
     try:
-        delivery = event_send_test(endpoint=endpoint, event_type=name)
+        delivery = event_send_test(endpoint=endpoint, event_type=name, payload=_example_of(name))
     except EventError as error:
         messages.error(request, f"Test event not sent: {error}")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
@@ -149,6 +150,16 @@ def send_challenge(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             request, "Verification is off for this tenant: the endpoint is trusted, its events go."
         )
     return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+
+
+def _example_of(name: str) -> dict[str, Any] | None:
+    """The example the catalog shows for a type with a schema, as the test payload (None: the
+    generic test message, for a type without one)."""
+    kind = EventType.objects.filter(name=name).only("schema").first()
+    if kind is None or not kind.schema:
+        return None
+    example = schema_example(kind.schema)
+    return example if isinstance(example, dict) else None
 
 
 def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:
