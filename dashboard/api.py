@@ -32,10 +32,11 @@ class PortalThemeSerializer(JsonTypes, serializers.Serializer):
         validators=[validate_host_name],
         help_text="Shown in the portal's top bar instead of Hookline's name.",
     )  # fmt: skip
-    logo_url = serializers.CharField(
-        required=False, allow_blank=True, max_length=MAX_LOGO_URL,
+    logo_url = serializers.RegexField(
+        r"^https://\S+$", required=False, allow_blank=True, max_length=MAX_LOGO_URL,
         validators=[validate_logo_url], help_text="An https:// image URL, shown in the top bar "
         "by the tenant's browser; Hookline never fetches it.",
+        error_messages={"invalid": "The logo URL must start with https:// and hold no spaces."},
     )  # fmt: skip
     accent = serializers.RegexField(
         ACCENT_PATTERN, required=False, allow_blank=True,
