@@ -322,3 +322,15 @@ def test_a_member_adds_an_endpoint_for_the_tenant_selected(client, acme, django_
 
     assert Endpoint.objects.get().tenant == acme
     assert SecretReveal.objects.get().user == user
+
+
+def test_the_tenants_endpoint_limit_is_kept_and_said_on_the_form(acme, settings):
+    settings.WEBHOOKS_MAX_ENDPOINTS_PER_TENANT = 1
+    EndpointFactory(tenant=acme)
+
+    response = add(portal(acme), url="http://127.0.0.1:9/one-too-many")
+
+    assert response.status_code == 400
+    errors = response.content.decode().split('data-testid="form-errors"', 1)[1]
+    assert "already has 1 endpoints" in errors.split("</ul>", 1)[0]
+    assert Endpoint.objects.filter(tenant=acme).count() == 1
