@@ -14,6 +14,10 @@ from dashboard.models import PortalLink
 from dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_link_issue, portal_links_revoke
 from dashboard.portal_theme import (
     ACCENT_PATTERN,
+    ACCENT_RULE,
+    HOST_NAME_PATTERN,
+    LOGO_URL_PATTERN,
+    LOGO_URL_RULE,
     MAX_HOST_NAME,
     MAX_LOGO_URL,
     PortalTheme,
@@ -27,21 +31,24 @@ from subscriptions.authentication import api_key_of
 class PortalThemeSerializer(JsonTypes, serializers.Serializer):
     """What a portal link shows of the host: its name, its logo and its accent colour."""
 
-    host_name = serializers.CharField(
-        required=False, allow_blank=True, max_length=MAX_HOST_NAME,
-        validators=[validate_host_name],
+    host_name = serializers.RegexField(
+        HOST_NAME_PATTERN, required=False, allow_blank=True, max_length=MAX_HOST_NAME,
+        trim_whitespace=False, validators=[validate_host_name],
+        error_messages={"invalid": "The host name must be one line of text, without control "
+                        "characters."},
         help_text="Shown in the portal's top bar instead of Hookline's name.",
     )  # fmt: skip
     logo_url = serializers.RegexField(
-        r"^https://\S+$", required=False, allow_blank=True, max_length=MAX_LOGO_URL,
-        validators=[validate_logo_url], help_text="An https:// image URL, shown in the top bar "
-        "by the tenant's browser; Hookline never fetches it.",
-        error_messages={"invalid": "The logo URL must start with https:// and hold no spaces."},
+        LOGO_URL_PATTERN, required=False, allow_blank=True, max_length=MAX_LOGO_URL,
+        trim_whitespace=False, validators=[validate_logo_url],
+        error_messages={"invalid": LOGO_URL_RULE},
+        help_text="An https:// image URL, shown in the top bar by the tenant's browser; Hookline "
+        "never fetches it.",
     )  # fmt: skip
     accent = serializers.RegexField(
-        ACCENT_PATTERN, required=False, allow_blank=True,
+        ACCENT_PATTERN, required=False, allow_blank=True, trim_whitespace=False,
+        error_messages={"invalid": ACCENT_RULE},
         help_text="The accent colour of links and buttons, #rrggbb.",
-        error_messages={"invalid": "The accent colour must be #rrggbb, such as #0a7f5a."},
     )  # fmt: skip
 
 
