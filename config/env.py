@@ -121,6 +121,25 @@ def env_url(name: str, *, require_https: bool) -> str:
     return raw
 
 
+# An origin as CSP's frame-ancestors lists it: scheme, host (a leading "*." allowed), optional port.
+_ORIGIN = re.compile(
+    r"https?://(\*\.)?([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:[0-9]{1,5})?"
+    r"|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
+
+
+def env_origins(name: str) -> tuple[str, ...]:
+    """Origins such as https://app.example.com, separated by spaces or commas; () when unset."""
+    items = tuple(item for item in re.split(r"[\s,]+", os.environ.get(name, "")) if item)
+    for item in items:
+        if not _ORIGIN.fullmatch(item):
+            raise ImproperlyConfigured(
+                f"{name} must list origins such as https://app.example.com (scheme, host and "
+                f"optional port, no path), separated by spaces or commas; got {item!r}"
+            )
+    return tuple(item.lower() for item in items)
+
+
 def env_redis_url(name: str) -> str:
     """A redis:// or rediss:// URL with a host, or "" when unset. The value is never echoed: it
     may hold a password."""

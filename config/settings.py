@@ -20,6 +20,7 @@ from config.env import (
     env_int,
     env_list,
     env_networks,
+    env_origins,
     env_redis_url,
     env_seconds_list,
     env_signing_secret,
@@ -74,6 +75,8 @@ MIDDLEWARE = [
     "config.body_limit.BodyLimitMiddleware",
     "config.api_query.RefuseUnknownQueryParametersMiddleware",
     "config.cookies.CookiePathMiddleware",
+    # Outside the session, CSRF, clickjacking and CSP middleware, whose headers it adjusts.
+    "dashboard.embedding.PortalEmbeddingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,6 +106,9 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Origins whose pages may show portal-link sessions in an <iframe> (CSP frame-ancestors); every
+# other page, and the portal when this is empty, refuses to be framed (docs/embedding.md).
+WEBHOOKS_PORTAL_FRAME_ANCESTORS = env_origins("WEBHOOKS_PORTAL_FRAME_ANCESTORS")
 SESSION_COOKIE_HTTPONLY = True
 
 LOGIN_URL = "/accounts/login/"

@@ -20,6 +20,7 @@ from dashboard.portal import (
     PortalLinkRefused,
     portal_link_check,
 )
+from dashboard.portal_theme import PortalTheme
 from dashboard.portal_views import portal_refused
 from deliveries.models import Delivery, ReplayJob
 from subscriptions.models import Endpoint, Tenant
@@ -36,6 +37,8 @@ class Viewer:
     is_staff: bool
     capabilities: tuple[str, ...] = CAPABILITIES
     portal_expires_at: datetime | None = None  # set for a portal-link session
+    portal_link_id: int | None = None
+    theme: PortalTheme = PortalTheme()
 
     @property
     def can_replay(self) -> bool:
@@ -44,6 +47,10 @@ class Viewer:
     @property
     def can_manage(self) -> bool:
         return "manage_endpoints" in self.capabilities
+
+    @property
+    def can_view_secret(self) -> bool:
+        return "view_secret" in self.capabilities
 
     def require(self, capability: str) -> None:
         if capability not in self.capabilities:
@@ -140,4 +147,6 @@ def _portal_viewer(grant: PortalGrant) -> Viewer:
         is_staff=False,
         capabilities=grant.capabilities,
         portal_expires_at=grant.expires_at,
+        portal_link_id=grant.link_id,
+        theme=grant.theme,
     )

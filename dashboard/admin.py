@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from dashboard.models import PortalLink
+from dashboard.models import PortalLink, SecretReveal
 from dashboard.portal import portal_links_revoke
 from deliveries.admin import ReadOnlyAdminMixin
 from subscriptions.admin import TenantAdmin
@@ -26,6 +26,7 @@ class PortalLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "opened_from",
         "revoked_at",
         "issued_by",
+        "theme_host_name",
     )
     list_filter = (
         ("tenant", admin.RelatedFieldListFilter),
@@ -44,6 +45,19 @@ class PortalLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[PortalLink]) -> None:
         revoked = portal_links_revoke(links=queryset)
         self.message_user(request, f"Revoked {revoked} portal links.", messages.SUCCESS)
+
+
+@admin.register(SecretReveal)
+class SecretRevealAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every showing of a signing secret in the dashboard, newest first: who, when, from where.
+    The secret itself is never stored here."""
+
+    list_display = ("created_at", "tenant", "endpoint_url", "kind", "user", "portal_link",
+                    "client_address")  # fmt: skip
+    list_filter = (("tenant", admin.RelatedFieldListFilter), "kind")
+    list_select_related = ("tenant", "user", "portal_link")
+    search_fields = ["=endpoint__id", "endpoint_url"]
+    show_full_result_count = False
 
 
 @admin.action(description="Revoke all portal links of selected tenants", permissions=["change"])

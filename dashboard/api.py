@@ -16,6 +16,18 @@ from rest_framework.response import Response
 from config.api_types import JsonTypes
 from dashboard.models import PortalLink
 from dashboard.portal import CAPABILITIES, MAX_LIFETIME, portal_link_issue, portal_links_revoke
+from dashboard.portal_theme import (
+    ACCENT_PATTERN,
+    ACCENT_RULE,
+    HOST_NAME_PATTERN,
+    LOGO_URL_PATTERN,
+    LOGO_URL_RULE,
+    MAX_HOST_NAME,
+    MAX_LOGO_URL,
+    PortalTheme,
+    validate_host_name,
+    validate_logo_url,
+)
 from deliveries.api import DeliveryCursorPagination
 from subscriptions.authentication import api_key_of
 from subscriptions.models import ApiKey, Tenant
@@ -27,17 +39,47 @@ from subscriptions.tenants_api import (
 )
 
 
+class PortalThemeSerializer(JsonTypes, serializers.Serializer):
+    """What a portal link shows of the host: its name, its logo and its accent colour."""
+
+    host_name = serializers.RegexField(
+        HOST_NAME_PATTERN, required=False, allow_blank=True, max_length=MAX_HOST_NAME,
+        trim_whitespace=False, validators=[validate_host_name],
+        error_messages={"invalid": "The host name must be one line of text, without control "
+                        "characters."},
+        help_text="Shown in the portal's top bar instead of Hookline's name.",
+    )  # fmt: skip
+    logo_url = serializers.RegexField(
+        LOGO_URL_PATTERN, required=False, allow_blank=True, max_length=MAX_LOGO_URL,
+        trim_whitespace=False, validators=[validate_logo_url],
+        error_messages={"invalid": LOGO_URL_RULE},
+        help_text="An https:// image URL, shown in the top bar by the tenant's browser; Hookline "
+        "never fetches it.",
+    )  # fmt: skip
+    accent = serializers.RegexField(
+        ACCENT_PATTERN, required=False, allow_blank=True, trim_whitespace=False,
+        error_messages={"invalid": ACCENT_RULE},
+        help_text="The accent colour of links and buttons, #rrggbb.",
+    )  # fmt: skip
+
+
 class PortalLinkRequestSerializer(JsonTypes, serializers.Serializer):
     capabilities = serializers.ListField(
         child=serializers.ChoiceField(choices=CAPABILITIES),
         required=False,
         default=["view"],
-        help_text="view (always), replay, manage_endpoints.",
+        help_text="view (always), replay, manage_endpoints, view_secret (reveal signing secrets).",
     )
     expires_in = serializers.IntegerField(
         required=False, default=3600, min_value=60, max_value=MAX_LIFETIME,
         help_text="Seconds the link (and the session it opens) stays valid.",
     )  # fmt: skip
+    theme = PortalThemeSerializer(
+        required=False, help_text="The host's look for the portal's pages; omit for Hookline's."
+    )
+
+    def validate_theme(self, value: dict[str, str]) -> PortalTheme:
+        return PortalTheme(**value)
 
 
 class PortalLinkSerializer(serializers.Serializer):
@@ -47,6 +89,7 @@ class PortalLinkSerializer(serializers.Serializer):
     url = serializers.URLField()
     expires_at = serializers.DateTimeField()
     capabilities = serializers.ListField(child=serializers.CharField())
+    theme = PortalThemeSerializer()
 
 
 class PortalLinkStateSerializer(serializers.ModelSerializer):
@@ -61,6 +104,7 @@ class PortalLinkStateSerializer(serializers.ModelSerializer):
         default=None,
         help_text="Prefix of the API key that issued the link; null for links issued from code.",
     )
+    theme = PortalThemeSerializer(read_only=True)
 
     class Meta:
         model = PortalLink
@@ -74,6 +118,7 @@ class PortalLinkStateSerializer(serializers.ModelSerializer):
             "opened_from",
             "revoked_at",
             "issued_by",
+            "theme",
         ]
 
 
@@ -124,12 +169,14 @@ def portal_link_response(request: Request, *, tenant: Tenant, issued_by: ApiKey 
         capabilities=params.validated_data["capabilities"],
         lifetime=params.validated_data["expires_in"],
         issued_by=issued_by,
+        theme=params.validated_data.get("theme"),
     )
     body = {
         "id": link.id,
         "url": request.build_absolute_uri(reverse("dashboard:portal", args=[token])),
         "expires_at": link.expires_at,
         "capabilities": link.capabilities,
+        "theme": link.theme,
     }
     return Response(PortalLinkSerializer(body).data, status=status.HTTP_201_CREATED)
 

@@ -19,10 +19,12 @@ from dashboard import stats
 from dashboard.access import dashboard_login_required, viewer_for
 from dashboard.charts import stacked_hour_bars
 from dashboard.pages import render_page
+from dashboard.secret_views import DEFAULT_OVERLAP, ROTATION_OVERLAPS
 from dashboard.status import delivery_pill, last_result
 from dashboard.transformation_views import transformation_panel
 from deliveries.models import Attempt, HourlyStat
 from deliveries.selectors import attempts_wait, challenge_pending_id
+from subscriptions.examples import schema_example
 from subscriptions.headers import masked_headers
 from subscriptions.models import (
     SECRET_PREFIX,
@@ -85,6 +87,8 @@ def endpoint_detail(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         "recover": _recover_choices(endpoint, now),
         "now": now,
         "transformation": transformation_panel(endpoint),
+        "rotation_overlaps": list(ROTATION_OVERLAPS.items()),
+        "default_overlap": DEFAULT_OVERLAP,
     }
     return render_page(
         request, viewer, "dashboard/endpoint_detail.html", context, section="endpoints"
@@ -111,7 +115,7 @@ def send_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         messages.error(request, "Test event not sent: pick an event type from the list.")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
     try:
-        delivery = event_send_test(endpoint=endpoint, event_type=name)
+        delivery = event_send_test(endpoint=endpoint, event_type=name, payload=_example_of(name))
     except EventError as error:
         messages.error(request, f"Test event not sent: {error}")
         return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
@@ -144,6 +148,16 @@ def send_challenge(request: HttpRequest, endpoint_id: int) -> HttpResponse:
             request, "Verification is off for this tenant: the endpoint is trusted, its events go."
         )
     return redirect("dashboard:endpoint", endpoint_id=endpoint.pk)
+
+
+def _example_of(name: str) -> dict[str, Any] | None:
+    """The example the catalog shows for a type with a schema, as the test payload (None: the
+    generic test message, for a type without one)."""
+    kind = EventType.objects.filter(name=name).only("schema").first()
+    if kind is None or not kind.schema:
+        return None
+    example = schema_example(kind.schema)
+    return example if isinstance(example, dict) else None
 
 
 def _report_attempt(request: HttpRequest, attempt: Attempt | None) -> None:

@@ -18,10 +18,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from dashboard.models import PortalLink
+from dashboard.portal_theme import PortalTheme
 from subscriptions.models import ApiKey, Tenant
 
 SESSION_KEY = "dashboard_portal"
-CAPABILITIES = ("view", "replay", "manage_endpoints")
+CAPABILITIES = ("view", "replay", "manage_endpoints", "view_secret")
 MAX_LIFETIME = 24 * 3600
 TOKEN_PREFIX = "hlp_"
 TENANT_DEACTIVATED = "This tenant's portal is closed: the tenant was deactivated."
@@ -43,10 +44,11 @@ class PortalGrant:
     tenant_id: int
     capabilities: tuple[str, ...]
     expires_at: datetime
+    theme: PortalTheme = PortalTheme()
 
     @classmethod
     def of(cls, link: PortalLink) -> PortalGrant:
-        return cls(link.id, link.tenant_id, tuple(link.capabilities), link.expires_at)
+        return cls(link.id, link.tenant_id, tuple(link.capabilities), link.expires_at, link.theme)
 
 
 def portal_token_hash(token: str) -> str:
@@ -60,19 +62,28 @@ def portal_link_issue(
     capabilities: Iterable[str],
     lifetime: int,
     issued_by: ApiKey | None = None,
+    theme: PortalTheme | None = None,
 ) -> tuple[PortalLink, str]:
-    """Issue a link for `tenant`. Returns the row and the token, which is never stored.
+    """Issue a link for `tenant`, in the host's `theme` when given. Returns the row and the
+    token, which is never stored.
 
-    `view` is always granted; the lifetime is capped at MAX_LIFETIME seconds.
+    `view` is always granted; the lifetime is capped at MAX_LIFETIME seconds. Raises
+    ValidationError for a theme that dashboard.portal_theme refuses.
     """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    link = PortalLink.objects.create(
+    theme = theme or PortalTheme()
+    link = PortalLink(
         tenant=tenant,
         token_hash=portal_token_hash(token),
         capabilities=sorted(set(capabilities) | {"view"}),
         expires_at=timezone.now() + timedelta(seconds=min(lifetime, MAX_LIFETIME)),
         issued_by=issued_by,
+        theme_host_name=theme.host_name,
+        theme_logo_url=theme.logo_url,
+        theme_accent=theme.accent,
     )
+    link.full_clean(exclude=["tenant", "issued_by", "token_hash"])
+    link.save()
     return link, token
 
 

@@ -16,7 +16,7 @@ from dashboard.portal import SESSION_KEY, PortalLinkRefused, portal_link_open
 def open_portal(request: HttpRequest, token: str) -> HttpResponse:
     """Use the link up and send the browser on at once to a dashboard URL without the token."""
     try:
-        link = portal_link_open(token=token, client_address=_client_address(request))
+        link = portal_link_open(token=token, client_address=client_address(request))
     except PortalLinkRefused as refused:
         return portal_refused(request, refused)
     request.session.cycle_key()
@@ -39,7 +39,7 @@ def _private(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _client_address(request: HttpRequest) -> str | None:
+def client_address(request: HttpRequest) -> str | None:
     address = request.META.get("REMOTE_ADDR", "")
     try:
         return str(ipaddress.ip_address(address))

@@ -2,11 +2,13 @@ from django.urls import path
 
 from dashboard import (
     deliveries_views,
+    endpoint_manage_views,
     endpoint_views,
     filter_views,
     inbox_views,
     overview_views,
     portal_views,
+    secret_views,
     transformation_views,
 )
 
@@ -15,7 +17,38 @@ app_name = "dashboard"
 urlpatterns = [
     path("", overview_views.overview, name="overview"),
     path("endpoints/", endpoint_views.endpoint_list, name="endpoints"),
+    path("endpoints/new/", endpoint_manage_views.endpoint_new, name="endpoint-new"),
     path("endpoints/<int:endpoint_id>/", endpoint_views.endpoint_detail, name="endpoint"),
+    path(
+        "endpoints/<int:endpoint_id>/settings/",
+        endpoint_manage_views.endpoint_settings,
+        name="endpoint-settings",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/disable/",
+        endpoint_manage_views.endpoint_disable_view,
+        name="endpoint-disable",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/enable/",
+        endpoint_manage_views.endpoint_enable_view,
+        name="endpoint-enable",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/delete/",
+        endpoint_manage_views.endpoint_delete_view,
+        name="endpoint-delete",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/secret/reveal/",
+        secret_views.secret_reveal,
+        name="endpoint-secret-reveal",
+    ),
+    path(
+        "endpoints/<int:endpoint_id>/secret/rotate/",
+        secret_views.secret_rotate,
+        name="endpoint-secret-rotate",
+    ),
     path("endpoints/<int:endpoint_id>/test/", endpoint_views.send_test, name="endpoint-test"),
     path(
         "endpoints/<int:endpoint_id>/verify/",

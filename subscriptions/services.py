@@ -28,7 +28,11 @@ from subscriptions.models import (
     generate_signing_secret,
 )
 from subscriptions.signals import endpoint_disabled, endpoint_enabling, endpoints_disabling
-from subscriptions.verification import endpoint_challenge, verification_applies
+from subscriptions.verification import (
+    endpoint_challenge,
+    endpoint_url_changed,
+    verification_applies,
+)
 from webhooks.transformations import transformation_problem
 
 API_KEY_PREFIX = "hl_"
@@ -330,3 +334,21 @@ def endpoint_set_transformation(*, endpoint: Endpoint, transformation: str) -> N
         raise ValidationError({"transformation": problem})
     endpoint.transformation = transformation
     endpoint.save(update_fields=["transformation", "updated_at"])
+
+
+def endpoint_update(
+    *, endpoint: Endpoint, previous_url: str, event_types: Iterable[EventType] | None = None
+) -> None:
+    """Store the changes made to an endpoint its caller has validated (the dashboard's form), and
+    its event types when given. A new URL must prove its ownership afresh when verification
+    applies (subscriptions.verification), as through the API."""
+    with transaction.atomic():
+        endpoint.save()
+        if event_types is not None:
+            endpoint.event_types.set(list(event_types))
+        endpoint_url_changed(endpoint=endpoint, previous_url=previous_url)
+
+
+def endpoint_delete(*, endpoint: Endpoint) -> None:
+    """Delete the endpoint with its deliveries and their attempts, as the API's DELETE does."""
+    endpoint.delete()

@@ -29,13 +29,15 @@ class Receiver:
 
     `delay` (seconds) slows every answer, to keep work in flight while a test breaks something.
     `reply_with(path, build)` makes each 2xx answer to a path carry the body `build` returns for
-    its request (by default `{"ok": true}`).
+    its request (by default `{"ok": true}`). `answer_with(path, handle)` lets `handle` choose both
+    the status and the body of each answer, as a receiver that checks what it gets would.
     """
 
     def __init__(self, port: int = 0) -> None:
         self._requests: list[Received] = []
         self._scripts: dict[str, deque[int | str]] = defaultdict(deque)
         self._replies: dict[str, Callable[[Received], bytes]] = {}
+        self._handlers: dict[str, Callable[[Received], tuple[int, bytes]]] = {}
         self._lock = threading.Lock()
         self.delay = 0.0
         self.hang_seconds = 4.0
@@ -63,6 +65,10 @@ class Receiver:
     def reply_with(self, path: str, build: Callable[[Received], bytes]) -> None:
         with self._lock:
             self._replies[path] = build
+
+    def answer_with(self, path: str, handle: Callable[[Received], tuple[int, bytes]]) -> None:
+        with self._lock:
+            self._handlers[path] = handle
 
     def requests(self, path: str | None = None) -> list[Received]:
         with self._lock:
@@ -107,6 +113,12 @@ class Receiver:
                 body = self.rfile.read(length)
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 received = Received(self.path, headers, body, time.time())
+                with receiver._lock:
+                    handle = receiver._handlers.get(received.path)
+                if handle is not None:
+                    receiver._answer(received)
+                    self._send(*handle(received))
+                    return
                 action = receiver._answer(received)
                 if receiver.delay:
                     time.sleep(receiver.delay)
@@ -123,6 +135,9 @@ class Receiver:
                 reply = (
                     receiver._reply(received) if status < 300 else b'{"error": "scripted failure"}'
                 )
+                self._send(status, reply)
+
+            def _send(self, status: int, reply: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
