@@ -13,7 +13,8 @@
   statuses and errors stays (the attempt is marked `archived`; on PostgreSQL, it moves to the
   archive partition, and its own partition is dropped);
 - test-inbox requests received before T;
-- bulk replay jobs that finished before T.
+- bulk replay jobs that finished before T;
+- the dashboard's hourly counts (`HourlyStat`) of hours before T.
 
 Failed deliveries (the dead-letter queue) and pending ones are never deleted by it: they stay
 until replayed, or until an operator deletes old dead letters with `dead_letters_purge`
@@ -44,7 +45,7 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from deliveries.attempt_partitions import attempt_partitions_ensure, attempts_partitioned
-from deliveries.models import Attempt, Delivery, ReplayJob
+from deliveries.models import Attempt, Delivery, HourlyStat, ReplayJob
 from deliveries.sql_names import sql_with_names
 from inbox.models import InboxRequest
 from operations.retention_partitions import (
@@ -82,6 +83,7 @@ class PurgeCounts:
     attempts_blanked: int = 0
     inbox_requests: int = 0
     replay_jobs: int = 0
+    hourly_stats: int = 0
     # False when the time budget ran out first: the next run goes on from there.
     complete: bool = True
 
@@ -122,7 +124,7 @@ def retention_purge(
             purge.attempt_partitions()
         elif purge.deliveries(succeeded) and purge.tenants():
             purge.attempt_captures()
-        steps = (purge.inbox_requests, purge.replay_jobs, purge.orphaned_events)
+        steps = (purge.inbox_requests, purge.replay_jobs, purge.orphaned_events, purge.hourly_stats)
         counts = purge.counts
         # all() stops at the first cut short.
         counts.complete = counts.complete and all(step() for step in steps)
@@ -349,6 +351,19 @@ class _Purge:
             self._count("inbox_requests", old.delete()[0])
         return self.counts.complete
 
+    def hourly_stats(self) -> bool:
+        """The dashboard's hourly counts of hours before the global cutoff: a few rows per
+        endpoint and hour, taken oldest first on their hour's index."""
+        if self.before is None:
+            return self.counts.complete
+        old = HourlyStat.objects.filter(hour__lt=self.before).order_by("hour")
+        while not self._out_of_time():
+            ids = list(old.values_list("id", flat=True)[: self.batch_size])
+            if not ids:
+                break
+            self._count("hourly_stats", HourlyStat.objects.filter(id__in=ids).delete()[0])
+        return self.counts.complete
+
     def replay_jobs(self) -> bool:
         if self.before is None:
             return self.counts.complete
@@ -486,13 +501,14 @@ def _retention_count(before: datetime, *, partitioned: bool) -> PurgeCounts:
         )
     counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
     counts.replay_jobs = _replay_jobs_done(before).count()
+    counts.hourly_stats = HourlyStat.objects.filter(hour__lt=before).count()
     return counts
 
 
 def _log(counts: PurgeCounts, *, before: datetime | None, dry_run: bool, what: str) -> None:
     logger.info(
         "%s%s before %s: deliveries=%s attempts=%s events=%s attempts_blanked=%s "
-        "inbox_requests=%s replay_jobs=%s%s",
+        "inbox_requests=%s replay_jobs=%s hourly_stats=%s%s",
         what,
         " (dry run)" if dry_run else "",
         before.isoformat() if before else "(tenants' own retention only)",
@@ -502,5 +518,6 @@ def _log(counts: PurgeCounts, *, before: datetime | None, dry_run: bool, what: s
         counts.attempts_blanked,
         counts.inbox_requests,
         counts.replay_jobs,
+        counts.hourly_stats,
         "" if counts.complete else " (time budget spent: the next run goes on)",
     )

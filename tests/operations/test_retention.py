@@ -16,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from deliveries.attempt_partitions import attempts_partitioned
-from deliveries.models import Attempt, Delivery, ReplayJob
+from deliveries.models import Attempt, Delivery, HourlyStat, ReplayJob
 from deliveries.services import deliveries_replay
 from inbox.models import Inbox, InboxRequest
 from operations import retention
@@ -319,7 +319,7 @@ def test_a_purge_past_its_deadline_stops_and_the_next_run_goes_on(world):
     stopped = retention_purge(before=CUTOFF, batch_size=2, deadline=time.monotonic() - 1)
 
     assert stopped.complete is False
-    assert dataclasses.astuple(stopped)[:-1] == (0,) * 6
+    assert dataclasses.astuple(stopped)[:-1] == (0,) * 7
     assert database_snapshot() == before
     finished = retention_purge(before=CUTOFF, batch_size=2, deadline=time.monotonic() + 60)
     assert finished.complete is True
@@ -552,3 +552,24 @@ def test_purge_task_purges_what_is_older_than_the_retention(world, settings):
     assert counts["complete"] is True
     assert Delivery.objects.filter(status=SUCCEEDED).count() == 2
     assert Delivery.objects.filter(status=FAILED).count() == 3
+
+
+def test_the_hourly_counts_of_hours_before_the_cutoff_go_and_a_dry_run_counts_them(world):
+    endpoint = EndpointFactory(tenant=TenantFactory(slug="counted"))
+    for hour in (
+        CUTOFF - timedelta(hours=3),
+        CUTOFF - timedelta(hours=1),
+        CUTOFF,
+        CUTOFF + timedelta(hours=5),
+    ):
+        HourlyStat.objects.create(endpoint=endpoint, hour=hour, succeeded=1, status_2xx=1)
+
+    assert retention_purge(before=CUTOFF, batch_size=1, dry_run=True).hourly_stats == 2
+    assert HourlyStat.objects.count() == 4
+    counts = retention_purge(before=CUTOFF, batch_size=1)
+
+    assert counts.hourly_stats == 2
+    assert sorted(HourlyStat.objects.values_list("hour", flat=True)) == [
+        CUTOFF,
+        CUTOFF + timedelta(hours=5),
+    ]
