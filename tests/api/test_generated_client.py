@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,51 @@ def test_generated_client_creates_a_tenant_and_its_key_with_an_organisation_key(
     assert isinstance(created, models().EndpointCreate), created
     page = api("v1_tenants_list").sync(client=organisation)
     assert [t.slug for t in page.results] == ["walk"]
+
+
+def test_generated_client_walks_through_the_hosts_management_api(
+    client_package, live_server, receiver
+):
+    """The issue's walk-through: a tenant created, an endpoint added, an event sent and found by
+    a payload value, the endpoint's stats read, and a late endpoint sent what it missed."""
+    EventTypeFactory(name="order.paid")
+    organisation = client_package.AuthenticatedClient(
+        base_url=live_server.url, token=organisation_key_create(name="host")[1]
+    )
+    api("v1_tenants_create").sync(
+        client=organisation, body=models().TenantCreateRequest(slug="shop", name="Shop")
+    )
+    key = api("v1_tenants_api_keys_create").sync(
+        "shop", client=organisation, body=models().TenantApiKeyRequest(name="backend")
+    )
+    shop = client_package.AuthenticatedClient(base_url=live_server.url, token=key.key)
+    first = api("v1_endpoints_create").sync(
+        client=shop, body=models().EndpointCreateRequest(url=receiver.url("/first"))
+    )
+    started = datetime.now(UTC)
+    for order_id in ("ord_1001", "ord_1002"):
+        payload = models().EventCreateRequestPayload.from_dict({"order_id": order_id})
+        api("v1_events_create").sync(
+            client=shop, body=models().EventCreateRequest(event_type="order.paid", payload=payload)
+        )
+
+    search = models().V1EventsListData.from_dict({"data.order_id": "ord_1001"})
+    [found] = api("v1_events_list").sync(client=shop, data=search).results
+    assert found.payload.to_dict() == {"order_id": "ord_1001"}
+
+    assert deliver_due_batch(limit=10) == 2
+    stats = api("v1_endpoints_stats_retrieve").sync(first.id, client=shop)
+    assert isinstance(stats, models().EndpointStats), stats
+    assert (stats.attempts, stats.succeeded, stats.success_rate) == (2, 2, 100.0)
+    assert stats.backlog.total == 0
+
+    late = api("v1_endpoints_create").sync(
+        client=shop, body=models().EndpointCreateRequest(url=receiver.url("/late"))
+    )
+    missing = api("v1_endpoints_replay_missing_create").sync(
+        late.id, client=shop, body=models().ReplayMissingRequest(since=started)
+    )
+    assert isinstance(missing, models().ReplayMissingResult), missing
+    assert (missing.queued, missing.more) == (2, False)
+    assert deliver_due_batch(limit=10) == 2
+    assert sorted(receiver.webhook_ids("/late")) == sorted(receiver.webhook_ids("/first"))
