@@ -36,6 +36,27 @@ def subscribable_event_types(endpoint: Endpoint | None = None) -> QuerySet[Event
     return kinds.distinct().order_by("name")
 
 
+# The largest id a database column holds: a larger one is refused before it reaches a query
+# (SQLite cannot even compare a column with it).
+LARGEST_ID = 2**63 - 1
+
+
+class EventTypeChoices(forms.ModelMultipleChoiceField):
+    """Event types picked by id; anything but an id the table could hold is refused unread."""
+
+    def _check_values(self, value: Any) -> QuerySet[EventType]:
+        for pk in value:
+            if not (
+                isinstance(pk, str) and pk.isascii() and pk.isdigit() and int(pk) <= LARGEST_ID
+            ):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super()._check_values(value)
+
+
 class EndpointForm(forms.ModelForm):
     url = forms.CharField(
         label="URL", max_length=MAX_URL_LENGTH, help_text="Where Hookline POSTs your events."
@@ -46,7 +67,7 @@ class EndpointForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text=HEADER_LINES_HELP,
     )
-    event_types = forms.ModelMultipleChoiceField(
+    event_types = EventTypeChoices(
         queryset=EventType.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
 

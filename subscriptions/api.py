@@ -507,7 +507,8 @@ class EndpointViewSet(viewsets.ModelViewSet):
         """Attempts, success rate, latency and deliveries over a window of whole hours, and the
         backlog now: the figures the dashboard's endpoint page draws."""
         endpoint = self.get_object()
-        params = StatsQuerySerializer(data=request.query_params)
+        # A plain dict: an empty `window=` is refused, not read as the default.
+        params = StatsQuerySerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         window = params.validated_data["window"]
         figures = endpoint_figures(endpoint.id, hours=WINDOWS[window], now=timezone.now())

@@ -24,6 +24,9 @@ from webhooks import send_event
 
 from .pythons import ROOT, Python, bare_env
 
+# Neither PostgreSQL nor Redis counts here: CI runs these in its pass without services only.
+pytestmark = pytest.mark.service_free
+
 EXAMPLE = re.compile(r"<!-- stdlib-receiver-example -->\n```python\n(.*?)\n```", re.S)
 
 

@@ -8,7 +8,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .pythons import RECEIVER, Python, bare_env
+
+# Neither PostgreSQL nor Redis counts here: CI runs these in its pass without services only.
+pytestmark = pytest.mark.service_free
 
 TESTS = RECEIVER / "tests"
 DJANGO_TESTS = 9

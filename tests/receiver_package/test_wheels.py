@@ -14,6 +14,9 @@ import pytest
 
 from .pythons import ROOT
 
+# Neither PostgreSQL nor Redis counts here: CI runs these in its pass without services only.
+pytestmark = pytest.mark.service_free
+
 
 def top_level_names(wheel: Path) -> set[str]:
     with zipfile.ZipFile(wheel) as archive:
