@@ -54,7 +54,7 @@ class EventTypeChoices(forms.ModelMultipleChoiceField):
                     code="invalid_pk_value",
                     params={"pk": pk},
                 )
-        return super()._check_values(value)
+        return super()._check_values(value)  # type: ignore[misc]  # Django's, unstubbed
 
 
 class EndpointForm(forms.ModelForm):
