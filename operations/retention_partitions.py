@@ -79,10 +79,13 @@ def _archive_kept(partition: AttemptPartition, cutoffs: RetentionCutoffs) -> int
         # The deliveries whose first attempt is in it are a range of ids: read that range, not
         # the whole table. Attempts of older deliveries (retries past midnight, replays) are
         # looked up one by one.
+        own = cutoffs.archive_params()
         params = {"first": last + 1 if first is None else first, "last": last,
                   "succeeded": Delivery.Status.SUCCEEDED, "before": cutoffs.before,
-                  **cutoffs.archive_params()}  # fmt: skip
-        sql = sql_with_names(_ARCHIVE_SQL, Attempt, Delivery, Endpoint)
+                  **own}  # fmt: skip
+        # Without a tenant of its own retention, one cutoff for all: no join per delivery.
+        template = _ARCHIVE_SQL if own["tenant_ids"] else _ARCHIVE_ONE_CUTOFF_SQL
+        sql = sql_with_names(template, Attempt, Delivery, Endpoint)
         cursor.execute(sql.replace("<day>", name).replace("<archive>", archive_table()), params)
         return cursor.rowcount
 
@@ -116,12 +119,11 @@ def _copied(column: str) -> str:
 
 
 _ARCHIVE_SQL = (
-    (
-        "INSERT INTO <archive> ("
-        + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
-        + ") SELECT "
-        + ", ".join(_copied(column) for column in _COLUMNS)
-        + """ FROM <day> a JOIN (
+    "INSERT INTO <archive> ("
+    + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
+    + ") SELECT "
+    + ", ".join(_copied(column) for column in _COLUMNS)
+    + """ FROM <day> a JOIN (
     SELECT d.{Delivery.id} AS id, <cutoff> AS cutoff FROM {Delivery.table} d <tenant>
     WHERE d.{Delivery.id} BETWEEN %(first)s AND %(last)s AND <kept>
     UNION ALL
@@ -129,11 +131,26 @@ _ARCHIVE_SQL = (
     WHERE d.{Delivery.id} IN (SELECT s.{Attempt.delivery_id} FROM <day> s
                               WHERE s.{Attempt.delivery_id} < %(first)s)
       AND <kept>) k ON k.id = a.{Attempt.delivery_id}"""
-    )
-    .replace("<kept>", _KEPT)
-    .replace("<tenant>", _TENANT_CUTOFF)
-    .replace("<cutoff>", _CUTOFF)
-)
+).replace("<kept>", _KEPT)
+# One cutoff for every delivery: a semi-join on the kept deliveries, every kept attempt blanked.
+_ARCHIVE_ONE_CUTOFF_SQL = (
+    "INSERT INTO <archive> ("
+    + ", ".join(f"{{Attempt.{column}}}" for column in _COLUMNS)
+    + ") SELECT "
+    + ", ".join(
+        {**_BLANKED, "archived": "true"}.get(column, f"a.{{Attempt.{column}}}")
+        for column in _COLUMNS
+    )  # fmt: skip
+    + """ FROM <day> a WHERE a.{Attempt.delivery_id} IN (
+    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    WHERE d.{Delivery.id} BETWEEN %(first)s AND %(last)s AND <kept>
+    UNION ALL
+    SELECT d.{Delivery.id} FROM {Delivery.table} d
+    WHERE d.{Delivery.id} IN (SELECT s.{Attempt.delivery_id} FROM <day> s
+                              WHERE s.{Attempt.delivery_id} < %(first)s)
+      AND <kept>)"""
+).replace("<kept>", _KEPT.replace("<cutoff>", "%(before)s"))
+_ARCHIVE_SQL = _ARCHIVE_SQL.replace("<tenant>", _TENANT_CUTOFF).replace("<cutoff>", _CUTOFF)
 
 
 def attempt_partitions_count(before: datetime) -> tuple[int, int]:
