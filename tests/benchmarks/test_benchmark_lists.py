@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_benchmark_lists_fills_a_scratch_database_times_every_list_and_drops_it():
     env = {"DATABASE_URL": worker_database_url(), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "manage.py", "benchmark_lists", "--deliveries", "2000"],
+        [sys.executable, "manage.py", "benchmark_lists", "--deliveries", "2000",
+         "--events", "2000"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
