@@ -135,12 +135,16 @@ def test_a_tenant_without_a_quota_is_never_refused(store):
     assert not EmitQuota.objects.exists()
 
 
-def _take_in_a_process(tenant_id: int, rate: int, tries: int, start, allowed) -> None:
+def _take_in_a_process(tenant_id: int, rate: int, seconds: float, start, allowed) -> None:
+    """Try an emit every 5 ms for `seconds`: both processes keep trying while the quota refills,
+    however the machine schedules them."""
     connections.close_all()  # the parent's connections are not this process's to use
     tenant = Tenant(id=tenant_id, slug="shared", max_events_per_second=rate)
     start.wait()
     count = 0
-    for _ in range(tries):
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        time.sleep(0.005)
         try:
             emit_quota_take(tenant=tenant, events=1)
             count += 1
@@ -156,7 +160,7 @@ def test_two_processes_share_one_quota(store):
     start, allowed = context.Event(), context.Queue()
     connections.close_all()
     processes = [
-        context.Process(target=_take_in_a_process, args=(tenant.id, 40, 150, start, allowed))
+        context.Process(target=_take_in_a_process, args=(tenant.id, 40, 1.5, start, allowed))
         for _ in range(2)
     ]
     for process in processes:
