@@ -191,13 +191,15 @@ def test_valid_expressions_are_accepted(expression):
     ],
 )
 def test_invalid_expressions_are_refused_with_a_clear_problem(expression, problem):
-    started = time.monotonic()
+    # The compile budget is the thread's processor time, so that a loaded machine does not
+    # refuse a valid expression; it is measured the same way here.
+    started = time.thread_time()
 
     found = transformation_problem(expression)
 
     assert found is not None
     assert problem in found
-    assert time.monotonic() - started < 2 * transformations.COMPILE_BUDGET_SECONDS
+    assert time.thread_time() - started < 2 * transformations.COMPILE_BUDGET_SECONDS
 
 
 JSONATA_ALPHABET = "$.[](){}\"'`~>|&*+-/%=<>!?:;,@#^ 0129abdtxyz\\\n"
