@@ -19,6 +19,8 @@ from django_htmx.http import HttpResponseStopPolling
 
 from dashboard import stats
 from dashboard.access import Viewer, dashboard_login_required, viewer_for
+from dashboard.endpoint_choices import endpoint_choices_for
+from dashboard.list_params import positive_int, query_without
 from dashboard.pages import htmx_of, render_page
 from dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
 from deliveries.models import Delivery, ReplayJob
@@ -94,7 +96,7 @@ def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
 def replay_selected(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
     viewer.require("replay")
-    ids = [number for value in request.POST.getlist("ids") if (number := _int(value))]
+    ids = [number for value in request.POST.getlist("ids") if (number := positive_int(value))]
     selected = viewer.deliveries().filter(id__in=ids)
     queued = deliveries_replay(deliveries=selected)
     skipped = len(ids) - queued
@@ -182,7 +184,6 @@ def _list_context(
     filtered = _filter(deliveries, viewer, params, status)
     rows, newer, older = _page(filtered, params)
     now = timezone.now()
-    endpoints = viewer.endpoints().only("id", "url").order_by("url")
     return {
         "rows": [(d, delivery_pill(d, now), last_result(d)) for d in rows],
         "newer": newer,
@@ -191,10 +192,10 @@ def _list_context(
         "status": status,
         "fixed_status": fixed_status,
         "statuses": list(FILTERS),
-        "endpoints": endpoints,
+        "choices": endpoint_choices_for(viewer, positive_int(params.get("endpoint", ""))),
         "event_types": sorted(_event_type_names()),
         "since_choices": list(SINCE),
-        "query_string": _query_without_cursor(request),
+        "query_string": query_without(request, "before", "after"),
         "now": now,
     }
 
@@ -204,7 +205,7 @@ def _filter(
 ) -> QuerySet[Delivery]:
     if status in FILTERS:
         deliveries = deliveries.filter(**FILTERS[status])
-    if endpoint_id := _int(params.get("endpoint", "")):
+    if endpoint_id := positive_int(params.get("endpoint", "")):
         deliveries = deliveries.filter(endpoint_id=endpoint_id)
     if params.get("event_type"):
         deliveries = deliveries.filter(event__event_type__name=params["event_type"])
@@ -225,14 +226,14 @@ def _page(
 ) -> tuple[list[Delivery], int | None, int | None]:
     """Keyset pagination on the id: `before` pages to older rows, `after` to newer ones."""
     deliveries = deliveries.select_related("endpoint", "event__event_type")
-    if after := _int(params.get("after", "")):
+    if after := positive_int(params.get("after", "")):
         rows = list(deliveries.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
         has_more_newer = len(rows) > PAGE_SIZE
         rows = list(reversed(rows[:PAGE_SIZE]))
         newer = rows[0].id if rows and has_more_newer else None
         older = rows[-1].id if rows else None
         return rows, newer, older
-    if before := _int(params.get("before", "")):
+    if before := positive_int(params.get("before", "")):
         deliveries = deliveries.filter(id__lt=before)
     rows = list(deliveries.order_by("-id")[: PAGE_SIZE + 1])
     older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
@@ -270,18 +271,6 @@ def _dead_by_endpoint(viewer: Viewer) -> list[dict[str, Any]]:
 
 def _event_type_names() -> QuerySet:
     return EventType.objects.filter(archived=False).values_list("name", flat=True)
-
-
-def _query_without_cursor(request: HttpRequest) -> str:
-    params = request.GET.copy()
-    for key in ("before", "after"):
-        params.pop(key, None)
-    return params.urlencode()
-
-
-def _int(raw: str) -> int | None:
-    """A positive id from a query or form value, or None for anything else."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 def _parse_since(raw: str) -> datetime | None:

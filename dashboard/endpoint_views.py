@@ -1,4 +1,4 @@
-"""Dashboard: the endpoints list, one endpoint's page, "send test event" and "send a new
+"""Dashboard: one endpoint's page, "send test event" and "send a new
 ownership challenge"."""
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from subscriptions.verification import EndpointVerifiedError, endpoint_verificat
 from webhooks.errors import EventError
 from webhooks.services import event_send_test
 
-# Past this many, the list says how many more there are and asks to pick a tenant.
-LIST_LIMIT = 200
 RECENT_DELIVERIES = 20
 # The presets the recover view accepts as `since` (deliveries_views.SINCE).
 RECOVER_PRESETS = {
@@ -48,19 +46,6 @@ RECOVER_PRESETS = {
     "7d": ("7 days", timedelta(days=7)),
     "30d": ("30 days", timedelta(days=30)),
 }
-
-
-@dashboard_login_required
-def endpoint_list(request: HttpRequest) -> HttpResponse:
-    """Every endpoint in scope, failing first, with its 24 h success rate and dead-letter count."""
-    viewer = viewer_for(request)
-    endpoints = viewer.endpoints().select_related("tenant").prefetch_related("event_types")
-    shown = list(stats.endpoints_by_trouble(endpoints)[:LIST_LIMIT])
-    context = {
-        "rows": stats.endpoint_rows(shown, timezone.now()),
-        "endpoint_total": len(shown) if len(shown) < LIST_LIMIT else viewer.endpoints().count(),
-    }
-    return render_page(request, viewer, "dashboard/endpoints.html", context, section="endpoints")
 
 
 @dashboard_login_required

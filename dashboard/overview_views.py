@@ -33,10 +33,11 @@ def _overview_context(viewer: Viewer, now: datetime) -> dict[str, Any]:
     endpoints = stats.endpoints_by_trouble(viewer.endpoints().select_related("tenant"))
     shown = list(endpoints[:OVERVIEW_ENDPOINTS])
     buckets = stats.hourly_attempts(stats.scope_hours(viewer), now)
+    summary = stats.summary(viewer, now)
     return {
         "onboarding": False,
-        "summary": stats.summary(viewer, now),
-        "backlog": stats.backlog(viewer, now),
+        "summary": summary,
+        "backlog": summary.backlog,
         "rows": stats.endpoint_rows(shown, now),
         "endpoint_total": viewer.endpoints().count(),
         "has_deliveries": viewer.deliveries().exists(),

@@ -21,7 +21,7 @@ from dashboard.status import Pill
 from deliveries import endpoint_figures
 from deliveries.hourly_stats import Tally, tallies_by_endpoint, tallies_by_hour, tally_of
 from deliveries.models import Delivery, HourlyStat
-from deliveries.selectors import Backlog, backlogs_by_tenant
+from deliveries.selectors import Backlog, backlog_and_counts
 from subscriptions.models import Endpoint
 
 # The window is the current hour and the 23 before it, the chart's hours.
@@ -85,6 +85,7 @@ class Summary:
 
     outcomes: Outcomes
     retrying_now: int
+    backlog: Backlog
 
 
 @dataclass(frozen=True)
@@ -141,21 +142,15 @@ def _outcomes(tally: Tally) -> Outcomes:
 
 
 def summary(viewer: Viewer, now: datetime) -> Summary:
-    """The overview cards for the viewer's scope over the window."""
+    """The overview cards for the viewer's scope (every tenant, for staff): the window's
+    outcomes, and the pending deliveries by what they wait for, counted in one query."""
     outcomes = _outcomes(tally_of(scope_hours(viewer).filter(hour__gte=window_start(now))))
-    live = (
-        viewer.deliveries()
-        .filter(status=Delivery.Status.PENDING)
-        .aggregate(retrying=Count("id", filter=RETRYING), pending=Count("id", filter=PENDING))
+    pending = viewer.deliveries().filter(status=Delivery.Status.PENDING)
+    backlog, live = backlog_and_counts(
+        pending, at=now, retrying=Count("id", filter=RETRYING), pending=Count("id", filter=PENDING)
     )
     outcomes.retrying, outcomes.pending = live["retrying"], live["pending"]
-    return Summary(outcomes=outcomes, retrying_now=live["retrying"])
-
-
-def backlog(viewer: Viewer, now: datetime) -> Backlog:
-    """The pending deliveries in the viewer's scope (every tenant, for staff) by what they wait
-    for, in one query."""
-    return sum(backlogs_by_tenant(tenants=viewer.scope(), at=now).values(), Backlog())
+    return Summary(outcomes=outcomes, retrying_now=live["retrying"], backlog=backlog)
 
 
 class CappedCount(Subquery):

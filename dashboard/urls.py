@@ -2,6 +2,8 @@ from django.urls import path
 
 from dashboard import (
     deliveries_views,
+    endpoint_choices,
+    endpoint_list_views,
     endpoint_manage_views,
     endpoint_views,
     filter_views,
@@ -16,7 +18,8 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", overview_views.overview, name="overview"),
-    path("endpoints/", endpoint_views.endpoint_list, name="endpoints"),
+    path("endpoints/", endpoint_list_views.endpoint_list, name="endpoints"),
+    path("endpoints/choices/", endpoint_choices.endpoint_choices, name="endpoint-choices"),
     path("endpoints/new/", endpoint_manage_views.endpoint_new, name="endpoint-new"),
     path("endpoints/<int:endpoint_id>/", endpoint_views.endpoint_detail, name="endpoint"),
     path(

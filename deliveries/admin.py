@@ -9,7 +9,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from config.admin_lists import QuickCheckboxMixin
+from config.admin_lists import FewChoicesRelatedFilter, QuickCheckboxMixin
 from deliveries.models import Attempt, DeadLetter, Delivery, ReplayJob
 from deliveries.ordering import delivery_blocked_by
 from deliveries.services import deliveries_replay
@@ -96,9 +96,9 @@ class DeliveryAdmin(QuickCheckboxMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = (
         "status",
         ("created_at", admin.DateFieldListFilter),
-        ("endpoint__tenant", admin.RelatedFieldListFilter),
-        ("event__event_type", admin.RelatedFieldListFilter),
-        ("endpoint", admin.RelatedFieldListFilter),
+        ("endpoint__tenant", FewChoicesRelatedFilter),
+        ("event__event_type", FewChoicesRelatedFilter),
+        ("endpoint", FewChoicesRelatedFilter),
         WaitingOnKeyFilter,
     )
     search_fields = ("=event__public_id", "=event__idempotency_key")
@@ -151,8 +151,8 @@ class DeadLetterAdmin(QuickCheckboxMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("endpoint", "event__event_type")
     list_filter = (
         ("finished_at", admin.DateFieldListFilter),
-        ("endpoint__tenant", admin.RelatedFieldListFilter),
-        ("event__event_type", admin.RelatedFieldListFilter),
+        ("endpoint__tenant", FewChoicesRelatedFilter),
+        ("event__event_type", FewChoicesRelatedFilter),
     )
     search_fields = ("=event__public_id", "endpoint__url")
     show_full_result_count = False

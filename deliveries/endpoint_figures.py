@@ -11,7 +11,7 @@ from django.db.models import Count, Q
 
 from deliveries.hourly_stats import Tally, hour_of, tally_of
 from deliveries.models import Delivery, HourlyStat
-from deliveries.selectors import Backlog, endpoint_backlog
+from deliveries.selectors import Backlog, backlog_and_counts
 
 # The windows the stats API offers, in hours: the current hour and those before it.
 WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "30d": 24 * 30}
@@ -38,11 +38,7 @@ def endpoint_figures(endpoint_id: int, *, hours: int, now: datetime) -> Endpoint
     since = window_start(now, hours)
     tally = tally_of(HourlyStat.objects.filter(endpoint_id=endpoint_id, hour__gte=since))
     pending = Delivery.objects.filter(endpoint_id=endpoint_id, status=Delivery.Status.PENDING)
-    retrying = pending.aggregate(n=Count("id", filter=RETRYING))["n"]
+    backlog, live = backlog_and_counts(pending, at=now, retrying=Count("id", filter=RETRYING))
     return EndpointFigures(
-        since=since,
-        until=now,
-        tally=tally,
-        backlog=endpoint_backlog(endpoint_id=endpoint_id, at=now),
-        retrying=retrying,
+        since=since, until=now, tally=tally, backlog=backlog, retrying=live["retrying"]
     )

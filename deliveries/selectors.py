@@ -173,11 +173,20 @@ def backlogs_by_tenant(
     }
 
 
+def backlog_and_counts(
+    deliveries: QuerySet[Delivery], /, *, at: datetime, **extra: Count
+) -> tuple[Backlog, dict[str, int]]:
+    """The backlog at `at` of `deliveries` (pending ones, in some scope), and the `extra`
+    counts over the same rows, in one query on the partial pending index."""
+    counts = _backlog_counts(at)
+    row = deliveries.order_by().aggregate(**counts, **extra)
+    return Backlog(**{name: row[name] for name in counts}), {name: row[name] for name in extra}
+
+
 def endpoint_backlog(*, endpoint_id: int, at: datetime) -> Backlog:
     """One endpoint's backlog at `at`, on the partial pending index alone."""
-    counts = _backlog_counts(at)
     pending = Delivery.objects.filter(status=Delivery.Status.PENDING, endpoint_id=endpoint_id)
-    return Backlog(**pending.aggregate(**counts))
+    return backlog_and_counts(pending, at=at)[0]
 
 
 def dead_letters_count() -> int:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.formats import date_format
 from django.utils.functional import lazy
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from deliveries.models import Attempt
@@ -326,6 +326,7 @@ class EndpointAdmin(admin.ModelAdmin):
         "disabled_reason",
         "failing_since",
         "created_at",
+        "deliveries_link",
     )
     list_filter = ("is_active", "payload_format")
     list_select_related = ("tenant",)
@@ -391,6 +392,12 @@ class EndpointAdmin(admin.ModelAdmin):
         if not valid:
             return "None"
         return "; ".join(f"one until {date_format(p.expires_at, 'DATETIME_FORMAT')}" for p in valid)
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, obj: Endpoint) -> SafeString:
+        """Its deliveries: the deliveries list's endpoint filter lists only a few endpoints."""
+        deliveries = reverse("admin:deliveries_delivery_changelist")
+        return format_html('<a href="{}?endpoint__id__exact={}">Deliveries</a>', deliveries, obj.pk)
 
     @admin.display(description="ownership", ordering="verified_at")
     def verification(self, obj: Endpoint) -> str:

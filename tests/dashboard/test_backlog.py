@@ -146,14 +146,17 @@ def test_staff_without_a_tenant_chosen_see_every_tenants_backlog(client, acme, g
     assert backlog_shown(html)["due"] == 7
 
 
-def test_the_overviews_backlog_is_one_query(acme, globex):
+def test_the_overviews_backlog_and_retrying_count_are_one_query_of_deliveries(acme, globex):
     viewer = Viewer(tenants=Tenant.objects.all(), tenant=None, is_staff=True)
 
     with CaptureQueriesContext(connection) as queries:
-        backlog = stats.backlog(viewer, timezone.now())
+        summary = stats.summary(viewer, timezone.now())
 
-    assert len(queries) == 1
-    assert backlog == ACME_BACKLOG + Backlog(due=4)
+    of_deliveries = [q for q in queries if '"deliveries_delivery"' in q["sql"]]
+    assert len(of_deliveries) == 1
+    assert summary.backlog == ACME_BACKLOG + Backlog(due=4)
+    free = Delivery.objects.filter(status=Delivery.Status.PENDING, waiting_on_key=False)
+    assert summary.outcomes.pending + summary.outcomes.retrying == free.count()
 
 
 def test_waiting_delivery_page_says_what_it_waits_behind_and_links_to_it(client, acme):

@@ -45,3 +45,11 @@ document.addEventListener("htmx:afterSwap", (event) => {
     setTimeout(() => { shown.textContent = shown.dataset.hiddenText; }, shown.dataset.hideAfter * 1000);
   });
 });
+
+// A box marked data-no-submit (the endpoint search of the delivery filters) fills another control
+// and is no filter itself: its change must not reload the list it sits in.
+document.addEventListener("change", (event) => {
+  if (event.target.matches("[data-no-submit]")) {
+    event.stopPropagation();
+  }
+}, true);
