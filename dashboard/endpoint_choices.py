@@ -47,7 +47,7 @@ def endpoint_choices_for(viewer: Viewer, selected: int | None) -> EndpointChoice
 
 @dashboard_login_required
 def endpoint_choices(request: HttpRequest) -> HttpResponse:
-    """The options of the Endpoint filter for what was typed in its search box: the endpoints in
+    """The Endpoint filter's select for what was typed in its search box: the endpoints in
     scope whose URL or description contains it (or with that id), and the chosen one kept."""
     viewer = viewer_for(request)
     search = request.GET.get("search", "").strip()[:SEARCH_MAX_LENGTH]
@@ -59,7 +59,7 @@ def endpoint_choices(request: HttpRequest) -> HttpResponse:
     if selected and all(endpoint.id != selected for endpoint in shown):
         shown = list(endpoints.filter(id=selected)) + shown
     choices = EndpointChoices(shown, selected, searchable=True, search=search, matched=len(found))
-    return render(request, "dashboard/_endpoint_choices.html", {"choices": choices})
+    return render(request, "dashboard/_endpoint_select.html", {"choices": choices})
 
 
 def _options(viewer: Viewer) -> QuerySet[Endpoint]:
