@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.admin_lists import FewChoicesRelatedFilter
 from dashboard.models import PortalLink, SecretReveal
 from dashboard.portal import portal_links_revoke
 from deliveries.admin import ReadOnlyAdminMixin
@@ -29,7 +30,7 @@ class PortalLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "theme_host_name",
     )
     list_filter = (
-        ("tenant", admin.RelatedFieldListFilter),
+        ("tenant", FewChoicesRelatedFilter),
         ("opened_at", admin.EmptyFieldListFilter),
         ("revoked_at", admin.EmptyFieldListFilter),
     )
@@ -54,7 +55,7 @@ class SecretRevealAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = ("created_at", "tenant", "endpoint_url", "kind", "user", "portal_link",
                     "client_address")  # fmt: skip
-    list_filter = (("tenant", admin.RelatedFieldListFilter), "kind")
+    list_filter = (("tenant", FewChoicesRelatedFilter), "kind")
     list_select_related = ("tenant", "user", "portal_link")
     search_fields = ["=endpoint__id", "endpoint_url"]
     show_full_result_count = False

@@ -4,6 +4,9 @@ import os
 import shutil
 
 import pytest
+from django.contrib.auth import get_user_model
+
+from tests.factories import TenantFactory
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -57,3 +60,17 @@ def admin_sign_in(page, username: str, password: str = "secret-pass-123") -> Non
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
+
+
+@pytest.fixture
+def acme():
+    return TenantFactory(slug="acme")
+
+
+@pytest.fixture
+def member(client, acme):
+    """A test client signed in as a member of acme."""
+    user = get_user_model().objects.create_user("ana", password="pw-123456789")
+    acme.members.add(user)
+    client.force_login(user)
+    return client

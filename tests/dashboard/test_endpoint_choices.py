@@ -6,26 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from dashboard.endpoint_choices import CHOICES_LIMIT, SEARCH_LIMIT
 from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def acme():
-    return TenantFactory(slug="acme")
-
-
-@pytest.fixture
-def member(client, acme):
-    user = get_user_model().objects.create_user("ana", password="pw-123456789")
-    acme.members.add(user)
-    client.force_login(user)
-    return client
 
 
 def options(html: str) -> dict[str, str]:

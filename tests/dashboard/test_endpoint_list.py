@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from dashboard.endpoint_list_views import PAGE_SIZE
@@ -13,19 +12,6 @@ from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def acme():
-    return TenantFactory(slug="acme")
-
-
-@pytest.fixture
-def member(client, acme):
-    user = get_user_model().objects.create_user("ana", password="pw-123456789")
-    acme.members.add(user)
-    client.force_login(user)
-    return client
 
 
 def listed(html: str) -> list[str]:
