@@ -19,6 +19,16 @@ from tests.pooling import direct_settings
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def wait_until(condition, timeout: float, message: str) -> None:
+    """Wait for `condition()` to hold, looking every 50 ms; fail with `message` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)
+
+
 def worker_database_url() -> str:
     """The test database's URL, for a process started by a test: the server itself. In the
     PgBouncer pass, such a process also inherits DATABASE_POOL_URL (tests.pooling)."""

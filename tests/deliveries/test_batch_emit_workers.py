@@ -4,7 +4,6 @@ once, signed, and events that share an ordering key arrive in the batch's order.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -13,21 +12,13 @@ import standardwebhooks
 from deliveries.models import Delivery
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.receiver import Receiver
+from tests.worker import wait_until
 from webhooks import send_events
 from webhooks.batches import ItemStatus
 
 pytestmark = [pytest.mark.services]
 
 QUICK = {"WEBHOOKS_RETRY_SCHEDULE": "0.05,0.05,0.05", "WEBHOOKS_BATCH_SIZE": "20"}
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def nothing_pending() -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from deliveries.models import Delivery
 from subscriptions.models import Endpoint
 from tests.brokers import QUEUE, using_broker, waiting
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.worker import wait_until
 from webhooks import send_events
 
 pytestmark = [pytest.mark.services]
@@ -40,15 +40,6 @@ def child_pids(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             children.append(int(stat.parent.name))
     return children
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def test_a_killed_pool_process_runs_its_wake_up_again_and_a_killed_worker_gives_it_back(

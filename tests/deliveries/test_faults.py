@@ -25,6 +25,7 @@ from tests.dbproxy import DatabaseProxy
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.rabbitmq import PrivateRabbitMQ
 from tests.receiver import HANG, RESET, Receiver
+from tests.worker import wait_until
 from webhooks import send_event
 
 pytestmark = [pytest.mark.services]
@@ -54,15 +55,6 @@ def wait_for_ids(receiver: Receiver, expected: set[str], timeout: float) -> Coun
         time.sleep(0.1)
     missing = expected - set(receiver.webhook_ids())
     raise AssertionError(f"{len(missing)} of {len(expected)} events never arrived")
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def wait_all_finished(timeout: float) -> None:

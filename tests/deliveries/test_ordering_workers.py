@@ -5,7 +5,6 @@ dead letters, replays, an open circuit and a SIGKILLed worker."""
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 
 import pytest
@@ -18,6 +17,7 @@ from deliveries.services import deliveries_replay
 from subscriptions.models import Endpoint
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from tests.receiver import Received, Receiver
+from tests.worker import wait_until
 from webhooks import send_event
 
 pytestmark = [pytest.mark.services]
@@ -68,15 +68,6 @@ def tenant():
 def emit(tenant, key: str, seqs: range) -> None:
     for seq in seqs:
         send_event(tenant, "order.updated", {"key": key, "seq": seq}, ordering_key=key)
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def nothing_pending() -> bool:

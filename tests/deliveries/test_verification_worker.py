@@ -14,18 +14,10 @@ from subscriptions.services import endpoint_create
 from subscriptions.verification import endpoint_verification_retry
 from tests.deliveries.test_verification import echo
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
+from tests.worker import wait_until
 from webhooks import send_event
 
 pytestmark = [pytest.mark.services]
-
-
-def wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def test_an_unverified_endpoint_waits_for_its_echo_then_gets_every_held_event_in_order(
