@@ -52,7 +52,7 @@ class FewChoicesRelatedFilter(admin.RelatedFieldListFilter):
         ):
             return super().field_choices(field, request, model_admin)
         self.related_total = related.count()
-        chosen = [value for value in self.lookup_val or [] if value.isascii() and value.isdigit()]
+        chosen = [v for v in self.lookup_val or [] if v.isascii() and v.isdigit() and len(v) < 19]
         return [(row.pk, str(row)) for row in related.filter(pk__in=[int(v) for v in chosen[:5]])]
 
     def has_output(self) -> bool:
