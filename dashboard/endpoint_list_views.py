@@ -48,7 +48,6 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
         "previous_page": page - 1 if page > 1 else None,
         "next_page": page + 1 if page < last_page else None,
         "filters": filters,
-        "filtered": any(filters.values()),
         "any_endpoint": total > 0 or viewer.endpoints().exists(),
         "states": list(STATES),
         "event_types": EventType.objects.filter(archived=False).values_list("name", flat=True),
