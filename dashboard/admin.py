@@ -27,6 +27,7 @@ class PortalLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "opened_from",
         "revoked_at",
         "issued_by",
+        "issued_by_org_key",
         "theme_host_name",
     )
     list_filter = (
@@ -34,7 +35,7 @@ class PortalLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         ("opened_at", admin.EmptyFieldListFilter),
         ("revoked_at", admin.EmptyFieldListFilter),
     )
-    list_select_related = ("tenant", "issued_by__tenant")
+    list_select_related = ("tenant", "issued_by__tenant", "issued_by_org_key")
     exclude = ("token_hash",)
     actions = ["revoke"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,8 +29,8 @@ from dashboard.portal_theme import (
     validate_logo_url,
 )
 from deliveries.api import DeliveryCursorPagination
-from subscriptions.authentication import api_key_of
-from subscriptions.models import ApiKey, Tenant
+from subscriptions.authentication import api_key_of, organisation_key_of
+from subscriptions.models import ApiKey, OrganisationKey, Tenant
 from subscriptions.tenants_api import (
     TENANT_SLUG,
     IsOrganisationKey,
@@ -97,14 +97,16 @@ class PortalLinkStateSerializer(serializers.ModelSerializer):
 
     capabilities = serializers.ListField(child=serializers.CharField(), read_only=True)
     state = serializers.ChoiceField(choices=PortalLink.State.choices, read_only=True)
-    issued_by = serializers.CharField(
-        source="issued_by.prefix",
-        read_only=True,
-        allow_null=True,
-        default=None,
-        help_text="Prefix of the API key that issued the link; null for links issued from code.",
+    issued_by = serializers.SerializerMethodField(
+        help_text="Prefix of the API key (hl_…) or organisation key (hlo_…) that issued the link; "
+        "null for links issued from code or by a key deleted since."
     )
     theme = PortalThemeSerializer(read_only=True)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_issued_by(self, link: PortalLink) -> str | None:
+        issuer = link.issued_by or link.issued_by_org_key
+        return issuer.prefix if issuer is not None else None
 
     class Meta:
         model = PortalLink
@@ -147,7 +149,7 @@ class PortalLinkViewSet(
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation has no API key
             return PortalLink.objects.none()
         return PortalLink.objects.filter(tenant=api_key_of(self.request).tenant).select_related(
-            "issued_by"
+            "issued_by", "issued_by_org_key"
         )
 
     @extend_schema(request=PortalLinkRequestSerializer, responses={201: PortalLinkSerializer})
@@ -160,7 +162,9 @@ class PortalLinkViewSet(
         portal_links_revoke(links=PortalLink.objects.filter(id=instance.id))
 
 
-def portal_link_response(request: Request, *, tenant: Tenant, issued_by: ApiKey | None) -> Response:
+def portal_link_response(
+    request: Request, *, tenant: Tenant, issued_by: ApiKey | OrganisationKey | None
+) -> Response:
     """Issue a link for `tenant` as the request asks: 201 with its URL, shown only now."""
     params = PortalLinkRequestSerializer(data=request.data)
     params.is_valid(raise_exception=True)
@@ -192,7 +196,7 @@ class TenantPortalLinkViewSet(
     viewsets.GenericViewSet,
 ):
     """A tenant's portal links, newest first, for the organisation key: the same links as
-    /api/v1/portal-links/ issues. `issued_by` is null for links an organisation key issued."""
+    /api/v1/portal-links/ issues, each with the prefix of the key that issued it."""
 
     serializer_class = PortalLinkStateSerializer
     pagination_class = PortalLinkCursorPagination
@@ -201,13 +205,17 @@ class TenantPortalLinkViewSet(
     def get_queryset(self) -> QuerySet[PortalLink]:
         if getattr(self, "swagger_fake_view", False):  # OpenAPI generation names no tenant
             return PortalLink.objects.none()
-        return PortalLink.objects.filter(tenant=tenant_in_path(self)).select_related("issued_by")
+        return PortalLink.objects.filter(tenant=tenant_in_path(self)).select_related(
+            "issued_by", "issued_by_org_key"
+        )
 
     @extend_schema(request=PortalLinkRequestSerializer, responses={201: PortalLinkSerializer})
     def create(self, request: Request, tenant_slug: str) -> Response:
         """Issue a link opening the dashboard for this tenant. Its URL is shown only now; it
         opens once. 409 while the tenant is deactivated."""
-        return portal_link_response(request, tenant=active_tenant_in_path(self), issued_by=None)
+        return portal_link_response(
+            request, tenant=active_tenant_in_path(self), issued_by=organisation_key_of(request)
+        )
 
     def perform_destroy(self, instance: PortalLink) -> None:
         portal_links_revoke(links=PortalLink.objects.filter(id=instance.id))

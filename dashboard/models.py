@@ -48,6 +48,15 @@ class PortalLink(models.Model):
         related_name="portal_links",
         help_text="The API key that asked for the link; empty for links issued from code.",
     )
+    issued_by_org_key = models.ForeignKey(
+        "subscriptions.OrganisationKey",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="portal_links",
+        verbose_name="issued by organisation key",
+        help_text="The organisation key that asked for the link through /api/v1/tenants/.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from dashboard.models import PortalLink
 from dashboard.portal_theme import PortalTheme
-from subscriptions.models import ApiKey, Tenant
+from subscriptions.models import ApiKey, OrganisationKey, Tenant
 
 SESSION_KEY = "dashboard_portal"
 CAPABILITIES = ("view", "replay", "manage_endpoints", "view_secret")
@@ -61,11 +61,12 @@ def portal_link_issue(
     tenant: Tenant,
     capabilities: Iterable[str],
     lifetime: int,
-    issued_by: ApiKey | None = None,
+    issued_by: ApiKey | OrganisationKey | None = None,
     theme: PortalTheme | None = None,
 ) -> tuple[PortalLink, str]:
-    """Issue a link for `tenant`, in the host's `theme` when given. Returns the row and the
-    token, which is never stored.
+    """Issue a link for `tenant`, in the host's `theme` when given, recording the tenant's API
+    key or the organisation key that asked (`issued_by`; None from code). Returns the row and
+    the token, which is never stored.
 
     `view` is always granted; the lifetime is capped at MAX_LIFETIME seconds. Raises
     ValidationError for a theme that dashboard.portal_theme refuses.
@@ -77,12 +78,13 @@ def portal_link_issue(
         token_hash=portal_token_hash(token),
         capabilities=sorted(set(capabilities) | {"view"}),
         expires_at=timezone.now() + timedelta(seconds=min(lifetime, MAX_LIFETIME)),
-        issued_by=issued_by,
+        issued_by=issued_by if isinstance(issued_by, ApiKey) else None,
+        issued_by_org_key=issued_by if isinstance(issued_by, OrganisationKey) else None,
         theme_host_name=theme.host_name,
         theme_logo_url=theme.logo_url,
         theme_accent=theme.accent,
     )
-    link.full_clean(exclude=["tenant", "issued_by", "token_hash"])
+    link.full_clean(exclude=["tenant", "issued_by", "issued_by_org_key", "token_hash"])
     link.save()
     return link, token
 

@@ -202,6 +202,21 @@ def test_a_portal_link_from_the_organisation_key_opens_that_tenants_dashboard(or
     assert org.get("/api/v1/tenants/globex/portal-links/").json()["results"] == []
 
 
+def test_a_portal_link_records_which_organisation_key_issued_it(org):
+    created_tenant(org)
+    key = OrganisationKey.objects.get()
+
+    link = org.post("/api/v1/tenants/acme/portal-links/", {}, format="json").json()
+
+    [listed] = org.get("/api/v1/tenants/acme/portal-links/").json()["results"]
+    assert listed["issued_by"] == key.prefix
+    assert key.prefix.startswith("hlo_")
+    stored = PortalLink.objects.get(id=link["id"])
+    assert (stored.issued_by, stored.issued_by_org_key) == (None, key)
+    key.delete()  # the link stays, without its issuer
+    assert PortalLink.objects.get(id=link["id"]).issued_by_org_key is None
+
+
 def test_the_organisation_key_revokes_a_portal_link(org, client):
     created_tenant(org)
     link = org.post("/api/v1/tenants/acme/portal-links/", {}, format="json").json()
