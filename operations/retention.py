@@ -48,12 +48,11 @@ from deliveries.attempt_partitions import attempt_partitions_ensure, attempts_pa
 from deliveries.models import Attempt, Delivery, HourlyStat, ReplayJob
 from deliveries.sql_names import sql_with_names
 from inbox.models import InboxRequest
+from operations.retention_counts import history_counts
 from operations.retention_partitions import (
     BLANK_CAPTURE,
-    archived_attempts_count,
     archived_attempts_delete,
     attempt_partition_purge,
-    attempt_partitions_count,
     partitions_to_purge,
 )
 from operations.retention_resume import BLANKED_ATTEMPTS, CHECKED_EVENTS
@@ -109,13 +108,13 @@ def retention_purge(
 
     `deadline` is a `time.monotonic()` value after which no new batch starts (`complete` is
     then False). With `dry_run`, nothing is written: one count per category says what a run
-    would do now, by the global cutoff alone. Never deletes a failed or pending delivery.
+    would do now (operations.retention_counts). Never deletes a failed or pending delivery.
     """
     partitioned = attempts_partitioned()
+    cutoffs = retention_cutoffs(before=before, now=timezone.now())
     if dry_run:
-        counts = _retention_count(before, partitioned=partitioned) if before else PurgeCounts()
+        counts = _retention_count(cutoffs, partitioned=partitioned)
     else:
-        cutoffs = retention_cutoffs(before=before, now=timezone.now())
         purge = _Purge(cutoffs, batch_size, deadline, on_batch)
         succeeded = Delivery.Status.SUCCEEDED
         if partitioned:
@@ -482,26 +481,12 @@ def _deliveries_count(status: str, before: datetime) -> PurgeCounts:
     )
 
 
-def _retention_count(before: datetime, *, partitioned: bool) -> PurgeCounts:
-    succeeded = Delivery.Status.SUCCEEDED
-    counts = _deliveries_count(succeeded, before)
-    kept = Delivery.objects.filter(event_id=OuterRef("pk")).exclude(_doomed(succeeded, before))
-    # Events that lose their last delivery, and those that had none.
-    counts.events = Event.objects.filter(created_at__lt=before).exclude(Exists(kept)).count()
-    if partitioned:
-        deleted, counts.attempts_blanked = attempt_partitions_count(before)
-        doomed = Delivery.objects.filter(_doomed(succeeded, before))
-        counts.attempts = deleted + archived_attempts_count(doomed)
-    else:
-        counts.attempts_blanked = (
-            Attempt.objects.filter(id__gt=BLANKED_ATTEMPTS.start(), started_at__lt=before)
-            .exclude(**BLANK_CAPTURE)
-            .exclude(_doomed(succeeded, before, "delivery__"))
-            .count()
-        )
-    counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
-    counts.replay_jobs = _replay_jobs_done(before).count()
-    counts.hourly_stats = HourlyStat.objects.filter(hour__lt=before).count()
+def _retention_count(cutoffs: RetentionCutoffs, *, partitioned: bool) -> PurgeCounts:
+    counts = PurgeCounts(**history_counts(cutoffs, partitioned=partitioned))
+    if (before := cutoffs.before) is not None:
+        counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
+        counts.replay_jobs = _replay_jobs_done(before).count()
+        counts.hourly_stats = HourlyStat.objects.filter(hour__lt=before).count()
     return counts
 
 

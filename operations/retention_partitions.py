@@ -28,7 +28,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from deliveries.attempt_partitions import (
     AttemptPartition,
@@ -153,10 +153,11 @@ _ARCHIVE_ONE_CUTOFF_SQL = (
 _ARCHIVE_SQL = _ARCHIVE_SQL.replace("<tenant>", _TENANT_CUTOFF).replace("<cutoff>", _CUTOFF)
 
 
-def attempt_partitions_count(before: datetime) -> tuple[int, int]:
-    """What purging the partitions that end by `before` would do now: (attempts deleted,
-    attempts archived), counting the attempts waiting in the default partition by the partition
-    they will be moved to first."""
+def attempts_in_purged_partitions(before: datetime | None) -> QuerySet[Attempt]:
+    """The attempts, not archived, of the partitions that a purge by `before` drops now,
+    counting those waiting in the default partition by the partition they will move to first."""
+    if before is None:
+        return Attempt.objects.none()
     existing = attempt_partitions()
     with connection.cursor() as cursor:
         waiting = days_in_default(cursor)
@@ -166,12 +167,7 @@ def attempt_partitions_count(before: datetime) -> tuple[int, int]:
     for partition in partitions:
         if partition.upper <= before:
             in_purged |= Q(started_at__gte=partition.lower, started_at__lt=partition.upper)
-    past = Attempt.objects.filter(in_purged, archived=False)
-    kept_delivery = Delivery.objects.filter(id=OuterRef("delivery_id")).exclude(
-        status=Delivery.Status.SUCCEEDED, finished_at__lt=before
-    )
-    archived = past.filter(Exists(kept_delivery)).count()
-    return past.count() - archived, archived
+    return Attempt.objects.filter(in_purged, archived=False)
 
 
 def archived_attempts_delete(delivery_ids: list[int]) -> int:
@@ -179,8 +175,3 @@ def archived_attempts_delete(delivery_ids: list[int]) -> int:
     are left to their day, which drops them with it."""
     attempts = Attempt.objects.filter(archived=True, delivery_id__in=delivery_ids)
     return attempts.delete()[0]
-
-
-def archived_attempts_count(deliveries: QuerySet[Delivery]) -> int:
-    """How many archived attempts these deliveries have."""
-    return Attempt.objects.filter(archived=True, delivery__in=deliveries).count()

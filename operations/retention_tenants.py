@@ -66,6 +66,26 @@ class RetentionCutoffs:
         overridden = self.overridden_ids
         return ~Q(**{f"{tenant_path}__in": overridden}) if overridden else Q()
 
+    def passed_globally(self, field: str, tenant_path: str) -> Q:
+        """Rows of tenants following the global cutoff whose `field` is older than it."""
+        if self.before is None:
+            return Q(pk__in=[])
+        return self.not_overridden(tenant_path) & Q(**{f"{field}__lt": self.before})
+
+    def passed_own(self, field: str, tenant_path: str) -> Q:
+        """Rows of tenants with a retention of their own whose `field` is older than it."""
+        passed = Q(pk__in=[])
+        for cutoff in self.tenants:
+            if cutoff.before is not None:
+                passed |= Q(
+                    **{f"{tenant_path}__in": cutoff.tenant_ids, f"{field}__lt": cutoff.before}
+                )
+        return passed
+
+    def passed(self, field: str, tenant_path: str) -> Q:
+        """Rows whose `field` is older than their tenant's cutoff: its own, else the global one."""
+        return self.passed_globally(field, tenant_path) | self.passed_own(field, tenant_path)
+
     def archive_params(self) -> dict[str, list]:
         """Each overridden tenant and its cutoff, as arrays for the archive's SQL: a tenant that
         keeps its data for good is kept from the beginning of time."""

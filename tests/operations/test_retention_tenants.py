@@ -4,16 +4,20 @@ day) and on SQLite (a plain table) alike."""
 
 from __future__ import annotations
 
+import io
+import re
 import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.utils import timezone
 
 from deliveries.attempt_partitions import attempt_partitions, attempts_partitioned
 from deliveries.models import Attempt, Delivery
 from operations.retention import retention_cutoff, retention_purge
+from operations.retention_resume import BLANKED_ATTEMPTS, CHECKED_EVENTS
 from operations.tasks import purge_expired
 from tests.factories import EndpointFactory, EventTypeFactory, TenantFactory
 from webhooks.models import Event
@@ -177,3 +181,36 @@ def test_a_dropped_day_archives_whole_the_attempts_of_a_tenant_keeping_more(tena
     assert [a.response_body for a in long_kept] == [CAPTURE["response_body"]] * 2
     dead = archived.get(delivery_id=tenants.default.old_dead.id)
     assert (dead.response_body, dead.request_headers) == ("", {})
+
+
+@pytest.mark.parametrize("global_days", [30, None], ids=["global-30-days", "global-off"])
+def test_a_dry_run_counts_each_tenants_rows_by_its_own_cutoff_as_the_purge_does(
+    tenants, global_days
+):
+    before = NOW - timedelta(days=global_days) if global_days else None
+    for position in (BLANKED_ATTEMPTS, CHECKED_EVENTS):
+        position.forget()  # another test's walk, over rows like these, is no run of this one's
+    unchanged = (Delivery.objects.count(), Attempt.objects.count(), Event.objects.count())
+
+    dry = retention_purge(before=before, batch_size=2, dry_run=True)
+
+    assert (Delivery.objects.count(), Attempt.objects.count(), Event.objects.count()) == unchanged
+    real = purge(before)
+    assert dry == real
+    assert real.deliveries == (3 if global_days else 2)  # the short tenant's two, and the default's
+
+
+def test_the_commands_dry_run_with_retention_off_counts_the_tenants_with_their_own(
+    tenants, settings
+):
+    settings.WEBHOOKS_RETENTION_DAYS = 0
+    for position in (BLANKED_ATTEMPTS, CHECKED_EVENTS):
+        position.forget()
+    stdout = io.StringIO()
+
+    call_command("purge", "--dry-run", stdout=stdout)
+
+    output = stdout.getvalue()
+    assert "each tenant's own retention_days" in output
+    assert re.search(r"succeeded deliveries\s+2\s+would be deleted", output), output
+    assert kept(tenants.short.old, tenants.short.week_old) == [True, True]

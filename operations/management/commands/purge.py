@@ -81,7 +81,7 @@ class Command(BaseCommand):
             raise CommandError(f"--days must be at least 1, not {days}.")
         if days is None:
             days = settings.WEBHOOKS_RETENTION_DAYS
-            if days == 0 and (dry_run or not tenants_with_own_retention()):
+            if days == 0 and not tenants_with_own_retention():
                 self.stdout.write(
                     "Retention is off (WEBHOOKS_RETENTION_DAYS=0): nothing purged. "
                     "Give --days N to purge once."
