@@ -482,7 +482,9 @@ def _deliveries_count(status: str, before: datetime) -> PurgeCounts:
 
 
 def _retention_count(cutoffs: RetentionCutoffs, *, partitioned: bool) -> PurgeCounts:
-    counts = PurgeCounts(**history_counts(cutoffs, partitioned=partitioned))
+    counts = PurgeCounts()
+    for category, count in history_counts(cutoffs, partitioned=partitioned).items():
+        counts.add(category, count)
     if (before := cutoffs.before) is not None:
         counts.inbox_requests = InboxRequest.objects.filter(received_at__lt=before).count()
         counts.replay_jobs = _replay_jobs_done(before).count()
