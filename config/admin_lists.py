@@ -20,6 +20,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from config.ids import whole_number
+
 
 class QuickCheckboxMixin:
     """The action checkbox, as Django's widget renders it, written directly."""
@@ -52,8 +54,8 @@ class FewChoicesRelatedFilter(admin.RelatedFieldListFilter):
         ):
             return super().field_choices(field, request, model_admin)
         self.related_total = related.count()
-        chosen = [v for v in self.lookup_val or [] if v.isascii() and v.isdigit() and len(v) < 19]
-        return [(row.pk, str(row)) for row in related.filter(pk__in=[int(v) for v in chosen[:5]])]
+        chosen = [pk for value in self.lookup_val or [] if (pk := whole_number(value)) is not None]
+        return [(row.pk, str(row)) for row in related.filter(pk__in=chosen[:5])]
 
     def has_output(self) -> bool:
         return self.related_total is not None or super().has_output()

@@ -17,10 +17,11 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from config.ids import whole_number
 from dashboard import stats
 from dashboard.access import Viewer, dashboard_login_required, viewer_for
 from dashboard.endpoint_choices import endpoint_choices_for
-from dashboard.list_params import positive_int, query_without
+from dashboard.list_params import query_without
 from dashboard.pages import htmx_of, render_page
 from dashboard.status import ERROR_HINTS, FILTERS, delivery_pill, last_result
 from deliveries.models import Delivery, ReplayJob
@@ -96,7 +97,7 @@ def delivery_detail(request: HttpRequest, delivery_id: int) -> HttpResponse:
 def replay_selected(request: HttpRequest) -> HttpResponse:
     viewer = viewer_for(request)
     viewer.require("replay")
-    ids = [number for value in request.POST.getlist("ids") if (number := positive_int(value))]
+    ids = [number for value in request.POST.getlist("ids") if (number := whole_number(value))]
     selected = viewer.deliveries().filter(id__in=ids)
     queued = deliveries_replay(deliveries=selected)
     skipped = len(ids) - queued
@@ -192,7 +193,7 @@ def _list_context(
         "status": status,
         "fixed_status": fixed_status,
         "statuses": list(FILTERS),
-        "choices": endpoint_choices_for(viewer, positive_int(params.get("endpoint", ""))),
+        "choices": endpoint_choices_for(viewer, whole_number(params.get("endpoint", ""))),
         "event_types": sorted(_event_type_names()),
         "since_choices": list(SINCE),
         "query_string": query_without(request, "before", "after"),
@@ -205,7 +206,7 @@ def _filter(
 ) -> QuerySet[Delivery]:
     if status in FILTERS:
         deliveries = deliveries.filter(**FILTERS[status])
-    if endpoint_id := positive_int(params.get("endpoint", "")):
+    if endpoint_id := whole_number(params.get("endpoint", "")):
         deliveries = deliveries.filter(endpoint_id=endpoint_id)
     if params.get("event_type"):
         deliveries = deliveries.filter(event__event_type__name=params["event_type"])
@@ -226,14 +227,14 @@ def _page(
 ) -> tuple[list[Delivery], int | None, int | None]:
     """Keyset pagination on the id: `before` pages to older rows, `after` to newer ones."""
     deliveries = deliveries.select_related("endpoint", "event__event_type")
-    if after := positive_int(params.get("after", "")):
+    if after := whole_number(params.get("after", "")):
         rows = list(deliveries.filter(id__gt=after).order_by("id")[: PAGE_SIZE + 1])
         has_more_newer = len(rows) > PAGE_SIZE
         rows = list(reversed(rows[:PAGE_SIZE]))
         newer = rows[0].id if rows and has_more_newer else None
         older = rows[-1].id if rows else None
         return rows, newer, older
-    if before := positive_int(params.get("before", "")):
+    if before := whole_number(params.get("before", "")):
         deliveries = deliveries.filter(id__lt=before)
     rows = list(deliveries.order_by("-id")[: PAGE_SIZE + 1])
     older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None

@@ -4,14 +4,14 @@ or description matches, so that a page never renders thousands of options."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from config.ids import whole_number
 from dashboard.access import Viewer, dashboard_login_required, viewer_for
-from dashboard.list_params import positive_int
 from subscriptions.models import Endpoint
 
 CHOICES_LIMIT = 100
@@ -28,10 +28,11 @@ class EndpointChoices:
     searchable: bool = False
     search: str = ""
     matched: int | None = None  # how many matched the search, up to SEARCH_LIMIT + 1
-    more: bool = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.more = self.matched is not None and self.matched > SEARCH_LIMIT
+    @property
+    def more(self) -> bool:
+        """Whether more matched than are listed."""
+        return self.matched is not None and self.matched > SEARCH_LIMIT
 
 
 def endpoint_choices_for(viewer: Viewer, selected: int | None) -> EndpointChoices:
@@ -51,7 +52,7 @@ def endpoint_choices(request: HttpRequest) -> HttpResponse:
     scope whose URL or description contains it (or with that id), and the chosen one kept."""
     viewer = viewer_for(request)
     search = request.GET.get("search", "").strip()[:SEARCH_MAX_LENGTH]
-    selected = positive_int(request.GET.get("endpoint", ""))
+    selected = whole_number(request.GET.get("endpoint", ""))
     endpoints = _options(viewer)
     matching = endpoints.filter(_matching(search))
     found = list(matching[: SEARCH_LIMIT + 1])
@@ -70,6 +71,6 @@ def _matching(search: str) -> Q:
     if not search:
         return Q()
     found = Q(url__icontains=search) | Q(description__icontains=search)
-    if (endpoint_id := positive_int(search)) is not None:
+    if (endpoint_id := whole_number(search)) is not None:
         found |= Q(id=endpoint_id)
     return found

@@ -14,6 +14,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
+from config.ids import whole_number
 from subscriptions.headers import headers_with_kept_values, masked_headers
 from subscriptions.models import TEST_EVENT_TYPE, VERIFICATION_EVENT_TYPE, Endpoint, EventType
 from subscriptions.validators import MAX_HEADERS, MAX_URL_LENGTH
@@ -36,19 +37,12 @@ def subscribable_event_types(endpoint: Endpoint | None = None) -> QuerySet[Event
     return kinds.distinct().order_by("name")
 
 
-# The largest id a database column holds: a larger one is refused before it reaches a query
-# (SQLite cannot even compare a column with it).
-LARGEST_ID = 2**63 - 1
-
-
 class EventTypeChoices(forms.ModelMultipleChoiceField):
     """Event types picked by id; anything but an id the table could hold is refused unread."""
 
     def _check_values(self, value: Any) -> QuerySet[EventType]:
         for pk in value:
-            if not (
-                isinstance(pk, str) and pk.isascii() and pk.isdigit() and int(pk) <= LARGEST_ID
-            ):
+            if whole_number(pk) is None:
                 raise ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",

@@ -9,9 +9,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from config.ids import whole_number
 from dashboard import stats
 from dashboard.access import dashboard_login_required, viewer_for
-from dashboard.list_params import positive_int, query_without
+from dashboard.list_params import query_without
 from dashboard.pages import render_page
 from subscriptions.models import Endpoint, EventType
 
@@ -34,7 +35,7 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
     matching = _matching(viewer.endpoints(), filters)
     total = matching.count()
     last_page = max(1, -(-total // PAGE_SIZE))
-    page = min(positive_int(params.get("page", "")) or 1, last_page)
+    page = min(whole_number(params.get("page", "")) or 1, last_page)
     start = (page - 1) * PAGE_SIZE
     ranked = stats.endpoints_by_trouble(
         matching.select_related("tenant").prefetch_related("event_types")

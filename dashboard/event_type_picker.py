@@ -10,6 +10,7 @@ from itertools import groupby
 
 from django import forms
 
+from config.ids import whole_number
 from subscriptions.examples import schema_example
 from subscriptions.models import EventType
 
@@ -46,7 +47,7 @@ def event_type_groups(form: forms.ModelForm) -> list[PickerGroup]:
 def _chosen_ids(form: forms.ModelForm) -> set[int]:
     if form.is_bound:
         raw = form.data.getlist("event_types") if hasattr(form.data, "getlist") else []
-        return {int(value) for value in raw if str(value).isdigit() and len(str(value)) < 19}
+        return {pk for value in raw if (pk := whole_number(value)) is not None}
     if form.instance.pk:
         return set(form.instance.event_types.values_list("id", flat=True))
     return set()

@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.ids import whole_number
 from dashboard.access import dashboard_login_required, viewer_for
 from dashboard.pages import htmx_of, render_page
 from inbox.models import Inbox, InboxRequest
@@ -113,7 +114,7 @@ def _inboxes(tenant: Tenant) -> QuerySet[Inbox]:
 
 def _chosen(inboxes: QuerySet[Inbox], raw_id: str) -> Inbox | None:
     """The inbox picked by id among the tenant's, else the newest; None when it has none."""
-    wanted = _whole_number(raw_id)
+    wanted = whole_number(raw_id)
     if wanted is not None:
         picked = inboxes.filter(pk=wanted).first()
         if picked is not None:
@@ -123,7 +124,7 @@ def _chosen(inboxes: QuerySet[Inbox], raw_id: str) -> Inbox | None:
 
 def _has_news(current: Inbox, params: Any) -> bool:
     """Whether the inbox received anything after the `latest` request id the page shows."""
-    latest = _whole_number(params.get("latest", ""))
+    latest = whole_number(params.get("latest", ""))
     if latest is None:
         return True
     return current.requests.filter(id__gt=latest).exists()
@@ -213,15 +214,10 @@ def _json_or_none(body: str) -> Any:
 def _size(headers: dict[str, Any], body: str) -> int:
     """Bytes received: Content-Length when sent, else the stored body's size."""
     for name, value in headers.items():
-        length = _whole_number(str(value)) if str(name).lower() == "content-length" else None
+        length = whole_number(str(value)) if str(name).lower() == "content-length" else None
         if length is not None:
             return length
     return len(body.encode("utf-8", errors="replace"))
-
-
-def _whole_number(raw: str) -> int | None:
-    """`raw` as a non-negative int of at most 18 ASCII digits (a bigint); None otherwise."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 def _safe_next(request: HttpRequest) -> str:

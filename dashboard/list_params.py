@@ -1,14 +1,8 @@
-"""Reading a list page's query parameters: ids, page numbers and the query string without the
-parameters that move through the list."""
+"""A list page's query string without the parameters that move through the list."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
-
-
-def positive_int(raw: str) -> int | None:
-    """A positive id or page number from a query or form value, or None for anything else."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 def query_without(request: HttpRequest, *keys: str) -> str:

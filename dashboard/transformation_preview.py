@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from config.ids import whole_number
 from subscriptions.models import VERIFICATION_EVENT_TYPE, Endpoint
 from webhooks.formats import JSON_CONTENT_TYPE, Body
 from webhooks.models import Event
@@ -51,10 +52,10 @@ def recent_event(endpoint: Endpoint, event_id: str | None) -> Event | None:
     if event_id is None:
         latest = recent_events(endpoint)
         return latest[0] if latest else None
-    if not (event_id.isascii() and event_id.isdigit() and len(event_id) <= 18):
+    if (number := whole_number(event_id)) is None:
         return None
     events = Event.objects.filter(tenant_id=endpoint.tenant_id).select_related("event_type")
-    return events.filter(id=int(event_id)).first()
+    return events.filter(id=number).first()
 
 
 def preview(endpoint: Endpoint, event: Event, expression: str) -> Preview:

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.ids import whole_number
 from dashboard.access import Viewer, dashboard_login_required, viewer_for
 from dashboard.pages import htmx_of, render_page
 from dashboard.transformation_preview import preview, recent_event, recent_events
@@ -27,7 +28,7 @@ def transformation_panel(
     """What the transformation panel shows: the expression (the saved one unless given), the
     events to try it on, and which one is chosen."""
     events = recent_events(endpoint)
-    chosen = int(event_id) if event_id and event_id.isdigit() and len(event_id) <= 18 else None
+    chosen = whole_number(event_id)
     return {
         "expression": endpoint.transformation if expression is None else expression,
         "saved": endpoint.transformation,
